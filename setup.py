@@ -16,6 +16,7 @@ INSTALL_REQUIRES = [
     "scikit-learn>=1.4",
     "absl-py>=2.0",
     "tensorboardX>=2.6",
+    "pillow>=9.1",  # JPEG decoding of BREEDS / ImageNet images (Image.Resampling)
 ]
 
 EXTRAS_REQUIRE = {

@@ -47,6 +47,19 @@ def base_config() -> ml_collections.ConfigDict:
   synthetic.fine_scale = 2.0  # spread of fine centres around their coarse centre
   synthetic.noise = 0.5  # per-example noise
   synthetic.seed = 0
+  records = data.records = ml_collections.ConfigDict()  # data.name="records" (coarse2fine/data/records.py)
+  records.window = 5  # w, visits per window (paper: 5); also T of the generated records
+  records.horizon = 1  # a window of visits t..t+w-1 takes the label of visit t+w-1+horizon (1 = next session)
+  records.test_fraction = 0.5  # share of patients held out as test (paper: 50%); of examples without patient ids
+  records_synthetic = records.synthetic = ml_collections.ConfigDict()  # data.variant="synthetic"
+  records_synthetic.num_coarse = 2  # C (paper: binary, an event occurs or not)
+  records_synthetic.fine_per_coarse = 2  # sub-types under each coarse class (paper: s = 2 event subtypes)
+  records_synthetic.num_patients = 64  # patients, split between train and test
+  records_synthetic.windows_per_patient = 16  # windows (examples) of each patient
+  records_synthetic.static_dim = 28  # S (paper: 28 static features)
+  records_synthetic.series_features = 40  # F (paper: 40 temporal features)
+  records_synthetic.noise = 1.0  # per-value noise; class signals are N(0, 1) (see records.generate_arrays)
+  records_synthetic.seed = 0  # fixes the generated records (the split uses data.split_seed)
 
   model = config.model = ml_collections.ConfigDict()
   model.encoder = "convnet"  # a name in coarse2fine.models.ENCODERS
@@ -88,6 +101,23 @@ def base_config() -> ml_collections.ConfigDict:
   evaluation.fewshot_augment = "crop_flip"  # augmentation kind of the support copies
   evaluation.retrieval_ks = (1, 2, 5, 10)  # Recall@K
   evaluation.kmeans_clusters = 0  # k-means discovery: clusters overall (0 = the true number of fine classes)
+
+  scgm = config.scgm = ml_collections.ConfigDict()  # methods scgm_g and scgm_a (shared/METHODS.md 2)
+  scgm.num_subclasses = 100  # r, latent sub-classes (the paper's grid: 100..500 in steps of 50)
+  scgm.sigma2 = 0.1  # sigma^2, sub-class temperature ("tau" in the reference code)
+  scgm.sigmabar2 = 1.0  # sigmabar^2, super-class temperature
+  scgm.gamma = 0.5  # weight of the mixture terms ("alpha" in the reference code)
+  scgm.lam = 25.0  # lambda, inverse entropic regularisation of the E-step transport problem
+  scgm.estep_every_epochs = 5  # E-step cadence (before epochs 1, 6, 11, ... as in the reference code)
+  scgm.estep_train_mode = True  # E-step forward with BatchNorm in train mode (reference code) or eval mode
+  scgm.warm_start = True  # start each E-step's Sinkhorn from the previous column potential
+  scgm.use_pi = False  # paper: super-class-conditional mixing weights pi in the sub-class posterior
+  scgm.detach_means = True  # scgm_a: reference code (mu_z never trained, L4 constant); False = paper
+
+  contrast = config.contrast = ml_collections.ConfigDict()  # momentum contrast of scgm_a and ancor
+  contrast.queue_size = 65536  # keys kept per super-class
+  contrast.momentum = 0.999  # key encoder: xi <- m xi + (1 - m) theta
+  contrast.temperature = 0.2  # InfoNCE temperature
 
   checkpoint = config.checkpoint = ml_collections.ConfigDict()
   checkpoint.every_steps = 1000

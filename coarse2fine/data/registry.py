@@ -7,7 +7,7 @@ from typing import Callable
 
 import ml_collections
 
-from coarse2fine.data import arrays, cifar, digits, fashion_mnist, synthetic
+from coarse2fine.data import arrays, breeds, cifar, digits, fashion_mnist, records, synthetic
 from coarse2fine.data.splits import HierarchicalData, carve_validation
 
 DatasetLoader = Callable[[ml_collections.ConfigDict], HierarchicalData]
@@ -19,6 +19,8 @@ DATASETS: dict[str, DatasetLoader] = {
     "digits": digits.load,
     "synthetic": synthetic.load,
     "arrays": arrays.load,
+    "records": records.load,  # data.variant="synthetic": generated records
+    "breeds": breeds.load,  # data.variant: living17, nonliving26, entity13 or entity30
 }
 
 

@@ -22,7 +22,8 @@ class Split:
   """One split held in host memory.
 
   Attributes:
-    inputs: [N, H, W, C] uint8 images or [N, F] float32 vectors.
+    inputs: [N, H, W, C] uint8 images or [N, F] float32 vectors (an ndarray, or a lazy
+      array-like with a `subset(indices)` method, e.g. `breeds.LazyImages`).
     coarse: [N] int32 coarse labels in [0, C).
     fine: [N] int32 fine labels in [0, K), or -1 where unknown.
   """
@@ -35,7 +36,9 @@ class Split:
     return len(self.coarse)
 
   def take(self, indices: np.ndarray) -> "Split":
-    return Split(self.inputs[indices], self.coarse[indices], self.fine[indices])
+    # Lazy inputs (e.g. breeds.LazyImages) select with `subset` rather than decode.
+    inputs = self.inputs.subset(indices) if hasattr(self.inputs, "subset") else self.inputs[indices]
+    return Split(inputs, self.coarse[indices], self.fine[indices])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,7 +84,8 @@ def make_split(inputs, fine=None, coarse=None, *, taxonomy: Taxonomy, where: str
   Coarse labels are derived from fine ones when absent; when both are given they
   must agree with the taxonomy. `where` names the data in error messages.
   """
-  inputs = np.asarray(inputs)
+  if not hasattr(inputs, "subset"):  # lazy inputs (e.g. breeds.LazyImages) stay lazy
+    inputs = np.asarray(inputs)
   if fine is None and coarse is None:
     raise ValueError(f"{where}: neither coarse nor fine labels were given.")
   n = len(inputs)

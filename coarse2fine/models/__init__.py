@@ -15,6 +15,7 @@ import flax.linen as nn
 from coarse2fine.models.convnet import ConvNet, batch_norm, max_pool_2x2, space_to_depth
 from coarse2fine.models.heads import Classifier, Embedder
 from coarse2fine.models.mlp import MLP
+from coarse2fine.models.records import DCCN, split_records
 from coarse2fine.models.resnet import BasicBlock, BottleneckBlock, ResNet, ResNet18, ResNet34, ResNet50
 from coarse2fine.models.resnet12 import ResNet12, ResNet12Block
 
@@ -25,6 +26,7 @@ ENCODERS: dict[str, Callable[..., nn.Module]] = {
   "resnet50": ResNet50,
   "resnet12": ResNet12,
   "mlp": MLP,
+  "records": DCCN,  # static features + time series (the paper's dialysis case)
 }
 
 
@@ -50,6 +52,7 @@ __all__ = [
   "BottleneckBlock",
   "Classifier",
   "ConvNet",
+  "DCCN",
   "Embedder",
   "MLP",
   "ResNet",
@@ -62,5 +65,6 @@ __all__ = [
   "build_encoder",
   "max_pool_2x2",
   "space_to_depth",
+  "split_records",
   "encoder_features_dim",
 ]
