@@ -7,7 +7,7 @@ from typing import Callable
 
 import ml_collections
 
-from coarse2fine.data import arrays, breeds, cifar, digits, fashion_mnist, records, synthetic
+from coarse2fine.data import arrays, breeds, cifar, digits, fashion_mnist, records, synthetic, tiered
 from coarse2fine.data.splits import HierarchicalData, carve_validation
 
 DatasetLoader = Callable[[ml_collections.ConfigDict], HierarchicalData]
@@ -21,6 +21,7 @@ DATASETS: dict[str, DatasetLoader] = {
     "arrays": arrays.load,
     "records": records.load,  # data.variant="synthetic": generated records
     "breeds": breeds.load,  # data.variant: living17, nonliving26, entity13 or entity30
+    "tiered_imagenet": tiered.load,  # data.variant: "" (test split) or "val"
 }
 
 
