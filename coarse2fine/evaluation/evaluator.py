@@ -7,6 +7,9 @@ Protocols (`eval.protocols`), each adding flat metrics in percent:
   kmeans: k-means discovery on the embeddings: `discovery/kmeans_*` (overall, K clusters,
     parents by majority coarse label), `discovery/kmeans_within_*` (per coarse class), and
     `discovery/acc`, `discovery/ari`, ... = the overall ones,
+  clusters: the method's own discovered classes (`cluster_logits` and `relation`, e.g.
+    SCGM's sub-classes): `discovery/clusters_*` plus `discovery/clusters_purity`
+    (homogeneity, as SCGM's code reports it); these become the headline `discovery/*`.
 Embeddings come from the method's `predict` (`eval.features`: "embedding" or "features"),
 computed sharded over the mesh.
 """
@@ -18,15 +21,16 @@ from typing import Callable
 import jax
 import ml_collections
 import numpy as np
+from sklearn.metrics import homogeneity_score
 
 from coarse2fine import sharding
 from coarse2fine.data import augment as augment_lib
 from coarse2fine.data.pipeline import eval_batches
 from coarse2fine.data.splits import HierarchicalData, Split
-from coarse2fine.evaluation import fewshot, kmeans, retrieval
+from coarse2fine.evaluation import discovery, fewshot, kmeans, retrieval
 from coarse2fine.evaluation.classification import topk_accuracy
 
-PROTOCOLS = ("classification", "fewshot", "retrieval", "kmeans")
+PROTOCOLS = ("classification", "fewshot", "retrieval", "kmeans", "clusters")
 FEATURES = ("embedding", "features")
 
 
@@ -91,6 +95,7 @@ class Evaluator:
       raise ValueError(f"Unknown eval.protocols {sorted(unknown)}; choose from {PROTOCOLS}.")
     if config.eval.features not in FEATURES:
       raise ValueError(f"eval.features must be one of {FEATURES}, got {config.eval.features!r}.")
+    self.method = method
     self.data = data
     self.mesh = mesh
     self.config = config
@@ -104,6 +109,9 @@ class Evaluator:
 
   def _needs_embeddings(self) -> bool:
     return bool({"fewshot", "retrieval", "kmeans"} & set(self.eval_config.protocols))
+
+  def _needs_fine_labels(self) -> bool:
+    return bool({"fewshot", "retrieval", "kmeans", "clusters"} & set(self.eval_config.protocols))
 
   def embed(self, state, inputs: np.ndarray) -> np.ndarray:
     """[n, e] embeddings of raw inputs: uint8 images, [0, 1] float images, or vectors."""
@@ -128,17 +136,21 @@ class Evaluator:
     cfg = self.eval_config
     protocols = set(cfg.protocols)
     metrics: dict[str, float] = {}
-    keys = ["coarse_logits", "fine_logits"] + ([cfg.features] if self._needs_embeddings() else [])
+    keys = ["coarse_logits", "fine_logits", "cluster_logits"] + ([cfg.features] if self._needs_embeddings() else [])
     predictions = predict_split(self.predict_step, state, split, self.data, self.mesh, cfg.batch_size, keys)
     if "classification" in protocols:
       metrics.update(classification_metrics(predictions, split, split_name))
-    if not self._needs_embeddings():
+    if not self._needs_fine_labels():
       return metrics
     if (split.fine < 0).any():
       raise ValueError(f"Protocols {sorted(protocols - {'classification'})} need fine labels on the "
                        f"{split_name} split; drop them from eval.protocols.")
-    embeddings = predictions[cfg.features]
     taxonomy = self.data.taxonomy
+    if "clusters" in protocols:
+      metrics.update(self._cluster_metrics(state, predictions, split))
+    if not self._needs_embeddings():
+      return metrics
+    embeddings = predictions[cfg.features]
     if "retrieval" in protocols:
       metrics.update(retrieval.recall_at_k(embeddings, split.fine, ks=tuple(cfg.retrieval_ks)))
     if "kmeans" in protocols:
@@ -148,8 +160,9 @@ class Evaluator:
       # The headline discovery/* figures of an embedding-only method are those of overall
       # k-means with K clusters, as in FALCON's tables (e.g. "ANCOR + K-Means").
       prefix = "discovery/kmeans_"
-      metrics.update({"discovery/" + k[len(prefix):]: v for k, v in found.items()
-                      if k.startswith(prefix) and not k.startswith(prefix + "within_")})
+      if "clusters" not in protocols:  # a method's own clusters are its headline figures
+        metrics.update({"discovery/" + k[len(prefix):]: v for k, v in found.items()
+                        if k.startswith(prefix) and not k.startswith(prefix + "within_")})
     if "fewshot" in protocols:
       metrics.update(fewshot.evaluate_fewshot(
           lambda x: self.embed(state, x), split.inputs, split.fine, taxonomy.fine_to_coarse,
@@ -158,3 +171,16 @@ class Evaluator:
           num_episodes=cfg.fewshot_episodes, seed=self.config.seed, n_query=cfg.fewshot_queries,
           pool_embeddings=embeddings))
     return metrics
+
+  def _cluster_metrics(self, state, predictions: dict[str, np.ndarray], split: Split) -> dict[str, float]:
+    """Discovery metrics of the method's own classes: argmax of `cluster_logits`, parents from `relation`."""
+    relation = self.method.relation(state)
+    if "cluster_logits" not in predictions or relation is None:
+      raise ValueError(f"eval.protocols has 'clusters', but method {self.config.method!r} discovers no "
+                       f"classes (no cluster_logits / relation); use 'kmeans' instead.")
+    pred = predictions["cluster_logits"].argmax(1)
+    found = discovery.discovery_metrics(pred, split.fine, relation, self.data.taxonomy.fine_to_coarse,
+                                        tag="clusters_")
+    found["discovery/clusters_purity"] = 100.0 * float(homogeneity_score(split.fine, pred))
+    found.update({"discovery/" + k[len("discovery/clusters_"):]: v for k, v in found.items()})
+    return found

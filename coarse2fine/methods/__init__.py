@@ -7,7 +7,7 @@ from typing import Callable
 import ml_collections
 
 from coarse2fine.data.splits import HierarchicalData
-from coarse2fine.methods import supervised
+from coarse2fine.methods import ancor, scgm, supervised
 from coarse2fine.methods.base import LossAux, Method, make_train_step
 
 METHODS: dict[str, Callable[[ml_collections.ConfigDict, HierarchicalData], Method]] = {
@@ -15,6 +15,9 @@ METHODS: dict[str, Callable[[ml_collections.ConfigDict, HierarchicalData], Metho
     "coarse_plus": supervised.coarse_plus,
     "fine": supervised.fine,
     "fine_plus": supervised.fine_plus,
+    "scgm_g": scgm.scgm_g,
+    "scgm_a": scgm.scgm_a,
+    "ancor": ancor.ancor,
 }
 
 

@@ -7,7 +7,7 @@ predictions for evaluation. It never edits the loop, the data layer or the evalu
 from __future__ import annotations
 
 import abc
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Optional
 
 import flax.linen as nn
 import jax
@@ -75,12 +75,17 @@ class Method(abc.ABC):
   def host_hooks(self) -> list[HostHook]:
     return []
 
+  def relation(self, state: TrainState) -> Optional[np.ndarray]:
+    """[r, C] 0/1 matrix: the coarse parent of each discovered class (`cluster_logits`), or None."""
+    return None
+
   @abc.abstractmethod
   def predict(self, state: TrainState, inputs: jax.Array) -> dict[str, jax.Array]:
     """Evaluation outputs for inputs `[b, ...]`.
 
     Keys (all optional but `coarse_logits`): `coarse_logits` [b, C], `fine_logits`
-    [b, K], `embedding` [b, e], `features` [b, D].
+    [b, K], `cluster_logits` [b, r] (discovered classes, with `relation`), `embedding`
+    [b, e], `features` [b, D].
     """
 
 

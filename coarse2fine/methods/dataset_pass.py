@@ -1,0 +1,57 @@
+"""One pass of a model over the whole training split, for host hooks (SCGM's E-step).
+
+The E-step of SCGM needs an output for every training example, in index order, computed
+with the training augmentation (and, in the reference code, with BatchNorm in train
+mode). `training_split_pass` feeds the split in order in global batches, sharded over
+the mesh like the train step, and keeps the outputs on the devices.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from coarse2fine import sharding
+from coarse2fine.data import pipeline
+from coarse2fine.data.splits import HierarchicalData
+
+# (carry, inputs [b, ...], batch number) -> (carry, outputs [b, ...]); jitted by the caller.
+PassStep = Callable[[Any, jax.Array, jax.Array], tuple[Any, jax.Array]]
+
+
+def training_split_pass(step: PassStep, carry: Any, data: HierarchicalData, data_config: ml_collections.ConfigDict,
+                        view: str, batch_size: int, seed: int, mesh) -> tuple[Any, jax.Array]:
+  """Runs `step` over every training example in index order; returns (carry, outputs [N, ...]).
+
+  Batches are global batches of `batch_size`; the last one is filled up with the first
+  examples of the split (rather than zeros) so that train-mode BatchNorm statistics stay
+  those of real data, and the extra rows are cut off. Augmentation draws are a pure
+  function of (seed, batch number, process index). `carry` threads state such as BN
+  statistics through the pass.
+  """
+  sharding.check_batch_size(batch_size, mesh)
+  transform = pipeline.make_transform(data, data_config, (view,))
+  n = len(data.train)
+  process_index, process_count = jax.process_index(), jax.process_count()
+  local = batch_size // process_count
+  outputs = []
+  for number in range(-(-n // batch_size)):
+    indices = (number * batch_size + process_index * local + np.arange(local)) % n
+    rng = np.random.default_rng([seed, number, process_index])
+    batch = sharding.global_batch({"inputs": transform(indices, rng)["inputs"]}, mesh)
+    carry, out = step(carry, batch["inputs"], jnp.asarray(number, jnp.int32))
+    outputs.append(out)
+  return carry, jnp.concatenate(outputs)[:n]
+
+
+def views_checked(views: Sequence[str], count: int, method: str) -> tuple[str, ...]:
+  """The configured `data.views`, which must name exactly `count` views for `method`."""
+  views = tuple(views)
+  if len(views) != count:
+    raise ValueError(f"Method {method!r} takes {count} view(s) per example, but data.views={views}; "
+                     f"set --config.data.views to {count} augmentation kinds.")
+  return views
