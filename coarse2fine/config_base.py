@@ -91,6 +91,7 @@ def base_config() -> ml_collections.ConfigDict:
   evaluation = config.eval = ml_collections.ConfigDict()
   evaluation.batch_size = 512  # global evaluation batch
   evaluation.every_epochs = 0  # evaluate during training every this many epochs (0 = only at the end)
+  evaluation.split = "test"  # split the evaluation reads: "test", or "val" (needs data.val_fraction > 0) to select
   evaluation.protocols = ("classification",)  # any of classification, fewshot, retrieval, kmeans
   evaluation.features = "embedding"  # embeddings to evaluate: "embedding" (embedder output) or "features"
   evaluation.fewshot_settings = ("5way", "allway", "intra")  # n-way ("5way"), all fine classes, one coarse class
@@ -109,6 +110,7 @@ def base_config() -> ml_collections.ConfigDict:
   scgm.gamma = 0.5  # weight of the mixture terms ("alpha" in the reference code)
   scgm.lam = 25.0  # lambda, inverse entropic regularisation of the E-step transport problem
   scgm.estep_every_epochs = 5  # E-step cadence (before epochs 1, 6, 11, ... as in the reference code)
+  scgm.warmup_epochs = 0  # > 0: train on L_ce alone this many epochs, then the first E-step (reference: 0)
   scgm.estep_train_mode = True  # E-step forward with BatchNorm in train mode (reference code) or eval mode
   scgm.warm_start = True  # start each E-step's Sinkhorn from the previous column potential
   scgm.use_pi = False  # paper: super-class-conditional mixing weights pi in the sub-class posterior

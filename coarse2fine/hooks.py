@@ -25,6 +25,7 @@ class HookContext:
   mesh: Any
   steps_per_epoch: int
   host_state: dict  # JSON-serialisable; saved in every checkpoint
+  metrics: dict = dataclasses.field(default_factory=dict)  # scalars to log; the loop writes and clears them
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,7 +33,9 @@ class HostHook:
   """Runs `fn(state, context) -> state` every `every_steps` steps or `every_epochs` epochs.
 
   Step counts are completed optimizer steps. `at_start` also runs the hook once before
-  the first step of a fresh run (e.g. an initial E-step).
+  the first step of a fresh run (e.g. an initial E-step). `start_epochs` > 0 delays the
+  first run to the end of that epoch; the period counts from there. Hooks prepare the
+  steps that follow them, so none runs after the last step of a run.
   """
 
   name: str
@@ -40,13 +43,17 @@ class HostHook:
   every_steps: int = 0
   every_epochs: int = 0
   at_start: bool = False
+  start_epochs: int = 0
 
   def __post_init__(self):
     if (self.every_steps > 0) == (self.every_epochs > 0):
       raise ValueError(f"Hook {self.name!r}: set exactly one of every_steps and every_epochs.")
+    if self.at_start and self.start_epochs > 0:
+      raise ValueError(f"Hook {self.name!r}: at_start and start_epochs > 0 contradict each other.")
 
   def due(self, completed_steps: int, steps_per_epoch: int) -> bool:
     if completed_steps == 0:
       return self.at_start
+    offset = completed_steps - self.start_epochs * steps_per_epoch
     period = self.every_steps or self.every_epochs * steps_per_epoch
-    return completed_steps % period == 0
+    return offset >= 0 and offset % period == 0

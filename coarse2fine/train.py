@@ -96,6 +96,8 @@ def setup_run(config: ml_collections.ConfigDict) -> Run:
   sharding.check_batch_size(config.train.batch_size, mesh)
   sharding.check_batch_size(config.eval.batch_size, mesh, "eval.batch_size")
   data = load_dataset(config.data)
+  if config.eval.split not in ("test", "val") or (config.eval.split == "val" and data.val is None):
+    raise ValueError(f"eval.split={config.eval.split!r}: use 'test', or 'val' with data.val_fraction > 0.")
   method = build_method(config, data)
   steps_per_epoch = pipeline.steps_per_epoch(data, config.train.batch_size, jax.process_count())
   total_steps = config.train.num_epochs * steps_per_epoch
@@ -134,10 +136,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Optio
   progress = ProgressBar(total_steps, config.train.batch_size, enabled=is_main and config.logging.progress)
   eval_every = config.eval.every_epochs * steps_per_epoch
 
-  if start_step == 0:
+  def run_due_hooks(state: TrainState, completed_steps: int) -> TrainState:
     for hook in hooks:
-      if hook.due(0, steps_per_epoch):
+      if hook.due(completed_steps, steps_per_epoch):
         state = hook.fn(state, context)
+    if context.metrics:
+      writer.write(completed_steps, context.metrics)
+      context.metrics = {}
+    return state
+
+  if start_step == 0:
+    state = run_due_hooks(state, 0)
   history: list[dict] = []
   start_time = time.perf_counter()
   for step in range(start_step, total_steps):
@@ -153,11 +162,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Optio
       scalars["train/epoch"] = done / steps_per_epoch
       writer.write(done, scalars)
       progress.update(done, scalars["train/loss"])
-    for hook in hooks:
-      if hook.due(done, steps_per_epoch):
-        state = hook.fn(state, context)
+    if done < total_steps:  # hooks prepare the steps that follow; after the last one there are none
+      state = run_due_hooks(state, done)
     if eval_every and done % eval_every == 0 and done < total_steps:
-      writer.write(done, evaluator(state))
+      writer.write(done, evaluator(state, config.eval.split))
     stopping = 0 < config.train.stop_after_steps <= done < total_steps
     checkpointer.save(done, state, iterator, context.host_state, force=stopping or done == total_steps)
     if stopping:
@@ -169,13 +177,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Optio
     writer.close()
     return None
 
-  metrics = evaluator(state)
+  metrics = evaluator(state, config.eval.split)
   writer.write(total_steps, metrics)
   writer.close()
   results = {
       "method": config.method,
       "dataset": config.data.name,
       "taxonomy": data.taxonomy.name,
+      "split": config.eval.split,
       "metrics": metrics,
       "steps": total_steps,
       "train_seconds_this_session": elapsed,
@@ -196,7 +205,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict
   if restored is None:
     raise FileNotFoundError(f"No checkpoint in {checkpointer.directory}: train first, or check --workdir.")
   state, _ = restored
-  metrics = Evaluator(run.method, run.data, run.mesh, config)(state)
+  metrics = Evaluator(run.method, run.data, run.mesh, config)(state, config.eval.split)
   step = int(jax.device_get(state.step))
   results = {"method": config.method, "dataset": config.data.name, "taxonomy": run.data.taxonomy.name,
              "step": step, "metrics": metrics}

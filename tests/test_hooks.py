@@ -74,3 +74,23 @@ def test_hook_needs_exactly_one_period():
   hook = HostHook("epochly", lambda s, c: s, every_epochs=2)
   assert [s for s in range(0, 41) if hook.due(s, 10)] == [20, 40]
   assert np.all([not hook.due(0, 10)])
+
+
+def test_hook_start_epochs_delays_the_first_run():
+  hook = HostHook("late", lambda s, c: s, every_epochs=3, start_epochs=2)
+  assert [s for s in range(0, 101) if hook.due(s, 10)] == [20, 50, 80]
+  with pytest.raises(ValueError, match="contradict"):
+    HostHook("bad", lambda s, c: s, every_epochs=1, at_start=True, start_epochs=1)
+
+
+def test_hook_metrics_are_written_at_the_step_they_ran(counting, tmp_path, monkeypatch):
+  def host_hooks(self):
+    def report(state, context):
+      context.metrics["hook/step"] = float(state.step)
+      return state
+    return [HostHook("report", report, every_steps=5)]
+
+  monkeypatch.setattr(CountingMethod, "host_hooks", host_hooks)
+  train.train_and_evaluate(counting, str(tmp_path))  # 16 steps
+  lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert [(l["step"], l["hook/step"]) for l in lines if "hook/step" in l] == [(5, 5.0), (10, 10.0), (15, 15.0)]

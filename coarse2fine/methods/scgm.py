@@ -146,6 +146,7 @@ class SCGM(Method):
     extra = {
         "codes": jnp.zeros((len(self.data.train),), jnp.int32),  # z_hat per training example
         "column_potential": jnp.zeros((self.hp.num_subclasses,), jnp.float32),  # E-step warm start
+        "codes_ready": jnp.zeros((), jnp.float32),  # 1 once an E-step ran: the mixture terms are on
     }
     if self.variant == "a":
       dim = variables["params"]["mu_y"].shape[-1]
@@ -172,7 +173,7 @@ class SCGM(Method):
     if self.variant == "g":
       l_sub, l_rel = mixture_terms(v, coarse, codes, mu_y, mu_z, sigma2=hp.sigma2, sigmabar2=hp.sigmabar2,
                                    use_pi=hp.use_pi)
-      loss = hp.gamma * (l_sub + l_rel) + l_ce
+      loss = hp.gamma * extra["codes_ready"] * (l_sub + l_rel) + l_ce
       metrics = {}
     else:
       momentum = extra["momentum"]
@@ -184,7 +185,7 @@ class SCGM(Method):
       means_y, means_z = (jax.lax.stop_gradient((mu_y, mu_z)) if hp.detach_means else (mu_y, mu_z))
       l_sub, l_rel = mixture_terms(v, coarse, codes, means_y, means_z, sigma2=hp.sigma2,
                                    sigmabar2=hp.sigmabar2, use_pi=hp.use_pi)
-      loss = l_ce + l_nce + hp.gamma * (l_sub + l_rel)
+      loss = l_ce + l_nce + hp.gamma * extra["codes_ready"] * (l_sub + l_rel)
       momentum = momentum.replace(queues=superclass_queues.enqueue(momentum.queues, keys, coarse))
       extra = {**extra, "momentum": momentum}
       metrics = {"train/infonce": l_nce}
@@ -197,7 +198,9 @@ class SCGM(Method):
   # ----------------------------------------------------------------------------- E-step
 
   def host_hooks(self) -> list[HostHook]:
-    return [HostHook("scgm_estep", self.estep, every_epochs=self.hp.estep_every_epochs, at_start=True)]
+    warmup = self.hp.warmup_epochs
+    return [HostHook("scgm_estep", self.estep, every_epochs=self.hp.estep_every_epochs, at_start=warmup == 0,
+                     start_epochs=warmup)]
 
   def _embed_step(self):
     """Jitted (batch_stats, inputs, number) -> (batch_stats, v): the model on one E-step batch."""
@@ -238,9 +241,12 @@ class SCGM(Method):
         context.mesh)
     coarse = jax.device_put(self._train_coarse, sharding.replicated(context.mesh))
     result = solve_step(state.params, coarse, embeddings, state.extra["column_potential"])
-    extra = {**state.extra, "codes": result.codes, "column_potential": result.column_potential}
-    context.host_state["estep"] = self._diagnostics(result, int(jax.device_get(state.step)))
-    logging.info("SCGM E-step: %s", context.host_state["estep"])
+    extra = {**state.extra, "codes": result.codes, "column_potential": result.column_potential,
+             "codes_ready": jnp.ones((), jnp.float32)}
+    diagnostics = self._diagnostics(result, int(jax.device_get(state.step)))
+    context.host_state["estep"] = diagnostics
+    context.metrics.update({f"estep/{k}": float(v) for k, v in diagnostics.items() if k != "step"})
+    logging.info("SCGM E-step: %s", diagnostics)
     return state.replace(batch_stats=batch_stats, extra=extra)
 
   def _diagnostics(self, result, step: int) -> dict:

@@ -55,7 +55,7 @@ def _setup(config, batch_size=16):
   rng = np.random.default_rng(0)
   codes = rng.integers(0, config.scgm.num_subclasses, size=len(data.train)).astype(np.int32)
   if "codes" in state.extra:
-    state = state.replace(extra={**state.extra, "codes": jnp.asarray(codes)})
+    state = state.replace(extra={**state.extra, "codes": jnp.asarray(codes), "codes_ready": jnp.ones(())})
   index = rng.permutation(len(data.train))[:batch_size].astype(np.int32)
   x = data.train.inputs[index].astype(np.float32)
   views = np.stack([x, x + 0.1 * rng.normal(size=x.shape).astype(np.float32)], axis=1)
@@ -219,8 +219,10 @@ def test_em_recovers_planted_subclasses(scgm_config, tmp_path, method):
   metrics = train.train_and_evaluate(config, str(tmp_path))["metrics"]
   assert metrics["discovery/nmi"] >= 90.0
   assert metrics["test/coarse_top1"] >= 95.0
-  meta = json.loads(open(tmp_path / "metrics.jsonl").readline())  # the loop logged; the E-step ran
-  assert "train/subclass" in meta
+  lines = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
+  esteps = [l for l in lines if "estep/nmi" in l]
+  assert [l["step"] for l in esteps] == [16 * e for e in range(6)]  # before every epoch
+  assert esteps[-1]["estep/nmi"] >= 90.0 and esteps[-1]["estep/used_subclasses"] == 9  # codes on train
 
 
 MULTI_DEVICE_SCRIPT = r"""
@@ -280,3 +282,21 @@ def test_eight_devices_match_one_device(tmp_path, method):
     else:
       np.testing.assert_allclose(np.array(results[8][name]), np.array(results[1][name]), rtol=2e-4, atol=2e-5,
                                  err_msg=name)
+
+
+def test_warmup_trains_on_the_coarse_loss_alone_until_the_first_estep(scgm_config, tmp_path):
+  scgm_config.scgm.warmup_epochs = 1
+  scgm_config.scgm.estep_every_epochs = 1
+  scgm_config.train.log_every_steps = 1
+  results = train.train_and_evaluate(scgm_config, str(tmp_path))  # 2 epochs of 8 steps
+  lines = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
+  steps = {l["step"]: l for l in lines if "train/loss" in l}
+  for step in range(1, 9):  # before the first E-step (after epoch 1) the loss is L_ce
+    assert steps[step]["train/loss"] == pytest.approx(steps[step]["train/ce"], rel=1e-6)
+  gamma = scgm_config.scgm.gamma
+  for step in range(9, 17):
+    expected = steps[step]["train/ce"] + gamma * (steps[step]["train/subclass"] + steps[step]["train/relation"])
+    assert steps[step]["train/loss"] == pytest.approx(expected, rel=1e-5)
+  estep_lines = [l for l in lines if "estep/iterations" in l]
+  assert [l["step"] for l in estep_lines] == [8]  # none after the last step
+  assert results["split"] == "test"
