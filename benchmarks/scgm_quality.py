@@ -1,0 +1,127 @@
+"""SCGM on Fashion-MNIST (fmnist3): hyper-parameters chosen on validation, then compared on test.
+
+  python benchmarks/scgm_quality.py --stage=select   # candidates on a validation split (10% of train)
+  python benchmarks/scgm_quality.py --stage=final    # the chosen settings and the baselines on test
+  python benchmarks/scgm_quality.py --stage=final --only=scgm_g   # one row
+
+Every run uses the CPU recipe of `configs/*_fashion_mnist.py` (same ConvNet, optimiser, epochs
+and batch: equal budgets). `select` trains each candidate with `data.val_fraction=0.1` and
+evaluates on that validation split, with both the embedder output and the encoder features;
+`final` trains on the whole training set and evaluates on the test set with the setting
+(and feature choice) that was best on validation for all-way + intra-class 1-shot. Runs
+are kept in `--workdir` (default workdirs/scgm_quality) and reused when their results exist.
+Writes benchmarks/results/scgm_quality_{select,final}.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks import common  # noqa: E402
+from coarse2fine import train  # noqa: E402
+
+CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+METRICS = ("fewshot/5way_1shot", "fewshot/allway_1shot", "fewshot/intra_1shot", "retrieval/recall@1",
+           "discovery/clusters_nmi", "discovery/clusters_purity", "discovery/kmeans_nmi", "test/coarse_top1",
+           "val/coarse_top1")
+
+# name -> (config file, overrides). The SCGM candidates vary what the selection is about.
+CANDIDATES = {
+    "scgm_g/reference": ("scgm_fashion_mnist.py", {"scgm.estep_every_epochs": 3}),
+    "scgm_g/estep1": ("scgm_fashion_mnist.py", {"scgm.estep_every_epochs": 1}),
+    "scgm_g/estep1_warmup1": ("scgm_fashion_mnist.py", {"scgm.estep_every_epochs": 1, "scgm.warmup_epochs": 1}),
+    "scgm_g/r10_warmup1": ("scgm_fashion_mnist.py", {"scgm.estep_every_epochs": 1, "scgm.warmup_epochs": 1,
+                                                     "scgm.num_subclasses": 10}),
+    "scgm_g/r100_warmup1": ("scgm_fashion_mnist.py", {"scgm.estep_every_epochs": 1, "scgm.warmup_epochs": 1,
+                                                      "scgm.num_subclasses": 100}),
+    "coarse": ("coarse_fashion_mnist.py", {}),
+    "coarse_plus": ("coarse_plus_fashion_mnist.py", {}),
+}
+
+
+def load_config(filename: str, overrides: dict):
+  spec = importlib.util.spec_from_file_location("cfg", os.path.join(CONFIGS, filename))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config()
+  for dotted, value in overrides.items():
+    group, key = dotted.rsplit(".", 1)
+    node = config
+    for part in group.split("."):
+      node = node[part]
+    node[key] = value
+  config.logging.progress = False
+  return config
+
+
+def run(name: str, filename: str, overrides: dict, workdir: str, split: str) -> list[dict]:
+  """Trains (or reuses) one run; returns a row of metrics per feature choice."""
+  overrides = dict(overrides)
+  if split == "val":
+    overrides.update({"data.val_fraction": 0.1, "eval.split": "val"})
+  config = load_config(filename, overrides)
+  rundir = os.path.join(workdir, split, name.replace("/", "__"))
+  path = os.path.join(rundir, "results.json")
+  if not os.path.exists(path):
+    train.train_and_evaluate(config, rundir)
+  row = {"run": name, "split": split, "overrides": json.dumps(overrides, sort_keys=True)}
+  with open(path) as f:
+    results = json.load(f)
+  by_features = {config.eval.features: results["metrics"]}
+  other = "features" if config.eval.features == "embedding" else "embedding"
+  other_path = os.path.join(rundir, f"eval_{other}.json")
+  if config.model.embedder != "none":
+    if not os.path.exists(other_path):
+      other_config = config.copy_and_resolve_references()
+      other_config.eval.features = other
+      evaluated = train.evaluate_checkpoint(other_config, rundir)
+      common._write_atomically(other_path, json.dumps(evaluated))
+    with open(other_path) as f:
+      by_features[other] = json.load(f)["metrics"]
+  estep = [json.loads(line) for line in open(os.path.join(rundir, "metrics.jsonl")) if "estep/nmi" in line]
+  if estep:
+    row["train_codes_nmi"] = estep[-1]["estep/nmi"]
+    row["estep_iterations"] = estep[-1]["estep/iterations"]
+  rows = []
+  for features, metrics in by_features.items():
+    rows.append({**row, "features": features, **{m: metrics[m] for m in METRICS if m in metrics},
+                 "allway_ci95": metrics.get("fewshot/allway_1shot_ci95"),
+                 "intra_ci95": metrics.get("fewshot/intra_1shot_ci95")})
+  return rows
+
+
+def main():
+  parser = argparse.ArgumentParser()
+  parser.add_argument("--stage", choices=("select", "final"), required=True)
+  parser.add_argument("--workdir", default="workdirs/scgm_quality")
+  parser.add_argument("--only", default="", help="comma-separated run names")
+  args = parser.parse_args()
+  names = [n for n in CANDIDATES if not args.only or n in args.only.split(",")]
+  split = "val" if args.stage == "select" else "test"
+  if args.stage == "final":
+    names = [n for n in names if n in FINAL]
+    table = {n: FINAL[n] for n in names}
+  else:
+    table = {n: CANDIDATES[n] for n in names}
+  rows = []
+  for name, (filename, overrides) in table.items():
+    rows += run(name, filename, overrides, args.workdir, split)
+    print(json.dumps(rows[-1]), flush=True)
+  columns = ["run", "features", *METRICS, "allway_ci95", "intra_ci95", "train_codes_nmi", "estep_iterations"]
+  columns = [c for c in columns if any(c in r for r in rows)]
+  common.save(f"scgm_quality_{args.stage}", rows, columns,
+              notes=f"fmnist3, {split} split; few-shot 1-shot, 1000 episodes, 5 augmented support copies; "
+                    "train_codes_nmi: NMI (%) of the last E-step's codes against the true fine labels of train.")
+
+
+# Filled in from the selection (see the notes in benchmarks/results/scgm_quality_select.md).
+FINAL: dict = {}
+
+if __name__ == "__main__":
+  main()

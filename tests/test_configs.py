@@ -1,0 +1,66 @@
+"""Every config file loads, names things that exist, and the paper configs carry the paper's numbers."""
+
+import glob
+import importlib.util
+import os
+
+import pytest
+
+from coarse2fine import train
+from coarse2fine.methods.supervised import build_encoder
+from coarse2fine.models import ENCODERS
+
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+FILES = sorted(glob.glob(os.path.join(CONFIG_DIR, "*.py")))
+
+
+def _load(path, *arg):
+  spec = importlib.util.spec_from_file_location(os.path.basename(path)[:-3], path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(*arg)
+
+
+@pytest.mark.parametrize("path", FILES, ids=[os.path.basename(f) for f in FILES])
+def test_config_is_valid(path):
+  config = _load(path)
+  train.validate_config(config)
+  assert config.model.encoder in ENCODERS
+  build_encoder(config.model)  # every encoder_args field is one the encoder has
+  for field in ("method", "seed", "data.name", "data.taxonomy", "train.num_epochs", "train.batch_size"):
+    node = config
+    for part in field.split("."):
+      node = node[part]
+
+
+def test_every_method_has_a_cpu_fashion_mnist_config():
+  names = {os.path.basename(f) for f in FILES}
+  for method in ("coarse", "coarse_plus", "fine", "fine_plus", "scgm", "scgm_a", "ancor"):
+    assert f"{method}_fashion_mnist.py" in names
+
+
+@pytest.mark.parametrize("arg", ["living17", "nonliving26", "entity13", "entity30", "living17,a"])
+def test_scgm_breeds_has_the_paper_hyperparameters(arg):
+  config = _load(os.path.join(CONFIG_DIR, "scgm_breeds.py"), arg)
+  assert config.data.variant == arg.split(",")[0]
+  assert config.method == ("scgm_a" if arg.endswith(",a") else "scgm_g")
+  assert (config.model.encoder, config.train.batch_size, config.optimizer.lr) == ("resnet50", 256, 0.03)
+  assert (config.optimizer.momentum, config.optimizer.weight_decay) == (0.9, 1e-4)
+  assert (config.optimizer.schedule, config.optimizer.restart_epochs, config.train.num_epochs) == (
+      "cosine_restarts", 20, 200)
+  hp = config.scgm
+  assert (hp.num_subclasses, hp.gamma, hp.sigma2, hp.lam, hp.estep_every_epochs) == (100, 0.5, 0.1, 25.0, 5)
+  assert config.model.embedding_dim == 128
+  with pytest.raises(ValueError, match="dataset in"):
+    _load(os.path.join(CONFIG_DIR, "scgm_breeds.py"), "living18")
+
+
+@pytest.mark.parametrize("name,encoder,batch,lr", [("scgm_cifar100.py", "resnet12", 1024, 0.12),
+                                                   ("scgm_tiered.py", "resnet12", 512, 0.12)])
+def test_scgm_cifar_and_tiered_hyperparameters(name, encoder, batch, lr):
+  for arg in ("g", "a"):
+    config = _load(os.path.join(CONFIG_DIR, name), arg)
+    assert config.method == f"scgm_{arg}"
+    assert (config.model.encoder, config.train.batch_size, config.optimizer.lr) == (encoder, batch, lr)
+    assert (config.scgm.num_subclasses, config.scgm.gamma, config.scgm.sigma2, config.scgm.lam) == (100, 0.5, 0.1, 25.0)
+    assert len(config.data.views) == (2 if arg == "a" else 1)
