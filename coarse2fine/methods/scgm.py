@@ -23,6 +23,7 @@ for the paper: `scgm.use_pi` (the code drops the mixing weights pi), `scgm.detac
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, Optional
 
 import flax.linen as nn
@@ -236,14 +237,18 @@ class SCGM(Method):
     rng = jax.random.fold_in(jax.random.fold_in(state.rng, state.step), 0x5C6E)
     step_fn = lambda stats, inputs, number: embed_step(state.params, rng, stats, inputs, number)
     seed = int(np.random.default_rng([config.seed, int(jax.device_get(state.step))]).integers(2**31))
+    start = time.perf_counter()
     batch_stats, embeddings = training_split_pass(
         step_fn, state.batch_stats, self.data, config.data, self.views[0], config.train.batch_size, seed,
         context.mesh)
+    embeddings.block_until_ready()
+    embedded = time.perf_counter()
     coarse = jax.device_put(self._train_coarse, sharding.replicated(context.mesh))
-    result = solve_step(state.params, coarse, embeddings, state.extra["column_potential"])
+    result = jax.block_until_ready(solve_step(state.params, coarse, embeddings, state.extra["column_potential"]))
+    seconds = {"embed_seconds": embedded - start, "solve_seconds": time.perf_counter() - embedded}
     extra = {**state.extra, "codes": result.codes, "column_potential": result.column_potential,
              "codes_ready": jnp.ones((), jnp.float32)}
-    diagnostics = self._diagnostics(result, int(jax.device_get(state.step)))
+    diagnostics = {**self._diagnostics(result, int(jax.device_get(state.step))), **seconds}
     context.host_state["estep"] = diagnostics
     context.metrics.update({f"estep/{k}": float(v) for k, v in diagnostics.items() if k != "step"})
     logging.info("SCGM E-step: %s", diagnostics)
