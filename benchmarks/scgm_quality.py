@@ -40,6 +40,13 @@ CANDIDATES = {
                                                      "scgm.num_subclasses": 10}),
     "scgm_g/r100_warmup1": ("scgm_fashion_mnist.py", {"scgm.estep_every_epochs": 1, "scgm.warmup_epochs": 1,
                                                       "scgm.num_subclasses": 100}),
+    "scgm_g/warmup2": ("scgm_fashion_mnist.py", {"scgm.estep_every_epochs": 1, "scgm.warmup_epochs": 2}),
+    "scgm_g/warmup1_gamma025": ("scgm_fashion_mnist.py", {"scgm.estep_every_epochs": 1, "scgm.warmup_epochs": 1,
+                                                          "scgm.gamma": 0.25}),
+    "scgm_g/warmup1_sigma03": ("scgm_fashion_mnist.py", {"scgm.estep_every_epochs": 1, "scgm.warmup_epochs": 1,
+                                                         "scgm.sigma2": 0.3}),
+    "scgm_a/warmup1": ("scgm_a_fashion_mnist.py", {"scgm.estep_every_epochs": 1, "scgm.warmup_epochs": 1}),
+    "ancor": ("ancor_fashion_mnist.py", {}),
     "coarse": ("coarse_fashion_mnist.py", {}),
     "coarse_plus": ("coarse_plus_fashion_mnist.py", {}),
 }
@@ -61,7 +68,7 @@ def load_config(filename: str, overrides: dict):
 
 
 def run(name: str, filename: str, overrides: dict, workdir: str, split: str) -> list[dict]:
-  """Trains (or reuses) one run; returns a row of metrics per feature choice."""
+  """Trains (or reuses) one run; returns a row of metrics per feature choice (val) or the chosen one (test)."""
   overrides = dict(overrides)
   if split == "val":
     overrides.update({"data.val_fraction": 0.1, "eval.split": "val"})
@@ -76,7 +83,7 @@ def run(name: str, filename: str, overrides: dict, workdir: str, split: str) -> 
   by_features = {config.eval.features: results["metrics"]}
   other = "features" if config.eval.features == "embedding" else "embedding"
   other_path = os.path.join(rundir, f"eval_{other}.json")
-  if config.model.embedder != "none":
+  if config.model.embedder != "none" and split == "val":  # test: only the choice made on validation
     if not os.path.exists(other_path):
       other_config = config.copy_and_resolve_references()
       other_config.eval.features = other
@@ -104,11 +111,7 @@ def main():
   args = parser.parse_args()
   names = [n for n in CANDIDATES if not args.only or n in args.only.split(",")]
   split = "val" if args.stage == "select" else "test"
-  if args.stage == "final":
-    names = [n for n in names if n in FINAL]
-    table = {n: FINAL[n] for n in names}
-  else:
-    table = {n: CANDIDATES[n] for n in names}
+  table = {n: CANDIDATES[n] for n in names} if args.stage == "select" else chosen_on_validation(args.only)
   rows = []
   for name, (filename, overrides) in table.items():
     rows += run(name, filename, overrides, args.workdir, split)
@@ -120,8 +123,24 @@ def main():
                     "train_codes_nmi: NMI (%) of the last E-step's codes against the true fine labels of train.")
 
 
-# Filled in from the selection (see the notes in benchmarks/results/scgm_quality_select.md).
-FINAL: dict = {}
+def chosen_on_validation(only: str) -> dict:
+  """Per method, the candidate (and feature choice) with the best all-way + intra-class 1-shot on val."""
+  with open(os.path.join(common.RESULTS_DIR, "scgm_quality_select.json")) as f:
+    rows = json.load(f)["rows"]
+  best = {}
+  for row in rows:
+    method = row["run"].split("/")[0]
+    score = row["fewshot/allway_1shot"] + row["fewshot/intra_1shot"]
+    if method not in best or score > best[method][0]:
+      best[method] = (score, row)
+  table = {}
+  for method, (_, row) in best.items():
+    if only and method not in only.split(","):
+      continue
+    filename, overrides = CANDIDATES[row["run"]]
+    table[method] = (filename, {**overrides, "eval.features": row["features"]})
+  return table
+
 
 if __name__ == "__main__":
   main()

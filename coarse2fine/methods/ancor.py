@@ -53,9 +53,7 @@ class Ancor(Method):
       raise ValueError("Method 'ancor' needs model.embedder 'fc' (ANCOR-fc) or 'mlp' (ANCOR).")
     self._views = views_checked(config.data.views, 2, config.method)
     self.contrast = config.contrast
-    if config.contrast.queue_size < config.train.batch_size:
-      raise ValueError(f"contrast.queue_size={config.contrast.queue_size} is smaller than the batch "
-                       f"({config.train.batch_size}): a batch would overwrite its own keys.")
+    superclass_queues.check_queue_size(config.contrast.queue_size, config.train.batch_size)
     self._model = AncorNet(build_encoder(config.model), build_embedder(config.model), data.num_coarse)
 
   @property

@@ -127,9 +127,7 @@ class SCGM(Method):
     self._views = views_checked(config.data.views, 1 if variant == "g" else 2, config.method)
     if variant == "a":
       self.contrast = config.contrast
-      if config.contrast.queue_size < config.train.batch_size:
-        raise ValueError(f"contrast.queue_size={config.contrast.queue_size} is smaller than the batch "
-                         f"({config.train.batch_size}): a batch would overwrite its own keys.")
+      superclass_queues.check_queue_size(config.contrast.queue_size, config.train.batch_size)
     self._model = SCGMNet(
         encoder=build_encoder(config.model), embedder=build_embedder(config.model),
         num_coarse=data.num_coarse, num_subclasses=self.hp.num_subclasses,

@@ -107,6 +107,13 @@ def within_superclass_infonce(query: jax.Array, key: jax.Array, labels: jax.Arra
   return jnp.mean(jnp.logaddexp(positive, negative_lse) - positive)
 
 
+def check_queue_size(queue_size: int, batch_size: int) -> None:
+  """A class's keys of one batch (at most the whole batch) must fit in its queue."""
+  if queue_size < batch_size:
+    raise ValueError(f"contrast.queue_size={queue_size} is smaller than the batch ({batch_size}): "
+                     f"a batch would overwrite its own keys.")
+
+
 class MomentumState(flax.struct.PyTreeNode):
   """The key encoder and its queues, kept in `TrainState.extra`.
 

@@ -69,6 +69,21 @@ def _forward(method, variables, x):
   return jax.tree.map(lambda a: np.asarray(a, np.float64), outputs)
 
 
+def _query_outputs_and_keys(method, state, batch, m):
+  """Online outputs on view 0, and keys of view 1 from the key encoder moved by momentum m.
+
+  The key encoder moves towards the online parameters and the BN statistics the online
+  forward just updated (the reference order), then encodes view 1 in train mode.
+  """
+  out = _forward(method, state.variables, batch["views"][:, 0])
+  _, updated = method.model().apply(state.variables, batch["views"][:, 0], train=True, mutable=["batch_stats"])
+  momentum = state.extra["momentum"]
+  key_vars = {"params": jax.tree.map(lambda k, o: m * k + (1 - m) * o, momentum.params, state.params),
+              "batch_stats": jax.tree.map(lambda k, o: m * k + (1 - m) * o, momentum.batch_stats,
+                                          updated["batch_stats"])}
+  return out, _forward(method, key_vars, batch["views"][:, 1])["embedding"]
+
+
 @pytest.mark.parametrize("use_pi", [False, True])
 def test_scgm_g_loss_matches_numpy(scgm_config, use_pi):
   scgm_config.scgm.use_pi = use_pi
@@ -98,13 +113,8 @@ def test_scgm_a_loss_matches_numpy(scgm_config, detach_means):
   _, method, state, batch, z = _setup(scgm_config)
   loss, aux = method.loss(state.params, state, batch, jax.random.PRNGKey(0))
 
-  out = _forward(method, state.variables, batch["views"][:, 0])
-  _, updated = method.model().apply(state.variables, batch["views"][:, 0], train=True, mutable=["batch_stats"])
+  out, k = _query_outputs_and_keys(method, state, batch, m)
   momentum = state.extra["momentum"]
-  key_vars = {"params": jax.tree.map(lambda k, o: m * k + (1 - m) * o, momentum.params, state.params),
-              "batch_stats": jax.tree.map(lambda k, o: m * k + (1 - m) * o, momentum.batch_stats,
-                                          updated["batch_stats"])}
-  k = _forward(method, key_vars, batch["views"][:, 1])["embedding"]
   v, mu_y, mu_z, y = out["embedding"], out["mu_y"], out["mu_z"], np.asarray(batch["coarse"])
   queue = np.asarray(momentum.queues.keys, np.float64)
   l1 = _ce(np.maximum(_n(v), 0) @ mu_y.T, y)
@@ -160,13 +170,8 @@ def test_ancor_loss_matches_numpy(scgm_config):
   m, temperature = scgm_config.contrast.momentum, scgm_config.contrast.temperature
   _, method, state, batch, _ = _setup(scgm_config)
   loss, _ = method.loss(state.params, state, batch, jax.random.PRNGKey(0))
-  out = _forward(method, state.variables, batch["views"][:, 0])
-  _, updated = method.model().apply(state.variables, batch["views"][:, 0], train=True, mutable=["batch_stats"])
+  out, k = _query_outputs_and_keys(method, state, batch, m)
   momentum = state.extra["momentum"]
-  key_vars = {"params": jax.tree.map(lambda k, o: m * k + (1 - m) * o, momentum.params, state.params),
-              "batch_stats": jax.tree.map(lambda k, o: m * k + (1 - m) * o, momentum.batch_stats,
-                                          updated["batch_stats"])}
-  k = _forward(method, key_vars, batch["views"][:, 1])["embedding"]
   v, y = out["embedding"], np.asarray(batch["coarse"])
   w_all = np.asarray(state.params["classifier"]["fc"]["kernel"], np.float64).T
   queue = np.asarray(momentum.queues.keys, np.float64)
