@@ -114,6 +114,9 @@ class _TransposedKernel(geometry.Geometry):
     return vec @ self._kernel_matrix if axis == 1 else self._kernel_matrix @ vec
 
 
+STALLS = 1  # kernel chunks without progress before a log-domain run
+
+
 def _recentre(g: jax.Array) -> jax.Array:
   return g - jnp.max(g)
 
@@ -128,10 +131,12 @@ def _solver(lse_mode: bool, threshold: float, inner_iterations: int, max_iterati
 
 
 @functools.partial(jax.jit, static_argnames=("lam", "lse_mode", "threshold", "inner_iterations",
-                                             "chunk_iterations", "max_iterations", "momentum"))
+                                             "chunk_iterations", "log_domain_iterations", "max_iterations",
+                                             "momentum"))
 def balanced_codes(log_p: jax.Array, *, lam: float = 25.0, init_column_potential: Optional[jax.Array] = None,
-                   lse_mode: bool = False, threshold: float = 1e-3, inner_iterations: int = 10,
-                   chunk_iterations: int = 100, max_iterations: int = 10000, momentum: float = 1.0) -> EStepResult:
+                   lse_mode: bool = False, threshold: float = 3e-3, inner_iterations: int = 10,
+                   chunk_iterations: int = 100, log_domain_iterations: int = 20, max_iterations: int = 10000,
+                   momentum: float = 1.0) -> EStepResult:
   """Balanced posterior by Sinkhorn (METHODS.md 2.3) through ott-jax, rounded to hard codes.
 
   log_p: [N, r] float32 log-posterior (`log_posterior`), may be sharded along rows; lam: the
@@ -139,18 +144,29 @@ def balanced_codes(log_p: jax.Array, *, lam: float = 25.0, init_column_potential
   warm-start from. Returns an `EStepResult` under stop_gradient.
 
   Default (lse_mode=False): log-stabilised kernel Sinkhorn in float32. Every `chunk_iterations`
-  iterations the current potentials are absorbed into the kernel K = exp(lam (log P + g) - f) with
-  f the row log-sum-exp, after one exact log-domain column update, and ott's kernel-mode Sinkhorn
-  (two matrix-vector products per iteration, no exponentials) runs from scalings of ones. The
-  absorption keeps the scalings near 1, so float32 neither overflows nor loses a column to
-  underflow however peaked P^lam is (Schmitzer's stabilised scaling algorithm). On a 2-core CPU
-  this is ~10x faster per iteration than ott's log-domain mode, which evaluates N r exponentials
-  per half-iteration. lse_mode=True runs ott's log-domain Sinkhorn in one call (the slow oracle).
+  iterations the current potentials are absorbed into the kernel, K = exp(lam (log P + g) - f - c)
+  with f the row log-sum-exp and c the column max, after one exact log-domain column update, and
+  ott's kernel-mode Sinkhorn (two matrix-vector products per iteration, no exponentials) runs from
+  scalings of ones on K stored transposed (`_TransposedKernel`). The absorption keeps the scalings
+  near 1, so float32 neither overflows nor loses a row or column to underflow however peaked
+  P^lam is (Schmitzer's stabilised scaling algorithm). On a 2-core CPU an iteration costs about
+  as much as streaming K twice (~30 ms at N = 100k, r = 500, vs ~55 ms for the float64 numpy
+  loop and ~300 ms for ott's log-domain mode, which evaluates N r exponentials per
+  half-iteration; ott's stock dense `Geometry` in kernel mode costs ~600 ms because XLA
+  transposes K for K^T u). Float32 kernel iterations can stall on very peaked P (the error stays
+  flat while float64 iterations still progress); a chunk that does not reduce the error at all is
+  followed by `log_domain_iterations` iterations of ott's log-domain Sinkhorn, which do progress.
+  lse_mode=True instead runs ott's log-domain Sinkhorn for the whole solve (slow; the oracle).
+  Measured in benchmarks/estep.py: larger chunks converge in more iterations (1000: 2-3x) or not
+  at all (no absorption); momentum (over-relaxation) diverged or stalled in kernel mode.
 
   Stopping: ott's error, the L1 norm of the column marginal minus 1/r, checked every
-  `inner_iterations`, below `threshold` (1e-3: the codes stop changing well before; the official
+  `inner_iterations`, below `threshold` (3e-3: ~0.3% relative error per column mass, where
+  >= 99% of the codes already match the official loop's; 1e-3 costs 2-4x more iterations on
+  peaked P for a few tenths of a percent more agreement; the official
   rule, sum_i |w_i/w'_i - 1| <= 0.1, is N times the L1 row error, far below float32 resolution at
-  N = 1M). `momentum` != 1 sets ott's constant over-relaxation weight.
+  N = 1M). `momentum` != 1 sets ott's constant over-relaxation weight (not recommended).
+  `iterations` counts kernel and log-domain iterations alike.
   When the threshold is not met within `max_iterations`, `converged` is False and the codes are
   those of the last iterate.
   """
@@ -170,24 +186,44 @@ def balanced_codes(log_p: jax.Array, *, lam: float = 25.0, init_column_potential
     err = out.errors[jnp.maximum(out.n_iters // inner_iterations - 1, 0)]
     return _result(log_p, g, out.n_iters, err, threshold)
 
-  solver = _solver(False, threshold, inner_iterations, chunk_iterations, momentum)
+  kernel_solver = _solver(False, threshold, inner_iterations, chunk_iterations, momentum)
+  lse_solver = _solver(True, threshold, inner_iterations, log_domain_iterations, momentum)
+
+  def kernel_chunk(s):
+    # Each column scaled to max 1 as well: no column of the float32 kernel is all zeros (a zero
+    # column freezes its scaling for the whole chunk), and every row keeps max >= 1/r since the
+    # column maxima are <= 0. The shift goes into the returned potential.
+    col_max = jnp.max(s, axis=0)
+    kernel_t = jnp.exp(s - col_max[None, :]).T
+    out = kernel_solver(linear_problem.LinearProblem(_TransposedKernel(kernel_matrix=kernel_t, epsilon=eps),
+                                                     *uniform))
+    # out.g = eps log(column scaling), absorbed into g: the next chunk restarts from scalings 1.
+    return jnp.where(jnp.isfinite(out.g), out.g, 0.0) - col_max / lam, out.n_iters, out.errors
+
+  def lse_chunk(g):
+    s = _row_normalised(log_p, g, lam)
+    out = lse_solver(linear_problem.LinearProblem(geometry.Geometry(cost_matrix=-s * eps, epsilon=eps), *uniform))
+    return _recentre(g + jnp.where(jnp.isfinite(out.g), out.g, 0.0)), out.n_iters
 
   def chunk(carry):
-    g, iters, _ = carry
-    s = _row_normalised(log_p, g, lam)
-    g = _column_step(s, g, lam)
-    kernel_t = jnp.exp(_row_normalised(log_p, g, lam)).T
-    out = solver(linear_problem.LinearProblem(_TransposedKernel(kernel_matrix=kernel_t, epsilon=eps), *uniform))
-    # out.g = eps log(column scaling); absorbed into g, the next chunk restarts from scalings 1.
-    g = _recentre(g + jnp.where(jnp.isfinite(out.g), out.g, 0.0))
-    err = out.errors[jnp.maximum(out.n_iters // inner_iterations - 1, 0)]
-    return g, iters + out.n_iters + 1, err
+    g, iters, _, stalls = carry
+    # float32 kernel iterations can stop making progress where float64 ones (and the log domain)
+    # still do: after a chunk that did not reduce the error, a short log-domain run (waiting for
+    # two such chunks in a row was not enough to get out of a stall on a 20k x 100 problem).
+    # (Only this branch sits in a cond; the kernel loop stays outside.)
+    g, lse_iters = jax.lax.cond(stalls >= STALLS, lse_chunk, lambda g: (g, jnp.int32(0)), g)
+    g = _column_step(_row_normalised(log_p, g, lam), g, lam)
+    dg, n_iters, errors = kernel_chunk(_row_normalised(log_p, g, lam))
+    err = errors[jnp.maximum(n_iters // inner_iterations - 1, 0)].astype(jnp.float32)
+    stalled = (err >= errors[0]) & (n_iters >= chunk_iterations)
+    stalls = jnp.where(stalled, jnp.where(stalls >= STALLS, 1, stalls + 1), 0).astype(jnp.int32)
+    return _recentre(g + dg), (iters + lse_iters + n_iters + 1).astype(jnp.int32), err, stalls
 
   def more(carry):
-    _, iters, err = carry
+    _, iters, err, _ = carry
     return (iters < max_iterations) & ~(err < threshold)
 
-  g, iters, err = jax.lax.while_loop(more, chunk, (g, jnp.int32(0), jnp.float32(jnp.inf)))
+  g, iters, err, _ = jax.lax.while_loop(more, chunk, (g, jnp.int32(0), jnp.float32(jnp.inf), jnp.int32(0)))
   return _result(log_p, g, iters, err, threshold)
 
 
@@ -206,15 +242,22 @@ def transport_plan(log_p: jax.Array, column_potential: jax.Array, lam: float = 2
   return jnp.exp(_row_normalised(log_p.astype(jnp.float32), column_potential, lam)) / n
 
 
-def reference_sinkhorn_knopp(p: np.ndarray, lam: float = 25.0, max_iterations: Optional[int] = None,
-                             errors: Optional[list] = None) -> tuple[np.ndarray, int]:
+def reference_sinkhorn_knopp(p: np.ndarray, lam: float = 25.0) -> tuple[np.ndarray, int]:
   """The official float64 loop of METHODS.md 2.3, transcribed: (codes [N] int64, iterations).
 
   p: [N, r] probabilities (P, not log P). Stops when nansum(|w / w_new - 1|), checked every 10
-  iterations, is <= 0.1, or after `max_iterations` (for timing capped runs). `errors`, if given,
-  receives (iteration, err) at each check.
+  iterations, is <= 0.1.
   """
-  g_mat = np.asarray(p, np.float64).T ** lam  # (r, N)
+  return official_sinkhorn_loop(np.asarray(p, np.float64).T ** lam)
+
+
+def official_sinkhorn_loop(g_mat: np.ndarray, max_iterations: Optional[int] = None, errors: Optional[list] = None,
+                           codes: bool = True) -> tuple[Optional[np.ndarray], int]:
+  """The loop of `reference_sinkhorn_knopp` on G = P^T ** lam [r, N] float64, built by the caller.
+
+  max_iterations caps it (for timing runs too long to finish); `errors`, if given, receives
+  (iteration, err) at every check. codes=False skips the final [r, N] plan (returns None).
+  """
   r, n = g_mat.shape
   u = np.ones(r) / r
   w = np.ones(n) / n
@@ -228,5 +271,7 @@ def reference_sinkhorn_knopp(p: np.ndarray, lam: float = 25.0, max_iterations: O
         errors.append((it, float(err)))
     w = w_new
     it += 1
+  if not codes:
+    return None, it
   q = (g_mat * w[None, :]) * u[:, None]
   return np.nanargmax(q, axis=0), it

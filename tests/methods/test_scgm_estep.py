@@ -61,12 +61,15 @@ def test_mixing_weights_are_a_softmax_over_subclasses():
   np.testing.assert_allclose(np.exp(log_pi), want, rtol=1e-5)
 
 
-def _peaked_log_p(n=3000, r=30, sigma2=0.1):
+N, R = 2000, 20  # one shape for every solver test: each new shape is a new compile
+
+
+def _peaked_log_p(n=N, r=R, sigma2=0.1):
   (v, mu_y, mu_z), y = _problem(n, r, spread=0.8)
   return scgm_estep.log_posterior(v, y, mu_y, mu_z, sigma2=sigma2)
 
 
-def _random_log_p(n=3000, r=30):
+def _random_log_p(n=N, r=R):
   return jax.nn.log_softmax(jax.random.normal(jax.random.key(0), (n, r)) * 2.0, axis=1)
 
 
@@ -78,7 +81,7 @@ def test_codes_match_the_official_loop(kind):
   assert bool(res.converged) and ref_iters > 10
   assert np.mean(np.asarray(res.codes) == ref_codes) >= 0.99
   # Balanced: no sub-class is left empty or takes much more than its share N/r = 100.
-  counts = np.bincount(np.asarray(res.codes), minlength=30)
+  counts = np.bincount(np.asarray(res.codes), minlength=R)
   assert counts.min() > 50 and counts.max() < 150, counts
 
 
@@ -90,7 +93,7 @@ def test_marginals_of_the_plan():
   s = 25.0 * (np.asarray(log_p, np.float64) + np.asarray(res.column_potential, np.float64))
   q = np.exp(s - logsumexp(s, axis=1, keepdims=True)) / s.shape[0]
   np.testing.assert_allclose(q.sum(1), 1 / s.shape[0], rtol=1e-9)
-  assert np.abs(q.sum(0) - 1 / 30).sum() < 2e-4  # the solver's L1 column error, with float32 slack
+  assert np.abs(q.sum(0) - 1 / R).sum() < 2e-4  # the solver's L1 column error, with float32 slack
   assert float(res.marginal_error) < 1e-4
   np.testing.assert_array_equal(np.asarray(res.codes), q.argmax(1))
   plan = np.asarray(scgm_estep.transport_plan(log_p, res.column_potential, lam=25.0))
@@ -99,7 +102,7 @@ def test_marginals_of_the_plan():
 
 @pytest.mark.parametrize("lse_mode", [False, True])
 def test_log_domain_and_kernel_modes_agree(lse_mode):
-  log_p = _peaked_log_p(n=1000, r=10)
+  log_p = _peaked_log_p()
   ref_codes, _ = scgm_estep.reference_sinkhorn_knopp(np.exp(np.asarray(log_p, np.float64)))
   res = scgm_estep.balanced_codes(log_p, lse_mode=lse_mode)
   assert bool(res.converged)
@@ -131,7 +134,7 @@ def test_no_nan_at_extreme_peakedness():
 
 
 def test_result_carries_no_gradient():
-  log_p = _random_log_p(200, 5)
+  log_p = _random_log_p()
   grad = jax.grad(lambda x: jnp.sum(scgm_estep.balanced_codes(x).column_potential))(log_p)
   np.testing.assert_array_equal(np.asarray(grad), 0.0)
 
@@ -142,30 +145,34 @@ import jax, jax.numpy as jnp, numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from coarse2fine.methods import scgm_estep
 
+jax.config.update("jax_disable_most_optimizations", True)  # as in conftest: compile time dominates
+
 key = jax.random.key(0)
 centres = jax.random.normal(key, (24, 8))
 x = centres[jax.random.randint(jax.random.key(1), (2048,), 0, 24)] + 0.3 * jax.random.normal(key, (2048, 8))
 log_p = scgm_estep.log_posterior(x, jnp.zeros((2048,), jnp.int32), jnp.ones((1, 8)), centres[:16])
 mesh = Mesh(np.array(jax.devices()), ("data",))
-sharded = jax.device_put(log_p, NamedSharding(mesh, PartitionSpec("data", None)))
-res = scgm_estep.balanced_codes(sharded, threshold=1e-4)
-print("RESULT" + json.dumps({"devices": jax.device_count(), "shards": len(sharded.addressable_shards),
-                             "codes": np.asarray(res.codes).tolist(), "g": np.asarray(res.column_potential).tolist(),
-                             "converged": bool(res.converged)}))
+out = {"devices": jax.device_count()}
+for name, where in [("one", jax.devices()[0]), ("eight", NamedSharding(mesh, PartitionSpec("data", None)))]:
+  x = jax.device_put(log_p, where)
+  res = scgm_estep.balanced_codes(x, threshold=1e-4)
+  out[name] = {"shards": len(x.addressable_shards), "codes_shards": len(res.codes.addressable_shards),
+               "codes": np.asarray(res.codes).tolist(), "g": np.asarray(res.column_potential).tolist(),
+               "converged": bool(res.converged)}
+print("RESULT" + json.dumps(out))
 """
 
 
-def _run_sharded(devices):
-  env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", "JAX_PLATFORMS": "cpu"}
+def test_rows_sharded_over_eight_devices_match_one_device():
+  # One process with 8 host devices runs the solve twice: on one device, and sharded over all.
+  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
   done = subprocess.run([sys.executable, "-c", SHARDED_SCRIPT], cwd=REPO, capture_output=True, text=True, env=env,
                         timeout=120)
   assert done.returncode == 0, done.stderr[-3000:]
-  return json.loads(done.stdout.split("RESULT")[1])
-
-
-def test_rows_sharded_over_eight_devices_match_one_device():
-  one, eight = _run_sharded(1), _run_sharded(8)
-  assert one["devices"] == 1 and eight["devices"] == 8 and eight["shards"] == 8
+  result = json.loads(done.stdout.split("RESULT")[1])
+  one, eight = result["one"], result["eight"]
+  assert result["devices"] == 8 and one["shards"] == 1 and eight["shards"] == 8
+  assert eight["codes_shards"] == 8  # the codes stay sharded like the rows
   assert one["converged"] and eight["converged"]
   # Cross-device sums change float32 rounding only; rows at an exact tie may flip.
   assert np.mean(np.array(one["codes"]) == np.array(eight["codes"])) >= 0.999
