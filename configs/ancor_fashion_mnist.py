@@ -20,4 +20,5 @@ def get_config():
   config.contrast.queue_size = 4096  # keys per super-class
   config.contrast.momentum = 0.99
   config.contrast.temperature = 0.2
+  config.eval.features = "features"  # encoder output: better than v on validation (scgm_quality_select.md)
   return config

@@ -16,4 +16,7 @@ def get_config():
   config.seed = 0
   config.model.embedder = "mlp"  # D-D-128 embedder before the classifier
   config.model.embedding_dim = 128
+  # Evaluate without the embedder: better on validation (benchmarks/results/scgm_quality_select.md);
+  # the SCGM paper reports Coarse+ with or without E, whichever is better.
+  config.eval.features = "features"
   return config
