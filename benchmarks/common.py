@@ -45,6 +45,7 @@ def _write_atomically(path: str, text: str) -> None:
   fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
   with os.fdopen(fd, "w", encoding="utf-8") as f:
     f.write(text)
+  os.chmod(tmp, 0o644)  # mkstemp makes the file private; results are for everyone to read
   os.replace(tmp, path)
 
 

@@ -16,6 +16,7 @@ def write_text_atomically(path: str, text: str) -> None:
   try:
     with os.fdopen(fd, "w", encoding="utf-8") as f:
       f.write(text)
+    os.chmod(tmp, 0o644)  # mkstemp's files are private; results and configs are for everyone to read
     os.replace(tmp, path)
   except BaseException:
     if os.path.exists(tmp):

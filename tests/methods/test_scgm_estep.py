@@ -73,10 +73,10 @@ def _random_log_p(n=N, r=R):
   return jax.nn.log_softmax(jax.random.normal(jax.random.key(0), (n, r)) * 2.0, axis=1)
 
 
-@pytest.mark.parametrize("kind", ["peaked", "random"])
-def test_codes_match_the_official_loop(kind):
+@pytest.mark.parametrize("kind,epsilon_stages", [("peaked", 4), ("random", 4), ("peaked", 1)])
+def test_codes_match_the_official_loop(kind, epsilon_stages):
   log_p = _peaked_log_p() if kind == "peaked" else _random_log_p()
-  res = scgm_estep.balanced_codes(log_p, lam=25.0)
+  res = scgm_estep.balanced_codes(log_p, lam=25.0, epsilon_stages=epsilon_stages)
   ref_codes, ref_iters = scgm_estep.reference_sinkhorn_knopp(np.exp(np.asarray(log_p, np.float64)), lam=25.0)
   assert bool(res.converged) and ref_iters > 10
   assert np.mean(np.asarray(res.codes) == ref_codes) >= 0.99
