@@ -23,7 +23,8 @@ def base_config() -> ml_collections.ConfigDict:
   data.path = ""  # data.name="arrays": the .npz file
   data.val_fraction = 0.0  # share of train held out (stratified by coarse class) as a validation split
   data.test_fraction = 0.2  # data.name="arrays" without x_test: held-out share
-  data.split_seed = 1000  # seed of the validation / held-out splits (not of training)
+  data.split_seed = 1000  # seed of the validation / held-out splits and of train_examples (not of training)
+  data.train_examples = 0  # > 0: train on a fixed random subset of this many examples (after carving val)
   data.num_workers = 0  # grain worker processes for augmentation (0 = in the main process)
   data.views = ("crop_flip",)  # augmentation kind of each view a training example yields
   augment = data.augment = ml_collections.ConfigDict()
@@ -79,6 +80,7 @@ def base_config() -> ml_collections.ConfigDict:
   optimizer.schedule = "cosine"  # "constant", "cosine", "cosine_restarts" or "multistep"
   optimizer.warmup_epochs = 0.0  # linear warm-up from 0
   optimizer.restart_epochs = 20.0  # cosine_restarts: period
+  optimizer.min_lr = 0.0  # cosine, cosine_restarts: the lowest learning rate (eta_min)
   optimizer.decay_epochs = (30, 60, 90)  # multistep: epochs at which lr is multiplied by decay_factor
   optimizer.decay_factor = 0.1
 
@@ -115,6 +117,22 @@ def base_config() -> ml_collections.ConfigDict:
   scgm.warm_start = True  # start each E-step's Sinkhorn from the previous column potential
   scgm.use_pi = False  # paper: super-class-conditional mixing weights pi in the sub-class posterior
   scgm.detach_means = True  # scgm_a: reference code (mu_z never trained, L4 constant); False = paper
+
+  falcon = config.falcon = ml_collections.ConfigDict()  # method falcon (shared/METHODS.md 3)
+  falcon.num_fine = 0  # K, fine classes to discover (0 = the dataset's true count)
+  falcon.lambda_coarse = 0.5  # lambda1
+  falcon.lambda_consistency = 0.5  # lambda2, on L_conf + L_cons
+  falcon.lambda_entropy = 2.0  # lambda3
+  falcon.temperature = 0.9  # T of the confidence target
+  falcon.ema_decay = 0.99  # teacher decay after the warm-up min(d, (1 + n) / (10 + n))
+  falcon.beta = 0.1  # relation solver's balance penalty; 0 after soft_label_epochs
+  falcon.solve_every = 20  # steps between relation solves, counted within each epoch
+  falcon.soft_label_epochs = 30  # tau anneals 1 -> 0 over these epochs; then beta = 0
+  falcon.solver = "exact"  # relation solver backend: "exact", "milp" (HiGHS) or "gurobi"
+  falcon.solver_time_limit = 30.0  # seconds, for the milp and gurobi backends
+  falcon.neighbours = 20  # within-coarse neighbours mined per example
+  falcon.neighbours_used = 5  # of them drawn (without replacement) each time an example is loaded
+  falcon.neighbour_features = "inputs"  # "inputs" (L2-normalised raw inputs) or a .npy [N_train, D] file
 
   contrast = config.contrast = ml_collections.ConfigDict()  # momentum contrast of scgm_a and ancor
   contrast.queue_size = 65536  # keys kept per super-class

@@ -34,8 +34,11 @@ class HostHook:
 
   Step counts are completed optimizer steps. `at_start` also runs the hook once before
   the first step of a fresh run (e.g. an initial E-step). `start_epochs` > 0 delays the
-  first run to the end of that epoch; the period counts from there. Hooks prepare the
-  steps that follow them, so none runs after the last step of a run.
+  first run to the end of that epoch; the period counts from there. `within_epoch` makes
+  an `every_steps` period restart with each epoch: the hook runs after the steps whose
+  0-based index i within their epoch is a positive multiple of `every_steps` (FALCON's
+  solves at i = 20, 40, ...). Hooks prepare the steps that follow them, so none runs
+  after the last step of a run.
   """
 
   name: str
@@ -44,16 +47,23 @@ class HostHook:
   every_epochs: int = 0
   at_start: bool = False
   start_epochs: int = 0
+  within_epoch: bool = False
 
   def __post_init__(self):
     if (self.every_steps > 0) == (self.every_epochs > 0):
       raise ValueError(f"Hook {self.name!r}: set exactly one of every_steps and every_epochs.")
     if self.at_start and self.start_epochs > 0:
       raise ValueError(f"Hook {self.name!r}: at_start and start_epochs > 0 contradict each other.")
+    if self.within_epoch and not self.every_steps:
+      raise ValueError(f"Hook {self.name!r}: within_epoch needs an every_steps period.")
 
   def due(self, completed_steps: int, steps_per_epoch: int) -> bool:
     if completed_steps == 0:
       return self.at_start
+    if self.within_epoch:
+      index_in_epoch = (completed_steps - 1) % steps_per_epoch
+      return (completed_steps > self.start_epochs * steps_per_epoch and index_in_epoch > 0
+              and index_in_epoch % self.every_steps == 0)
     offset = completed_steps - self.start_epochs * steps_per_epoch
     period = self.every_steps or self.every_epochs * steps_per_epoch
     return offset >= 0 and offset % period == 0

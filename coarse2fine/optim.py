@@ -12,9 +12,9 @@ SCHEDULES = ("constant", "cosine", "cosine_restarts", "multistep")
 def make_schedule(cfg: ml_collections.ConfigDict, steps_per_epoch: int, total_steps: int) -> optax.Schedule:
   """Learning rate per step.
 
-  * `cosine`: from `lr` to 0 over the run, after `warmup_epochs` of linear warm-up.
-  * `cosine_restarts`: cosine from `lr` to 0 over every `restart_epochs` epochs
-    (SGDR without period growth, as the SCGM configs use).
+  * `cosine`: from `lr` to `min_lr` over the run, after `warmup_epochs` of linear warm-up.
+  * `cosine_restarts`: cosine from `lr` to `min_lr` over every `restart_epochs` epochs
+    (SGDR without period growth, as the SCGM and FALCON configs use).
   * `multistep`: `lr` multiplied by `decay_factor` at each epoch in `decay_epochs`.
   """
   if cfg.schedule not in SCHEDULES:
@@ -23,10 +23,10 @@ def make_schedule(cfg: ml_collections.ConfigDict, steps_per_epoch: int, total_st
   if cfg.schedule == "constant":
     main = optax.constant_schedule(cfg.lr)
   elif cfg.schedule == "cosine":
-    main = optax.cosine_decay_schedule(cfg.lr, max(1, total_steps - warmup))
+    main = optax.cosine_decay_schedule(cfg.lr, max(1, total_steps - warmup), alpha=_floor(cfg))
   elif cfg.schedule == "cosine_restarts":
     period = max(1, int(round(cfg.restart_epochs * steps_per_epoch)))
-    cycle = optax.cosine_decay_schedule(cfg.lr, period)
+    cycle = optax.cosine_decay_schedule(cfg.lr, period, alpha=_floor(cfg))
     main = lambda step: cycle(step % period)
   else:
     boundaries = {int(e * steps_per_epoch) - warmup: cfg.decay_factor for e in cfg.decay_epochs}
@@ -34,6 +34,13 @@ def make_schedule(cfg: ml_collections.ConfigDict, steps_per_epoch: int, total_st
   if warmup == 0:
     return main
   return optax.join_schedules([optax.linear_schedule(0.0, cfg.lr, warmup), main], [warmup])
+
+
+def _floor(cfg: ml_collections.ConfigDict) -> float:
+  """min_lr as the fraction of lr that optax's cosine schedules take."""
+  if not 0.0 <= cfg.min_lr <= cfg.lr:
+    raise ValueError(f"optimizer.min_lr={cfg.min_lr} must be in [0, lr={cfg.lr}].")
+  return cfg.min_lr / cfg.lr if cfg.lr else 0.0
 
 
 def make_optimizer(cfg: ml_collections.ConfigDict, schedule: optax.Schedule) -> optax.GradientTransformation:

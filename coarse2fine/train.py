@@ -20,7 +20,7 @@ from jax.sharding import Mesh
 from coarse2fine import models, optim, sharding
 from coarse2fine.checkpointing import Checkpointer
 from coarse2fine.data import DATASETS, HierarchicalData, load_dataset, pipeline
-from coarse2fine.evaluation.evaluator import Evaluator
+from coarse2fine.evaluation.evaluator import Evaluator, make_predict_step, predict_split
 from coarse2fine.hooks import HookContext
 from coarse2fine.methods import METHODS, Method, build_method, make_train_step
 from coarse2fine.metrics_writer import MetricWriter, ProgressBar
@@ -119,7 +119,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Optio
 
   iterator = iter(pipeline.train_dataset(
       data, config.data, views=method.views, global_batch_size=config.train.batch_size, seed=config.seed,
-      process_index=jax.process_index(), process_count=jax.process_count()))
+      process_index=jax.process_index(), process_count=jax.process_count(),
+      neighbours=method.neighbour_sampling()))
   checkpointer = Checkpointer(workdir, config)
   if is_main:
     write_json_atomically(os.path.join(workdir, "config.json"), config.to_dict())
@@ -194,6 +195,32 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Optio
     print(f"\n{config.method} on {config.data.name} ({data.taxonomy.name}), {total_steps} steps:")
     print(metrics_table(metrics))
   return results
+
+
+def features_from_checkpoint(workdir: str, data: HierarchicalData, batch_size: int,
+                             key: str = "features") -> np.ndarray:
+  """[N_train, D] float32: `key` outputs of the run in `workdir` (newest checkpoint, eval mode) on `data.train`.
+
+  The run's model and method come from its `config.json`; the inputs are `data`'s own
+  training split, unaugmented, in order, so the rows line up with `data.train` whatever
+  split the other run trained on (its input shape and normalisation must fit these data).
+  """
+  from coarse2fine.evaluate import load_run_config  # evaluate imports this module
+  source_config = load_run_config(workdir)
+  mesh = sharding.make_mesh()
+  method = build_method(source_config, data)
+  schedule = optim.make_schedule(source_config.optimizer, 1, 1)
+  state = create_train_state(method, source_config, data.input_shape, mesh, schedule)
+  checkpointer = Checkpointer(workdir, source_config)
+  restored = checkpointer.restore(abstract_like(state))
+  checkpointer.close()
+  if restored is None:
+    raise FileNotFoundError(f"No checkpoint in {checkpointer.directory}: train that run first, or fix the path.")
+  outputs = predict_split(make_predict_step(method, mesh), restored[0], data.train, data, mesh, batch_size,
+                          keys=(key,))
+  if key not in outputs:
+    raise ValueError(f"Method {source_config.method!r} of {workdir!r} predicts no {key!r}.")
+  return outputs[key].astype(np.float32)
 
 
 def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict:

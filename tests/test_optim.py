@@ -32,6 +32,17 @@ def test_cosine_restarts_repeats_each_period():
   assert values[0] == pytest.approx(0.03) and values[9] < 0.001 and values[10] == pytest.approx(0.03)
 
 
+def test_cosine_restarts_with_a_floor_as_pytorch_eta_min():
+  # CosineAnnealingWarmRestarts(T_0, eta_min): eta_min + (lr - eta_min) (1 + cos(pi t / T_0)) / 2.
+  schedule = optim.make_schedule(_cfg(schedule="cosine_restarts", lr=0.1, min_lr=1e-3, restart_epochs=3), 10, 90)
+  for step in (0, 7, 15, 29, 30, 44):
+    t = step % 30
+    expected = 1e-3 + (0.1 - 1e-3) * 0.5 * (1 + math.cos(math.pi * t / 30))
+    assert float(schedule(step)) == pytest.approx(expected, rel=1e-5)
+  with pytest.raises(ValueError, match="min_lr"):
+    optim.make_schedule(_cfg(schedule="cosine", lr=0.1, min_lr=0.2), 10, 90)
+
+
 def test_multistep():
   schedule = optim.make_schedule(_cfg(schedule="multistep", lr=1.0, decay_epochs=(2, 3), decay_factor=0.1), 10, 40)
   assert [float(schedule(s)) for s in (0, 19, 20, 29, 30)] == pytest.approx([1, 1, 0.1, 0.1, 0.01])

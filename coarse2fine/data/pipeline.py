@@ -4,7 +4,9 @@ Training batches are dicts of numpy arrays for this process's share of the globa
   inputs: [b, H, W, C] float32 (one view) or `views`: [b, V, H, W, C] (several views);
   vectors are [b, F] (or [b, V, F]);
   coarse, fine, index: [b] int32 (fine is -1 where unknown; index is the example's
-  position in the training split, which methods use to keep per-example state).
+  position in the training split, which methods use to keep per-example state);
+  neighbours: [b, m, ...] when the method asks for them (`NeighbourSampling`): m of each
+  example's mined neighbours, drawn without replacement, in the last view's augmentation.
 The order is a pure function of (seed, process index, process count, batch size): the
 same seed gives the same batches with 0 or N workers, and the grain iterator state
 restores the exact position.
@@ -13,7 +15,7 @@ restores the exact position.
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterator, Sequence
+from typing import Iterator, Optional, Sequence
 
 import grain
 import ml_collections
@@ -52,6 +54,28 @@ class EpochBatches:
     return self._cached_permutation[position * self.batch_size:(position + 1) * self.batch_size]
 
 
+@dataclasses.dataclass(frozen=True)
+class NeighbourSampling:
+  """Neighbours a method wants loaded with every training example (FALCON, METHODS.md 3.2).
+
+  table: [N_train, k] int32, training-split positions of each example's neighbours;
+  per_example: m <= k of them drawn without replacement each time the example is loaded.
+  """
+
+  table: np.ndarray
+  per_example: int
+
+  def __post_init__(self):
+    if self.table.ndim != 2 or not 0 < self.per_example <= self.table.shape[1]:
+      raise ValueError(f"Neighbour table of shape {self.table.shape} cannot give {self.per_example} "
+                       "neighbours per example; mine at least that many.")
+
+  def draw(self, indices: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """[b, m] neighbour positions: for each example, m distinct columns of its table row."""
+    order = np.argsort(rng.random((len(indices), self.table.shape[1])), axis=1)[:, :self.per_example]
+    return np.take_along_axis(self.table[indices], order, axis=1)
+
+
 @dataclasses.dataclass
 class BatchTransform:
   """Gathers a batch by example index, augments each example into its views, normalises.
@@ -68,15 +92,16 @@ class BatchTransform:
   mean: np.ndarray
   std: np.ndarray
   stack_views: bool
+  neighbours: Optional[NeighbourSampling] = None
+
+  def _augmented(self, x: np.ndarray, fn, rng: np.random.Generator) -> np.ndarray:
+    x = np.stack([fn(image, rng) for image in x]) if fn is not None else x  # vectors: as they are
+    return ((x - self.mean) / self.std).astype(np.float32)
 
   def __call__(self, indices: np.ndarray, rng: np.random.Generator) -> dict:
     indices = np.asarray(indices)
     x = self.split.inputs[indices]
-    if self.view_fns:
-      views = [np.stack([fn(image, rng) for image in x]) for fn in self.view_fns]
-    else:  # vectors are used as they are
-      views = [x]
-    views = [((v - self.mean) / self.std).astype(np.float32) for v in views]
+    views = [self._augmented(x, fn, rng) for fn in (self.view_fns or [None])]
     out = {
         "coarse": self.split.coarse[indices],
         "fine": self.split.fine[indices],
@@ -86,10 +111,15 @@ class BatchTransform:
       out["views"] = np.stack(views, axis=1)
     else:
       out["inputs"] = views[0]
+    if self.neighbours is not None:
+      drawn = self.neighbours.draw(indices, rng)  # [b, m]
+      flat = self._augmented(self.split.inputs[drawn.reshape(-1)], self.view_fns[-1] if self.view_fns else None, rng)
+      out["neighbours"] = flat.reshape(drawn.shape + flat.shape[1:])
     return out
 
 
-def make_transform(data: HierarchicalData, data_config: ml_collections.ConfigDict, views: Sequence[str]) -> BatchTransform:
+def make_transform(data: HierarchicalData, data_config: ml_collections.ConfigDict, views: Sequence[str],
+                   neighbours: Optional[NeighbourSampling] = None) -> BatchTransform:
   """Builds the batch transform of the training split for the augmentation kinds in `views`."""
   if not views:
     raise ValueError("A method must ask for at least one view.")
@@ -99,7 +129,10 @@ def make_transform(data: HierarchicalData, data_config: ml_collections.ConfigDic
       spec = ml_collections.ConfigDict(data_config.augment.to_dict())
       spec.kind = kind
       view_fns.append(augment.make_augmentation(spec, data.input_shape))
-  return BatchTransform(data.train, view_fns, data.mean, data.std, stack_views=len(views) > 1)
+  if neighbours is not None and len(neighbours.table) != len(data.train):
+    raise ValueError(f"The neighbour table has {len(neighbours.table)} rows for {len(data.train)} training examples.")
+  return BatchTransform(data.train, view_fns, data.mean, data.std, stack_views=len(views) > 1,
+                        neighbours=neighbours)
 
 
 def process_slice(num_examples: int, process_index: int, process_count: int) -> tuple[int, int]:
@@ -117,11 +150,13 @@ def train_dataset(
     seed: int,
     process_index: int = 0,
     process_count: int = 1,
+    neighbours: Optional[NeighbourSampling] = None,
 ) -> grain.IterDataset:
   """An endless, shuffled, augmented, batched dataset of this process's batches.
 
   Each process reads a disjoint contiguous slice of the training split, reshuffled every
-  epoch, and produces `global_batch_size // process_count` examples per step.
+  epoch, and produces `global_batch_size // process_count` examples per step. With
+  `neighbours`, each batch also carries the drawn neighbours' inputs.
   """
   if global_batch_size % process_count:
     raise ValueError(f"train.batch_size={global_batch_size} is not divisible by {process_count} processes.")
@@ -134,7 +169,7 @@ def train_dataset(
   dataset = (
       grain.MapDataset.source(EpochBatches(start, stop, local_batch, seed))
       .seed(seed)
-      .random_map(make_transform(data, data_config, views))
+      .random_map(make_transform(data, data_config, views, neighbours))
   )
   iter_dataset = dataset.to_iter_dataset()
   if data_config.num_workers > 0:

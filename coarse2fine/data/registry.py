@@ -8,7 +8,7 @@ from typing import Callable
 import ml_collections
 
 from coarse2fine.data import arrays, breeds, cifar, digits, fashion_mnist, records, synthetic, tiered
-from coarse2fine.data.splits import HierarchicalData, carve_validation
+from coarse2fine.data.splits import HierarchicalData, carve_validation, subsample
 
 DatasetLoader = Callable[[ml_collections.ConfigDict], HierarchicalData]
 
@@ -26,9 +26,10 @@ DATASETS: dict[str, DatasetLoader] = {
 
 
 def load_dataset(data_config: ml_collections.ConfigDict) -> HierarchicalData:
-  """Loads `data_config.name` and carves `data.val_fraction` of train into `val`."""
+  """Loads `data_config.name`, carves `data.val_fraction` of train into `val`, keeps `data.train_examples`."""
   if data_config.name not in DATASETS:
     raise ValueError(f"Unknown dataset {data_config.name!r}; choose one of {sorted(DATASETS)}.")
   data = DATASETS[data_config.name](data_config)
   train, val = carve_validation(data.train, data_config.val_fraction, data_config.split_seed)
+  train = subsample(train, data_config.train_examples, data_config.split_seed)
   return dataclasses.replace(data, train=train, val=val)

@@ -143,6 +143,18 @@ def carve_validation(train: Split, fraction: float, seed: int) -> tuple[Split, O
   return train.take(np.flatnonzero(keep)), train.take(val_idx)
 
 
+def subsample(train: Split, size: int, seed: int) -> Split:
+  """`size` examples of `train` drawn without replacement with a fixed seed, in their original order.
+
+  size <= 0 or >= len(train) keeps everything. The coarse proportions stay close to the
+  original ones (a uniform draw), which is what a smaller run of the same data wants.
+  """
+  if size <= 0 or size >= len(train):
+    return train
+  keep = np.sort(np.random.default_rng([seed, 0x5B5]).choice(len(train), size, replace=False))
+  return train.take(keep)
+
+
 def filter_and_remap(inputs, fine_dataset_ids, index_map: np.ndarray, taxonomy: Taxonomy, where: str) -> Split:
   """Keeps the examples whose dataset fine class the taxonomy covers; relabels them.
 

@@ -7,7 +7,7 @@ from typing import Callable
 import ml_collections
 
 from coarse2fine.data.splits import HierarchicalData
-from coarse2fine.methods import ancor, scgm, supervised
+from coarse2fine.methods import ancor, falcon, scgm, supervised
 from coarse2fine.methods.base import LossAux, Method, make_train_step
 
 METHODS: dict[str, Callable[[ml_collections.ConfigDict, HierarchicalData], Method]] = {
@@ -18,6 +18,7 @@ METHODS: dict[str, Callable[[ml_collections.ConfigDict, HierarchicalData], Metho
     "scgm_g": scgm.scgm_g,
     "scgm_a": scgm.scgm_a,
     "ancor": ancor.ancor,
+    "falcon": falcon.falcon,
 }
 
 

@@ -16,6 +16,7 @@ import ml_collections
 import numpy as np
 import optax
 
+from coarse2fine.data.pipeline import NeighbourSampling
 from coarse2fine.data.splits import HierarchicalData
 from coarse2fine.hooks import HostHook
 from coarse2fine.train_state import TrainState
@@ -74,6 +75,10 @@ class Method(abc.ABC):
 
   def host_hooks(self) -> list[HostHook]:
     return []
+
+  def neighbour_sampling(self) -> Optional[NeighbourSampling]:
+    """Neighbours the input pipeline loads with each training example (`batch["neighbours"]`), or None."""
+    return None
 
   def relation(self, state: TrainState) -> Optional[np.ndarray]:
     """[r, C] 0/1 matrix: the coarse parent of each discovered class (`cluster_logits`), or None."""

@@ -73,9 +73,22 @@ def _row_normalised(log_p: jax.Array, g: jax.Array, lam: float) -> jax.Array:
 
   A per-row shift is absorbed into the row potential, so it leaves the solution unchanged; this
   one makes every row's largest kernel entry at most 1 and at least 1/r (no overflow, no empty row).
+  A row max would be ~15x cheaper on CPU (no exponentials) but, measured, float32 kernel
+  iterations from max-shifted rows stall on peaked P (10k iterations instead of 2k).
   """
   s = lam * (log_p + g[None, :])
   return s - jax.nn.logsumexp(s, axis=1, keepdims=True)
+
+
+def first_argmax(x: jax.Array) -> jax.Array:
+  """argmax over the last axis (first index on ties) as a max and a min: [..., r] -> [...] int32.
+
+  Same result as jnp.argmax; XLA on CPU runs argmax's paired (value, index) reduction
+  unvectorised, ~30x slower than these two plain reductions on [1M, 500].
+  """
+  top = jnp.max(x, axis=-1, keepdims=True)
+  index = jax.lax.broadcasted_iota(jnp.int32, x.shape, x.ndim - 1)
+  return jnp.min(jnp.where(x == top, index, x.shape[-1]), axis=-1)
 
 
 def _column_step(s: jax.Array, g: jax.Array, lam: float) -> jax.Array:
@@ -168,13 +181,14 @@ def balanced_codes(log_p: jax.Array, *, lam: float = 25.0, init_column_potential
   N = 1M). `momentum` != 1 sets ott's constant over-relaxation weight (not recommended).
   `iterations` counts kernel and log-domain iterations alike.
 
-  Epsilon scaling (cold starts only): the problem is first solved, to `stage_threshold`, at
-  lam / 2^(epsilon_stages - 1), then at twice that, ..., each stage warm-started from the
-  previous stage's column potential (g is in cost units, so it carries over between lams), and
-  the last stage at lam to `threshold`. A smaller lam is a smoother kernel, solved in few
+  Epsilon scaling (cold starts that do not converge within their first chunk at lam): the
+  problem is then solved, to `stage_threshold`, at lam / 2^(epsilon_stages - 1), then at twice
+  that, ..., each stage warm-started from the previous stage's column potential (g is in cost
+  units, so it carries over between lams), and the last stage at lam to `threshold`. A smaller lam is a smoother kernel, solved in few
   iterations, and its g is close to the next stage's: on peaked P (trained-model-like) 4 stages
-  cut the total iterations 4-7x (benchmarks/estep.py: 1990 -> 275 at N = 100k, r = 500); on
-  random P, which converges in ~50 iterations anyway, the stages' set-up passes cost up to 2x. epsilon_stages=1 turns it off; a
+  cut the total iterations 4-7x (benchmarks/estep.py: 1990 -> 275 at N = 100k, r = 500); random
+  P converges within the first chunk (~50 iterations), where the stages' set-up passes (a few
+  full passes over [N, r] each) would cost up to 2x. epsilon_stages=1 turns it off; a
   warm start (`init_column_potential`) skips the stages. `max_iterations` bounds each stage.
   When the threshold is not met within `max_iterations`, `converged` is False and the codes are
   those of the last iterate.
@@ -195,22 +209,32 @@ def balanced_codes(log_p: jax.Array, *, lam: float = 25.0, init_column_potential
     err = out.errors[jnp.maximum(out.n_iters // inner_iterations - 1, 0)]
     return _result(log_p, g, out.n_iters, err, threshold)
 
-  iterations = jnp.int32(0)
-  coarser_stages = epsilon_stages - 1 if init_column_potential is None else 0
-  for stage in range(coarser_stages, 0, -1):
-    g, stage_iterations, _ = _stabilised_kernel_solve(
-        log_p, g, lam / 2 ** stage, stage_threshold, inner_iterations, chunk_iterations, log_domain_iterations,
-        max_iterations, momentum)
-    iterations = iterations + stage_iterations
-  g, stage_iterations, err = _stabilised_kernel_solve(
-      log_p, g, lam, threshold, inner_iterations, chunk_iterations, log_domain_iterations, max_iterations,
-      momentum)
-  return _result(log_p, g, iterations + stage_iterations, err, threshold)
+  solve = functools.partial(_stabilised_kernel_solve, log_p, inner_iterations=inner_iterations,
+                            chunk_iterations=chunk_iterations, log_domain_iterations=log_domain_iterations,
+                            momentum=momentum)
+  if init_column_potential is not None or epsilon_stages <= 1:
+    g, iterations, err = solve(g, lam, threshold, max_iterations=max_iterations)
+    return _result(log_p, g, iterations, err, threshold)
+
+  # A first chunk at lam: problems that converge within it (random-like P, ~50 iterations)
+  # never pay the stages' set-up passes; the others continue from its g with the stages.
+  g, probe_iterations, probe_err = solve(g, lam, threshold, max_iterations=chunk_iterations)
+
+  def staged(g):
+    iterations = probe_iterations
+    for stage in range(epsilon_stages - 1, 0, -1):
+      g, stage_iterations, _ = solve(g, lam / 2 ** stage, stage_threshold, max_iterations=max_iterations)
+      iterations = iterations + stage_iterations
+    g, stage_iterations, err = solve(g, lam, threshold, max_iterations=max_iterations)
+    return g, iterations + stage_iterations, err
+
+  g, iterations, err = jax.lax.cond(probe_err < threshold, lambda g: (g, probe_iterations, probe_err), staged, g)
+  return _result(log_p, g, iterations, err, threshold)
 
 
-def _stabilised_kernel_solve(log_p: jax.Array, g: jax.Array, lam: float, threshold: float, inner_iterations: int,
-                             chunk_iterations: int, log_domain_iterations: int, max_iterations: int,
-                             momentum: float) -> tuple[jax.Array, jax.Array, jax.Array]:
+def _stabilised_kernel_solve(log_p: jax.Array, g: jax.Array, lam: float, threshold: float, *,
+                             inner_iterations: int, chunk_iterations: int, log_domain_iterations: int,
+                             max_iterations: int, momentum: float) -> tuple[jax.Array, jax.Array, jax.Array]:
   """The chunked, absorbed kernel-mode Sinkhorn of `balanced_codes` at one lam, from g.
 
   Returns (g [r], iterations [] int32, marginal error [] float32).
@@ -260,7 +284,7 @@ def _stabilised_kernel_solve(log_p: jax.Array, g: jax.Array, lam: float, thresho
 
 
 def _result(log_p, g, iters, err, threshold) -> EStepResult:
-  codes = jnp.argmax(log_p + g[None, :], axis=1).astype(jnp.int32)
+  codes = first_argmax(log_p + g[None, :])
   return jax.lax.stop_gradient(EStepResult(codes=codes, column_potential=g, iterations=jnp.int32(iters),
                                            converged=err < threshold, marginal_error=err.astype(jnp.float32)))
 

@@ -7,7 +7,7 @@ CIFAR ResNet-18 (3x3 stem, no max-pool).
 """
 
 import functools
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -18,10 +18,11 @@ from coarse2fine.models.convnet import batch_norm
 conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 
 
-def _conv(features: int, kernel: int, stride: int, dtype: Any, name: str | None = None) -> nn.Conv:
-  # Explicit symmetric padding (k // 2) rather than 'SAME': for stride 2 on
-  # even inputs XLA's SAME pads asymmetrically, which differs from PyTorch.
-  pad = kernel // 2
+def _conv(features: int, kernel: int, stride: int, dtype: Any, name: str | None = None,
+          pad: int | None = None) -> nn.Conv:
+  # Explicit symmetric padding (k // 2 unless given) rather than 'SAME': for stride 2
+  # on even inputs XLA's SAME pads asymmetrically, which differs from PyTorch.
+  pad = kernel // 2 if pad is None else pad
   return nn.Conv(
     features,
     (kernel, kernel),
@@ -100,6 +101,8 @@ class ResNet(nn.Module):
   every stage after the first downsamples by 2 in its first block.
   ``stem='cifar'``: 3x3 conv stride 1, no max-pool (total stride 8).
   ``stem='imagenet'``: 7x7 conv stride 2 + 3x3 max-pool stride 2 (total stride 32).
+  ``stem_padding`` overrides the stem conv's padding (FALCON's CIFAR ResNet-18 pads its
+  3x3 stem by 2, so 32 px inputs give 34 px maps; METHODS.md 3.7).
   The final spatial map is sown to ``intermediates/feature_map`` and the stem
   output to ``intermediates/stem`` (only kept when that collection is mutable).
 
@@ -111,6 +114,7 @@ class ResNet(nn.Module):
   block: str = "basic"
   num_filters: int = 64
   stem: str = "cifar"
+  stem_padding: Optional[int] = None
   zero_init_residual: bool = False
   dtype: Any = jnp.float32
 
@@ -127,10 +131,10 @@ class ResNet(nn.Module):
     block_cls = BLOCKS[self.block]
     x = jnp.asarray(x, self.dtype)
     if self.stem == "cifar":
-      x = _conv(self.num_filters, 3, 1, self.dtype, name="stem_conv")(x)
+      x = _conv(self.num_filters, 3, 1, self.dtype, name="stem_conv", pad=self.stem_padding)(x)
       x = nn.relu(batch_norm(train, self.dtype, name="stem_bn")(x))
     else:
-      x = _conv(self.num_filters, 7, 2, self.dtype, name="stem_conv")(x)
+      x = _conv(self.num_filters, 7, 2, self.dtype, name="stem_conv", pad=self.stem_padding)(x)
       x = nn.relu(batch_norm(train, self.dtype, name="stem_bn")(x))
       x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
     self.sow("intermediates", "stem", x)

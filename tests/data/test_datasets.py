@@ -211,3 +211,17 @@ def test_validation_split_is_stratified_and_disjoint():
   rest, val = carve_validation(train, 0.1, seed=3)
   assert len(val) == 10 and (val.coarse == 1).sum() == 2
   assert not set(rest.inputs[:, 0]) & set(val.inputs[:, 0])
+
+
+def test_train_examples_keeps_a_fixed_subset_in_order():
+  from coarse2fine.data.splits import subsample
+  taxonomy = Taxonomy.from_groups("t", {"a": ["x"], "b": ["y"]})
+  train = make_split(np.arange(100)[:, None].astype(np.float32), coarse=np.arange(100) % 2, taxonomy=taxonomy,
+                     where="t")
+  small = subsample(train, 30, seed=1)
+  ids = small.inputs[:, 0]
+  assert len(small) == 30 and len(set(ids)) == 30 and np.all(np.diff(ids) > 0)
+  np.testing.assert_array_equal(small.coarse, ids.astype(int) % 2)  # labels travel with their inputs
+  np.testing.assert_array_equal(subsample(train, 30, seed=1).inputs, small.inputs)
+  assert not np.array_equal(subsample(train, 30, seed=2).inputs, small.inputs)
+  assert len(subsample(train, 0, seed=1)) == 100 and len(subsample(train, 500, seed=1)) == 100

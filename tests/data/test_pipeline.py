@@ -115,3 +115,28 @@ def test_steps_per_epoch(image_data):
   _, data = image_data
   assert pipeline.steps_per_epoch(data, 30) == 3
   assert pipeline.steps_per_epoch(data, 30, process_count=2) == 3
+
+
+def test_neighbours_are_drawn_from_each_examples_row_without_replacement():
+  config = base_config().data
+  config.name = "synthetic"  # vectors: no augmentation, so neighbour inputs can be compared exactly
+  config.synthetic.num_train = 100
+  data = load_dataset(config)
+  table = np.stack([(np.arange(100) + s) % 100 for s in range(1, 7)], axis=1)  # 6 distinct neighbours each
+  sampling = pipeline.NeighbourSampling(table.astype(np.int32), per_example=4)
+  batches = _batches(data, config, 12, views=("none",), neighbours=sampling)
+  offsets = set()
+  for b in batches:
+    assert b["neighbours"].shape == (10, 4, data.train.inputs.shape[1])
+    for i, index in enumerate(b["index"]):
+      got = b["neighbours"][i]
+      # each drawn neighbour is one of the row's, normalised as the example itself is
+      expected = {s: (data.train.inputs[(index + s) % 100] - data.mean) / data.std for s in range(1, 7)}
+      drawn = [next(s for s, x in expected.items() if np.allclose(x, g, atol=1e-6)) for g in got]
+      assert len(set(drawn)) == 4
+      offsets.update(drawn)
+  assert offsets == set(range(1, 7))  # every column gets drawn sometimes
+  again = _batches(data, config, 12, views=("none",), neighbours=sampling)
+  np.testing.assert_array_equal(again[5]["neighbours"], batches[5]["neighbours"])  # seeded
+  with pytest.raises(ValueError, match="mine at least"):
+    pipeline.NeighbourSampling(table.astype(np.int32), per_example=7)

@@ -1,9 +1,6 @@
 """SCGM-G, SCGM-A and ANCOR: losses against numpy transcriptions, gradients, EM on planted sub-classes."""
 
 import json
-import os
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -14,8 +11,7 @@ from coarse2fine import optim, sharding, train
 from coarse2fine.data import load_dataset
 from coarse2fine.methods import build_method, scgm
 from coarse2fine.train import create_train_state
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests import multi_device
 
 
 def _n(x):
@@ -235,7 +231,6 @@ import json, sys
 import numpy as np, jax
 from coarse2fine import train
 from coarse2fine.config_base import base_config
-from coarse2fine.checkpointing import Checkpointer
 
 config = base_config()
 config.method = sys.argv[2]
@@ -257,36 +252,20 @@ config.train.num_epochs = 2
 config.train.batch_size = 32
 config.eval.batch_size = 64
 config.logging.progress = False
-train.train_and_evaluate(config, sys.argv[1])
-manager = Checkpointer(sys.argv[1], config)
-state = manager.read_state()
-manager.close()
-tree = {"params": state["params"], "bn": state["batch_stats"], "extra": state["extra"]}
-leaves = {jax.tree_util.keystr(p): np.asarray(v).tolist() for p, v in jax.tree_util.tree_flatten_with_path(tree)[0]}
-print("DEVICES", jax.device_count())
-print("RESULT" + json.dumps(leaves))
-"""
+""" + multi_device.TRAIN_AND_DUMP_STATE
 
 
 @pytest.mark.parametrize("method", ["scgm_a", "ancor"])
 def test_eight_devices_match_one_device(tmp_path, method):
-  results = {}
-  for devices in (1, 8):
-    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", "JAX_PLATFORMS": "cpu"}
-    done = subprocess.run([sys.executable, "-c", MULTI_DEVICE_SCRIPT, str(tmp_path / f"d{devices}"), method],
-                          cwd=REPO, capture_output=True, text=True, env=env, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert f"DEVICES {devices}" in done.stdout
-    results[devices] = json.loads(done.stdout.split("RESULT")[1])
-  assert results[1].keys() == results[8].keys()
-  assert any("queues" in name for name in results[1]) and any("codes" in name for name in results[1]) == (
-      method == "scgm_a")
-  for name in results[1]:
+  one, eight = (multi_device.run_script(MULTI_DEVICE_SCRIPT, [tmp_path / f"d{d}", method], devices=d)["leaves"]
+                for d in (1, 8))
+  assert one.keys() == eight.keys()
+  assert any("queues" in name for name in one) and any("codes" in name for name in one) == (method == "scgm_a")
+  for name in one:
     if name.endswith(".pointer") or name.endswith("['codes']"):
-      np.testing.assert_array_equal(np.array(results[8][name]), np.array(results[1][name]), err_msg=name)
+      np.testing.assert_array_equal(np.array(eight[name]), np.array(one[name]), err_msg=name)
     else:
-      np.testing.assert_allclose(np.array(results[8][name]), np.array(results[1][name]), rtol=2e-4, atol=2e-5,
-                                 err_msg=name)
+      np.testing.assert_allclose(np.array(eight[name]), np.array(one[name]), rtol=2e-4, atol=2e-5, err_msg=name)
 
 
 def test_warmup_trains_on_the_coarse_loss_alone_until_the_first_estep(scgm_config, tmp_path):

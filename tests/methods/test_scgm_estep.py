@@ -1,10 +1,5 @@
 """SCGM E-step against numpy transcriptions of METHODS.md 2.3 and the official Sinkhorn loop."""
 
-import json
-import os
-import subprocess
-import sys
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,8 +7,7 @@ import pytest
 from scipy.special import logsumexp, softmax
 
 from coarse2fine.methods import scgm_estep
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests import multi_device
 
 
 def _normalize(u):
@@ -165,11 +159,7 @@ print("RESULT" + json.dumps(out))
 
 def test_rows_sharded_over_eight_devices_match_one_device():
   # One process with 8 host devices runs the solve twice: on one device, and sharded over all.
-  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
-  done = subprocess.run([sys.executable, "-c", SHARDED_SCRIPT], cwd=REPO, capture_output=True, text=True, env=env,
-                        timeout=120)
-  assert done.returncode == 0, done.stderr[-3000:]
-  result = json.loads(done.stdout.split("RESULT")[1])
+  result = multi_device.run_script(SHARDED_SCRIPT, devices=8, timeout=120)
   one, eight = result["one"], result["eight"]
   assert result["devices"] == 8 and one["shards"] == 1 and eight["shards"] == 8
   assert eight["codes_shards"] == 8  # the codes stay sharded like the rows
@@ -177,3 +167,11 @@ def test_rows_sharded_over_eight_devices_match_one_device():
   # Cross-device sums change float32 rounding only; rows at an exact tie may flip.
   assert np.mean(np.array(one["codes"]) == np.array(eight["codes"])) >= 0.999
   np.testing.assert_allclose(eight["g"], one["g"], atol=1e-3)
+
+
+def test_first_argmax_is_argmax_with_ties_to_the_first():
+  rng = np.random.default_rng(5)
+  x = rng.integers(0, 4, size=(300, 7)).astype(np.float32)  # many ties
+  x[0] = -np.inf
+  x[1, 3] = np.inf
+  np.testing.assert_array_equal(np.asarray(scgm_estep.first_argmax(jnp.asarray(x))), np.argmax(x, axis=1))

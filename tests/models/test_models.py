@@ -69,6 +69,13 @@ def test_resnet_stem_downsampling(stem, size, stem_size, final_size):
   assert inter["feature_map"][0].shape == (1, final_size, final_size, 512)
 
 
+def test_resnet_stem_padding_two_grows_the_map_as_falcons_cifar_stem():
+  # PyTorch Conv2d(3, 64, k=3, s=1, padding=2) on 32 px: (32 + 4 - 3) + 1 = 34 px.
+  _, state = abstract_apply(ResNet18(stem="cifar", stem_padding=2), (1, 32, 32, 3))
+  assert state["intermediates"]["stem"][0].shape == (1, 34, 34, 64)
+  assert state["intermediates"]["feature_map"][0].shape == (1, 5, 5, 512)  # 34 -> 17 -> 9 -> 5
+
+
 def test_resnet12_spatial_sizes():
   # 84 -> 42 -> 21 -> 10 -> 5 (pooling floors odd sizes, as PyTorch's MaxPool2d).
   _, state = jax.eval_shape(

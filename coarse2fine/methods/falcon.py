@@ -1,0 +1,244 @@
+"""FALCON: fine-grained class discovery with an inferred coarse-fine relation (Grcic et al., ICML 2024).
+
+A fine classifier over K classes learns from coarse labels through a relation matrix
+M in {0, 1}^{K x C} (each fine class has one coarse parent) that is itself inferred
+(shared/METHODS.md section 3):
+
+* the jitted step: online forward of view 0, EMA-teacher forwards (train mode) of view 1
+  and of m mined within-coarse neighbours, the loss
+  lambda1 L_coarse + lambda2 (L_conf + L_cons) + lambda3 L_reg (`falcon_losses`), an SGD
+  step and the EMA update; it also accumulates the K x C cost S from the teacher's
+  probabilities, reset at each epoch start;
+* a host hook every `falcon.solve_every` steps (counted within the epoch, as the official
+  code does): only S goes to the host, `relation_solver.solve_relation` finds the new M
+  exactly, and M goes back to the device for the next step. beta is 0 after
+  `falcon.soft_label_epochs`.
+
+Relations are stored per dataset, [D, K, C_max], so several taxonomies over the same fine
+classes (METHODS.md 3.6) share the code path; batches without a `dataset` field are dataset 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from coarse2fine import sharding
+from coarse2fine.data import pipeline
+from coarse2fine.data.splits import HierarchicalData
+from coarse2fine.hooks import HookContext, HostHook
+from coarse2fine.methods import falcon_losses as losses
+from coarse2fine.methods import neighbours as neighbour_mining
+from coarse2fine.methods.base import LossAux, Method
+from coarse2fine.methods.dataset_pass import views_checked
+from coarse2fine.methods.relation_solver import BACKENDS, solve_relation
+from coarse2fine.methods.supervised import ClassifierNet, build_encoder
+from coarse2fine.train_state import TrainState
+
+
+def initial_relation(num_fine: int, num_coarse: int, beta: float, seed: int, backend: str = "exact",
+                     time_limit: float = 30.0) -> np.ndarray:
+  """[K, C] 0/1: the relation solved for a random cost softmax_rows(N(0, 1)) (METHODS.md 3.4)."""
+  logits = np.random.default_rng([seed, 0xFA1C]).standard_normal((num_fine, num_coarse))
+  cost = np.exp(logits - logits.max(1, keepdims=True))
+  cost /= cost.sum(1, keepdims=True)
+  return solve_relation(cost, beta, backend, time_limit=time_limit).matrix
+
+
+class Falcon(Method):
+  """FALCON on one taxonomy; see the module docstring."""
+
+  def __init__(self, config: ml_collections.ConfigDict, data: HierarchicalData):
+    super().__init__(config, data)
+    hp = self.hp = config.falcon
+    self.num_fine = hp.num_fine or data.num_fine
+    if self.num_fine < data.num_coarse:
+      raise ValueError(f"falcon.num_fine={self.num_fine} is below the {data.num_coarse} coarse classes; every "
+                       "coarse class needs a fine class.")
+    if hp.solver not in BACKENDS:
+      raise ValueError(f"Unknown falcon.solver {hp.solver!r}; choose one of {sorted(BACKENDS)}.")
+    if hp.solve_every < 1 or hp.soft_label_epochs < 1:
+      raise ValueError("falcon.solve_every and falcon.soft_label_epochs must be positive.")
+    self._views = views_checked(config.data.views, 2, config.method)
+    self._model = ClassifierNet(encoder=build_encoder(config.model), embedder=None, num_classes=self.num_fine)
+    self.num_datasets = 1
+    self.steps_per_epoch = pipeline.steps_per_epoch(data, config.train.batch_size, jax.process_count())
+    self._neighbours: Optional[pipeline.NeighbourSampling] = None
+
+  @property
+  def views(self) -> tuple[str, ...]:
+    return self._views
+
+  def model(self) -> nn.Module:
+    return self._model
+
+  def init_extra(self, variables: dict) -> dict:
+    relation = initial_relation(self.num_fine, self.data.num_coarse, self.hp.beta, self.config.seed,
+                                self.hp.solver, self.hp.solver_time_limit)
+    shape = (self.num_datasets, self.num_fine, self.data.num_coarse)
+    return {
+        "teacher": jax.tree.map(jnp.copy, variables["params"]),  # EMA of the parameters only
+        "ema_updates": jnp.zeros((), jnp.int32),
+        "relations": jnp.asarray(relation, bool)[None],  # [D, K, C]
+        "cost": jnp.zeros(shape, jnp.float32),  # sum of p' outer onehot(y) since the last solve
+        "cost_count": jnp.zeros((self.num_datasets,), jnp.float32),
+    }
+
+  # ----------------------------------------------------------------------------- neighbours
+
+  def neighbour_sampling(self) -> pipeline.NeighbourSampling:
+    if self._neighbours is None:
+      self._neighbours = pipeline.NeighbourSampling(self.mine_neighbours(), self.hp.neighbours_used)
+    return self._neighbours
+
+  def mine_neighbours(self) -> np.ndarray:
+    """[N_train, k] within-coarse neighbours of every training example (METHODS.md 3.2).
+
+    `falcon.neighbour_features`: "inputs" (the raw inputs, as the official PBMC pipeline),
+    "checkpoint:<workdir>" (the `features` of another run of this project, e.g. `coarse` or
+    a self-supervised backbone, in eval mode on the unaugmented training images), or a
+    `.npy` file of [N_train, D] features in training-split order. Rows are L2-normalised
+    and compared by inner product.
+    """
+    source = self.hp.neighbour_features
+    if source == "inputs":
+      features = np.asarray(self.data.train.inputs, np.float32).reshape(len(self.data.train), -1)
+    elif source.startswith("checkpoint:"):
+      from coarse2fine import train  # train imports the methods
+      features = train.features_from_checkpoint(source[len("checkpoint:"):], self.data, self.config.eval.batch_size)
+    else:
+      if not source.endswith(".npy") or not os.path.isfile(source):
+        raise ValueError(f"falcon.neighbour_features={source!r}: use 'inputs', 'checkpoint:<workdir>' or an "
+                         "existing .npy file of training-split features.")
+      features = np.load(source)
+      if features.shape[0] != len(self.data.train):
+        raise ValueError(f"falcon.neighbour_features={source!r} has {features.shape[0]} rows for "
+                         f"{len(self.data.train)} training examples; save features of the training split in order.")
+    return neighbour_mining.mine_neighbours(
+        features.reshape(len(features), -1), np.asarray(self.data.train.coarse, np.int32), self.hp.neighbours,
+        mesh=sharding.make_mesh())
+
+  # ----------------------------------------------------------------------------- step
+
+  def loss(self, params, state: TrainState, batch: dict, rng: jax.Array):
+    hp = self.hp
+    extra = state.extra
+    if "views" in batch:
+      online_inputs, teacher_inputs = batch["views"][:, 0], batch["views"][:, 1]
+    else:  # vectors: both views are the input itself
+      online_inputs = teacher_inputs = batch["inputs"]
+    neighbours = batch["neighbours"]  # [B, m, ...]
+    b, m = neighbours.shape[:2]
+    coarse = batch["coarse"]
+    dataset = batch.get("dataset", jnp.zeros_like(coarse))
+
+    def forward(p, stats, x, key):
+      out, updated = self._model.apply({"params": p, "batch_stats": stats}, x, train=True, mutable=["batch_stats"],
+                                       rngs={"dropout": key})
+      return out["logits"], updated.get("batch_stats", stats)
+
+    # Teacher forwards in train mode: batch statistics, and they update the shared running stats.
+    teacher = extra["teacher"]
+    teacher_logits, stats = forward(teacher, state.batch_stats, teacher_inputs, jax.random.fold_in(rng, 1))
+    neighbour_logits, stats = forward(teacher, stats, neighbours.reshape((b * m,) + neighbours.shape[2:]),
+                                      jax.random.fold_in(rng, 2))
+    teacher_logits = jax.lax.stop_gradient(teacher_logits)
+    neighbour_probs = jax.lax.stop_gradient(jax.nn.softmax(neighbour_logits).reshape(b, m, -1))
+    logits, stats = forward(params, stats, online_inputs, jax.random.fold_in(rng, 3))
+    probs = jax.nn.softmax(logits)
+
+    allowed = losses.allowed_children(extra["relations"], dataset, coarse)
+    epoch = state.step // self.steps_per_epoch + 1
+    tau = losses.soft_label_weight(epoch, hp.soft_label_epochs)
+    l_coarse = losses.coarse_loss(logits, allowed)
+    l_cons = losses.neighbour_consistency_loss(probs, neighbour_probs)
+    l_conf = losses.confidence_loss(logits, losses.confidence_targets(teacher_logits, allowed, tau, hp.temperature))
+    l_reg = losses.entropy_regulariser(probs)
+    loss = hp.lambda_coarse * l_coarse + hp.lambda_consistency * (l_conf + l_cons) + hp.lambda_entropy * l_reg
+
+    # S accumulates since the last solve and restarts with every epoch (METHODS.md 3.4).
+    epoch_start = (state.step % self.steps_per_epoch) == 0
+    batch_cost = losses.relation_cost(jax.nn.softmax(teacher_logits), coarse, dataset, self.num_datasets,
+                                      self.data.num_coarse)
+    batch_count = jnp.bincount(dataset, length=self.num_datasets).astype(jnp.float32)
+    extra = {**extra,
+             "cost": jnp.where(epoch_start, 0.0, extra["cost"]) + batch_cost,
+             "cost_count": jnp.where(epoch_start, 0.0, extra["cost_count"]) + batch_count}
+    metrics = {
+        "train/coarse": l_coarse, "train/consistency": l_cons, "train/confidence": l_conf,
+        "train/entropy_reg": l_reg, "train/tau": tau,
+        "train/coarse_accuracy": jnp.mean(jnp.any(allowed & (logits == logits.max(-1, keepdims=True)), -1)),
+    }
+    return loss, LossAux(metrics, stats, extra)
+
+  def after_update(self, state: TrainState) -> TrainState:
+    updates = state.extra["ema_updates"] + 1
+    decay = losses.ema_decay(updates, self.hp.ema_decay)
+    teacher = losses.ema_update(state.extra["teacher"], state.params, decay)
+    return state.replace(extra={**state.extra, "teacher": teacher, "ema_updates": updates})
+
+  # ----------------------------------------------------------------------------- relation solve
+
+  def host_hooks(self) -> list[HostHook]:
+    return [HostHook("falcon_relation", self.solve_relations, every_steps=self.hp.solve_every, within_epoch=True)]
+
+  def solve_relations(self, state: TrainState, context: HookContext) -> TrainState:
+    """Pulls S [D, K, C] (and nothing bigger), solves each M on the host, puts them back."""
+    hp = self.hp
+    completed = int(jax.device_get(state.step))
+    epoch = (completed - 1) // self.steps_per_epoch + 1
+    beta = hp.beta if epoch <= hp.soft_label_epochs else 0.0
+    cost, count = jax.device_get((state.extra["cost"], state.extra["cost_count"]))
+    relations = np.array(jax.device_get(state.extra["relations"]))
+    changed, objective = 0, 0.0
+    for d in range(self.num_datasets):
+      if count[d] == 0:
+        continue
+      solution = solve_relation(cost[d] / count[d], beta, hp.solver, time_limit=hp.solver_time_limit)
+      changed += int(np.sum(np.any(relations[d] != solution.matrix.astype(bool), axis=1)))
+      relations[d] = solution.matrix.astype(bool)
+      objective += solution.objective
+    if jax.process_count() > 1:  # every process gets process 0's relation
+      from jax.experimental import multihost_utils
+      relations = multihost_utils.broadcast_one_to_all(relations)
+    diagnostics = {"beta": beta, "objective": objective, "changed_rows": changed}
+    diagnostics.update(self._relation_accuracy(relations[0]))
+    context.host_state["relation"] = {"step": completed, **diagnostics}
+    context.metrics.update({f"relation/{k}": float(v) for k, v in diagnostics.items()})
+    logging.info("FALCON relation solve at step %d: %s", completed, diagnostics)
+    replicated = state.extra["relations"].sharding
+    extra = {**state.extra,
+             "relations": jax.device_put(jnp.asarray(relations), replicated),
+             "cost": jnp.zeros_like(state.extra["cost"]),
+             "cost_count": jnp.zeros_like(state.extra["cost_count"])}
+    return state.replace(extra=extra)
+
+  def _relation_accuracy(self, relation: np.ndarray) -> dict:
+    """Whether the coarse classes' fine-class counts match the true taxonomy (cheap to log)."""
+    true_counts = np.bincount(self.data.taxonomy.fine_to_coarse, minlength=self.data.num_coarse)
+    return {"count_error": float(np.abs(relation.sum(0) - true_counts).sum())}
+
+  # ----------------------------------------------------------------------------- evaluation
+
+  def predict(self, state: TrainState, inputs: jax.Array) -> dict[str, jax.Array]:
+    outputs = self._model.apply(state.variables, inputs, train=False)
+    logits = outputs["logits"]
+    relation = state.extra["relations"][0]  # [K, C]
+    log_probs = jax.nn.log_softmax(logits)[:, :, None]
+    coarse_logits = jax.nn.logsumexp(jnp.where(relation[None], log_probs, -jnp.inf), axis=1)
+    return {"features": outputs["features"], "embedding": outputs["features"], "cluster_logits": logits,
+            "coarse_logits": coarse_logits}
+
+  def relation(self, state: TrainState) -> np.ndarray:
+    return np.asarray(jax.device_get(state.extra["relations"][0]), np.int64)
+
+
+def falcon(config, data):
+  return Falcon(config, data)
