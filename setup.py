@@ -20,7 +20,9 @@ INSTALL_REQUIRES = [
 ]
 
 EXTRAS_REQUIRE = {
-    "test": ["pytest>=8", "pytest-xdist>=3.5"],
+    "test": ["pytest>=8", "pytest-xdist>=3.5", "h5py>=3.0"],
+    # The PBMC single-cell data (.h5ad), read with h5py alone (no scanpy / anndata needed).
+    "singlecell": ["h5py>=3.0"],
     # PyTorch appears only in benchmarks, as the comparison.
     "bench": ["torch"],
 }

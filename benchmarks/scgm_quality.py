@@ -16,7 +16,6 @@ Writes benchmarks/results/scgm_quality_{select,final}.{json,md}.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import sys
@@ -26,7 +25,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks import common  # noqa: E402
 from coarse2fine import train  # noqa: E402
 
-CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 METRICS = ("fewshot/5way_1shot", "fewshot/allway_1shot", "fewshot/intra_1shot", "retrieval/recall@1",
            "discovery/clusters_nmi", "discovery/clusters_purity", "discovery/kmeans_nmi", "test/coarse_top1",
            "val/coarse_top1")
@@ -54,27 +52,12 @@ CANDIDATES = {
 }
 
 
-def load_config(filename: str, overrides: dict):
-  spec = importlib.util.spec_from_file_location("cfg", os.path.join(CONFIGS, filename))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config()
-  for dotted, value in overrides.items():
-    group, key = dotted.rsplit(".", 1)
-    node = config
-    for part in group.split("."):
-      node = node[part]
-    node[key] = value
-  config.logging.progress = False
-  return config
-
-
 def run(name: str, filename: str, overrides: dict, workdir: str, split: str) -> list[dict]:
   """Trains (or reuses) one run; returns a row of metrics per feature choice (val) or the chosen one (test)."""
   overrides = dict(overrides)
   if split == "val":
     overrides.update({"data.val_fraction": 0.1, "eval.split": "val"})
-  config = load_config(filename, overrides)
+  config = common.load_config(filename, overrides)
   rundir = os.path.join(workdir, split, name.replace("/", "__"))
   path = os.path.join(rundir, "results.json")
   if not os.path.exists(path):

@@ -25,6 +25,8 @@ def base_config() -> ml_collections.ConfigDict:
   data.test_fraction = 0.2  # data.name="arrays" without x_test: held-out share
   data.split_seed = 1000  # seed of the validation / held-out splits and of train_examples (not of training)
   data.train_examples = 0  # > 0: train on a fixed random subset of this many examples (after carving val)
+  data.extra_taxonomies = ()  # more taxonomies over the same fine classes for parts of train (FALCON, 3.6)
+  data.taxonomy_assignment = "halves"  # which part follows which taxonomy: "halves" or "parity" (i mod D)
   data.num_workers = 0  # grain worker processes for augmentation (0 = in the main process)
   data.views = ("crop_flip",)  # augmentation kind of each view a training example yields
   augment = data.augment = ml_collections.ConfigDict()
@@ -133,6 +135,12 @@ def base_config() -> ml_collections.ConfigDict:
   falcon.neighbours = 20  # within-coarse neighbours mined per example
   falcon.neighbours_used = 5  # of them drawn (without replacement) each time an example is loaded
   falcon.neighbour_features = "inputs"  # "inputs" (L2-normalised raw inputs) or a .npy [N_train, D] file
+
+  scan = config.scan = ml_collections.ConfigDict()  # methods scan and scan_c (FALCON's baselines)
+  scan.num_clusters = 0  # K (0 = the dataset's true number of fine classes)
+  scan.entropy_weight = 5.0  # w_ent (SCAN's paper)
+  scan.neighbours = 20  # mined per example (over all data for scan, within the coarse class for scan_c)
+  scan.neighbour_features = "inputs"  # as falcon.neighbour_features
 
   contrast = config.contrast = ml_collections.ConfigDict()  # momentum contrast of scgm_a and ancor
   contrast.queue_size = 65536  # keys kept per super-class

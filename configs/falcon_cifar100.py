@@ -4,9 +4,12 @@ r"""FALCON on CIFAR-100 with the paper's hyper-parameters (Grcic et al., ICML 20
       --config.falcon.neighbour_features=checkpoint:workdirs/<a pretrained run>
   python -m coarse2fine.main --config=configs/falcon_cifar100.py:cifar68 --workdir=...
   python -m coarse2fine.main --config=configs/falcon_cifar100.py:cifar_si --workdir=...
+  python -m coarse2fine.main --config=configs/falcon_cifar100.py:t1t2 --workdir=...
 
 `get_config("<dataset>")`: cifar100 (default; the official 20 super-classes, T1), cifar68
-(32 fine classes removed) or cifar_si (the imbalanced CIFAR-SI). ResNet-18 with the CIFAR
+(32 fine classes removed), cifar_si (the imbalanced CIFAR-SI), or t1t2: two taxonomies at
+once, even training indices with the official T1 labels and odd ones with FALCON's T2
+(METHODS.md 3.6, 8.2), one M each. ResNet-18 with the CIFAR
 stem padded by 2, batch 256, SGD lr 0.1 (momentum 0.9, no weight decay) x0.1 at epochs 60
 and 80 of 100; lambda 0.5 / 0.5 / 2, T 0.9, EMA 0.99, 20 neighbours mined (5 used), beta 0.1,
 a solve every 20 steps, soft labels over 30 epochs. Both views are RandomResizedCrop(32,
@@ -19,7 +22,8 @@ which keeps 0.1.)
 
 from coarse2fine.config_base import base_config
 
-DATASETS = {"cifar100": ("cifar100", ""), "cifar68": ("cifar68", ""), "cifar_si": ("cifar100", "si")}
+DATASETS = {"cifar100": ("cifar100", ""), "cifar68": ("cifar68", ""), "cifar_si": ("cifar100", "si"),
+            "t1t2": ("cifar100_t1", "")}
 
 
 def get_config(arg: str = "cifar100"):
@@ -30,6 +34,9 @@ def get_config(arg: str = "cifar100"):
   config.seed = 0
   config.data.name = "cifar100"
   config.data.taxonomy, config.data.variant = DATASETS[arg]
+  if arg == "t1t2":
+    config.data.extra_taxonomies = ("cifar100_t2",)
+    config.data.taxonomy_assignment = "parity"
   config.data.views = ("weak", "weak")  # RandomResizedCrop(32, .08-1) + flip, drawn twice
   config.data.augment.min_scale = 0.08
   config.data.num_workers = 8

@@ -3,6 +3,11 @@ r"""FALCON on Fashion-MNIST (fmnist3): discover the 10 fine classes and their co
 Sized for a 2-core CPU (a few minutes):
 
   python -m coarse2fine.main --config=configs/falcon_fashion_mnist.py --workdir=workdirs/falcon_fmnist
+  python -m coarse2fine.main --config=configs/falcon_fashion_mnist.py:two --workdir=workdirs/falcon_fmnist_two
+
+`get_config("two")` trains on two taxonomies at once (METHODS.md 3.6): the first half of the
+training images carries `fmnist3` labels, the second half `fmnist_seasons` labels; one
+classifier, one inferred M per taxonomy (the test split is scored against fmnist3).
 
 Neighbours are mined within each coarse class on the L2-normalised raw pixels (on 28x28
 grey images these are good neighbours, and no second model is needed); the backbone
@@ -15,11 +20,16 @@ against the true fine labels; relation accuracy and GED of the inferred M).
 from coarse2fine.config_base import base_config, fashion_mnist_cpu
 
 
-def get_config():
+def get_config(arg: str = ""):
+  if arg not in ("", "two"):
+    raise ValueError(f"falcon_fashion_mnist.py takes '' or 'two' (fmnist3 + fmnist_seasons), got {arg!r}.")
   config = fashion_mnist_cpu(base_config())
   config.method = "falcon"
   config.seed = 0
   config.data.train_examples = 20000
+  if arg == "two":
+    config.data.extra_taxonomies = ("fmnist_seasons",)
+    config.data.taxonomy_assignment = "halves"
   config.data.views = ("crop_flip", "crop_flip")  # online view, teacher view (METHODS.md 3.2, as CIFAR)
   config.model.embedder = "none"
   config.optimizer.lr = 0.1

@@ -323,7 +323,7 @@ class TfdsReader:
         raise RuntimeError(
             f"Could not read tfds {self.name!r} (split {self.split!r}, data_dir={self.data_dir!r}): "
             f"{type(error).__name__}: {error}\nEither put ImageNet's train/<wnid>/ and val/<wnid>/ folders "
-            f"(or symlinks to them) next to the BREEDS files in data.dir, or prepare the dataset with "
+            f"(or symlinks to them) in data.dir, next to the hierarchy files, or prepare the dataset with "
             f"`tfds build {self.name} --file_format=array_record` (the ILSVRC2012 tars go in "
             f"<tfds data dir>/downloads/manual) and set $TFDS_DATA_DIR.") from error
     return self._source
@@ -428,7 +428,7 @@ def find_info_dir(data_dir: str) -> str:
       f"{looked or 'neither data.dir nor $C2F_DATA_DIR is set'}. {SETUP_HINT}")
 
 
-def _folder_split(root: str, split_dir: str, wnids: Sequence[str]) -> tuple[LazyImages, np.ndarray]:
+def load_folder_split(root: str, split_dir: str, wnids: Sequence[str]) -> tuple[LazyImages, np.ndarray]:
   """Images of `root/split_dir/<wnid>/` for each wnid; fine label = position in `wnids`."""
   folder = os.path.join(root, split_dir)
   missing = [w for w in wnids if not os.path.isdir(os.path.join(folder, w))]
@@ -450,7 +450,7 @@ def _folder_split(root: str, split_dir: str, wnids: Sequence[str]) -> tuple[Lazy
   return LazyImages(reader, num=len(paths)), np.array(fine, np.int32)
 
 
-def _tfds_split(split: str, wnids: Sequence[str], class_index: dict[str, int],
+def load_tfds_split(split: str, wnids: Sequence[str], class_index: dict[str, int],
                 cache_dir: str) -> tuple[LazyImages, np.ndarray]:
   """Records of tfds imagenet2012 `split` whose class is in `wnids`; fine label = position.
 
@@ -497,9 +497,9 @@ def load(data_config: ml_collections.ConfigDict) -> HierarchicalData:
   splits = {}
   for split, folder, tfds_split in (("train", "train", "train"), ("test", "val", "validation")):
     if has_train:
-      images, fine = _folder_split(info_dir, folder, wnids)
+      images, fine = load_folder_split(info_dir, folder, wnids)
     else:
-      images, fine = _tfds_split(tfds_split, wnids, hierarchy.class_index, info_dir)
+      images, fine = load_tfds_split(tfds_split, wnids, hierarchy.class_index, info_dir)
     splits[split] = make_split(images, fine=fine, taxonomy=classes.taxonomy, where=f"breeds/{variant}/{split}")
   return HierarchicalData(name="breeds", taxonomy=classes.taxonomy, train=splits["train"], test=splits["test"],
                           mean=MEAN, std=STD)

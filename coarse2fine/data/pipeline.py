@@ -5,6 +5,7 @@ Training batches are dicts of numpy arrays for this process's share of the globa
   vectors are [b, F] (or [b, V, F]);
   coarse, fine, index: [b] int32 (fine is -1 where unknown; index is the example's
   position in the training split, which methods use to keep per-example state);
+  dataset: [b] int32 with several taxonomies: which one the example's coarse label follows;
   neighbours: [b, m, ...] when the method asks for them (`NeighbourSampling`): m of each
   example's mined neighbours, drawn without replacement, in the last view's augmentation.
 The order is a pure function of (seed, process index, process count, batch size): the
@@ -107,6 +108,8 @@ class BatchTransform:
         "fine": self.split.fine[indices],
         "index": indices.astype(np.int32),
     }
+    if self.split.dataset is not None:
+      out["dataset"] = self.split.dataset[indices]
     if self.stack_views:
       out["views"] = np.stack(views, axis=1)
     else:

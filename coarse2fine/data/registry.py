@@ -7,8 +7,10 @@ from typing import Callable
 
 import ml_collections
 
-from coarse2fine.data import arrays, breeds, cifar, digits, fashion_mnist, records, synthetic, tiered
-from coarse2fine.data.splits import HierarchicalData, carve_validation, subsample
+from coarse2fine.data import (arrays, breeds, cifar, digits, fashion_mnist, pbmc, records, synthetic, tiered,
+                              tiered_union)
+from coarse2fine.data import taxonomies as builtin_taxonomies
+from coarse2fine.data.splits import HierarchicalData, carve_validation, relabel_with_taxonomies, subsample
 
 DatasetLoader = Callable[[ml_collections.ConfigDict], HierarchicalData]
 
@@ -22,14 +24,23 @@ DATASETS: dict[str, DatasetLoader] = {
     "records": records.load,  # data.variant="synthetic": generated records
     "breeds": breeds.load,  # data.variant: living17, nonliving26, entity13 or entity30
     "tiered_imagenet": tiered.load,  # data.variant: "" (test split) or "val"
+    "pbmc": pbmc.load,  # scanpy's 700-cell 10x PBMC 68k .h5ad (transductive); data.variant: "" (X) or "raw"
+    "tiered_union": tiered_union.load,  # FALCON's tieredImageNet: 34 coarse x 608 fine, full-size ImageNet
 }
 
 
 def load_dataset(data_config: ml_collections.ConfigDict) -> HierarchicalData:
-  """Loads `data_config.name`, carves `data.val_fraction` of train into `val`, keeps `data.train_examples`."""
+  """Loads `data_config.name`; carves `data.val_fraction` of train into `val`, keeps `data.train_examples`,
+  and with `data.extra_taxonomies` labels parts of train with other taxonomies."""
   if data_config.name not in DATASETS:
     raise ValueError(f"Unknown dataset {data_config.name!r}; choose one of {sorted(DATASETS)}.")
   data = DATASETS[data_config.name](data_config)
   train, val = carve_validation(data.train, data_config.val_fraction, data_config.split_seed)
   train = subsample(train, data_config.train_examples, data_config.split_seed)
-  return dataclasses.replace(data, train=train, val=val)
+  # Each extra taxonomy in the main one's fine order (align), covering every fine class.
+  extra = tuple(builtin_taxonomies.get_taxonomy(spec, data.taxonomy.fine_names)[0]
+                for spec in data_config.extra_taxonomies)
+  if extra:
+    # The whole training split is relabelled; the validation and test splits keep the main taxonomy.
+    train = relabel_with_taxonomies(train, (data.taxonomy, *extra), data_config.taxonomy_assignment)
+  return dataclasses.replace(data, train=train, val=val, extra_taxonomies=extra)

@@ -24,13 +24,16 @@ class Split:
   Attributes:
     inputs: [N, H, W, C] uint8 images or [N, F] float32 vectors (an ndarray, or a lazy
       array-like with a `subset(indices)` method, e.g. `breeds.LazyImages`).
-    coarse: [N] int32 coarse labels in [0, C).
+    coarse: [N] int32 coarse labels in [0, C_d) of the example's taxonomy d.
     fine: [N] int32 fine labels in [0, K), or -1 where unknown.
+    dataset: [N] int32 taxonomy index d of each example (`HierarchicalData.taxonomies`),
+      or None when every example follows the main taxonomy.
   """
 
   inputs: np.ndarray
   coarse: np.ndarray
   fine: np.ndarray
+  dataset: Optional[np.ndarray] = None
 
   def __len__(self) -> int:
     return len(self.coarse)
@@ -38,7 +41,13 @@ class Split:
   def take(self, indices: np.ndarray) -> "Split":
     # Lazy inputs (e.g. breeds.LazyImages) select with `subset` rather than decode.
     inputs = self.inputs.subset(indices) if hasattr(self.inputs, "subset") else self.inputs[indices]
-    return Split(inputs, self.coarse[indices], self.fine[indices])
+    dataset = None if self.dataset is None else self.dataset[indices]
+    return Split(inputs, self.coarse[indices], self.fine[indices], dataset)
+
+  @property
+  def dataset_ids(self) -> np.ndarray:
+    """[N] int32 taxonomy index of each example (all 0 without several taxonomies)."""
+    return np.zeros(len(self), np.int32) if self.dataset is None else self.dataset
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +56,9 @@ class HierarchicalData:
 
   Attributes:
     name: registry name, e.g. "fashion_mnist".
-    taxonomy: the fine-to-coarse hierarchy the labels follow.
+    taxonomy: the fine-to-coarse hierarchy the labels follow (the test split's, always).
+    extra_taxonomies: further hierarchies over the same fine classes that part of the
+      training split is labelled with (`Split.dataset` says which; FALCON, METHODS.md 3.6).
     train, test: the splits; `val` is None unless `data.val_fraction > 0`.
     mean, std: per-channel (images, in [0, 1] units) or per-feature (vectors)
       statistics used to normalise inputs.
@@ -60,6 +71,12 @@ class HierarchicalData:
   val: Optional[Split] = None
   mean: Optional[np.ndarray] = None
   std: Optional[np.ndarray] = None
+  extra_taxonomies: tuple[Taxonomy, ...] = ()
+
+  @property
+  def taxonomies(self) -> tuple[Taxonomy, ...]:
+    """The main taxonomy (index 0), then the extra ones."""
+    return (self.taxonomy, *self.extra_taxonomies)
 
   @property
   def input_shape(self) -> tuple[int, ...]:
@@ -141,6 +158,36 @@ def carve_validation(train: Split, fraction: float, seed: int) -> tuple[Split, O
   keep = np.ones(len(train), bool)
   keep[val_idx] = False
   return train.take(np.flatnonzero(keep)), train.take(val_idx)
+
+
+ASSIGNMENTS = ("halves", "parity")
+
+
+def relabel_with_taxonomies(train: Split, taxonomies: tuple[Taxonomy, ...], assignment: str) -> Split:
+  """Splits `train` between `taxonomies` (same fine classes) and gives each part its own coarse labels.
+
+  assignment: "halves" (contiguous equal parts, in order: the first 1/D of the examples
+  follow taxonomy 0, ...) or "parity" (example i follows taxonomy i mod D; FALCON's CIFAR-100
+  T1/T2 split, METHODS.md 3.6). Needs every fine label.
+  """
+  if assignment not in ASSIGNMENTS:
+    raise ValueError(f"Unknown data.taxonomy_assignment {assignment!r}; choose one of {ASSIGNMENTS}.")
+  main = taxonomies[0]
+  for other in taxonomies[1:]:
+    if other.fine_names != main.fine_names:
+      raise ValueError(f"Taxonomy {other.name!r} does not have the fine classes of {main.name!r} in the same order "
+                       f"({len(other.fine_names)} vs {len(main.fine_names)} fine classes); several taxonomies must "
+                       "share one fine label set.")
+  if (train.fine < 0).any():
+    raise ValueError("Several taxonomies need the fine label of every training example, to derive its coarse label; "
+                     f"{int((train.fine < 0).sum())} are unknown.")
+  n, d = len(train), len(taxonomies)
+  dataset = (np.arange(n) * d // n if assignment == "halves" else np.arange(n) % d).astype(np.int32)
+  coarse = np.empty(n, np.int32)
+  for k, taxonomy in enumerate(taxonomies):
+    part = dataset == k
+    coarse[part] = taxonomy.fine_to_coarse[train.fine[part]]
+  return Split(train.inputs, coarse, train.fine, dataset)
 
 
 def subsample(train: Split, size: int, seed: int) -> Split:

@@ -29,6 +29,7 @@ from coarse2fine.data.pipeline import eval_batches
 from coarse2fine.data.splits import HierarchicalData, Split
 from coarse2fine.evaluation import discovery, fewshot, kmeans, retrieval
 from coarse2fine.evaluation.classification import topk_accuracy
+from coarse2fine.evaluation.discovery import relation_from_clusters
 
 PROTOCOLS = ("classification", "fewshot", "retrieval", "kmeans", "clusters")
 FEATURES = ("embedding", "features")
@@ -174,11 +175,14 @@ class Evaluator:
 
   def _cluster_metrics(self, state, predictions: dict[str, np.ndarray], split: Split) -> dict[str, float]:
     """Discovery metrics of the method's own classes: argmax of `cluster_logits`, parents from `relation`."""
-    relation = self.method.relation(state)
-    if "cluster_logits" not in predictions or relation is None:
+    if "cluster_logits" not in predictions:
       raise ValueError(f"eval.protocols has 'clusters', but method {self.config.method!r} discovers no "
-                       f"classes (no cluster_logits / relation); use 'kmeans' instead.")
+                       f"classes (no cluster_logits); use 'kmeans' instead.")
     pred = predictions["cluster_logits"].argmax(1)
+    relation = self.method.relation(state)
+    if relation is None:  # a method without parents (SCAN): each cluster's majority coarse label here
+      relation = relation_from_clusters(pred, split.coarse, predictions["cluster_logits"].shape[1],
+                                        self.data.num_coarse)
     found = discovery.discovery_metrics(pred, split.fine, relation, self.data.taxonomy.fine_to_coarse,
                                         tag="clusters_")
     found["discovery/clusters_purity"] = 100.0 * float(homogeneity_score(split.fine, pred))

@@ -7,7 +7,7 @@ from typing import Callable
 import ml_collections
 
 from coarse2fine.data.splits import HierarchicalData
-from coarse2fine.methods import ancor, falcon, scgm, supervised
+from coarse2fine.methods import ancor, falcon, scan, scgm, supervised
 from coarse2fine.methods.base import LossAux, Method, make_train_step
 
 METHODS: dict[str, Callable[[ml_collections.ConfigDict, HierarchicalData], Method]] = {
@@ -19,6 +19,8 @@ METHODS: dict[str, Callable[[ml_collections.ConfigDict, HierarchicalData], Metho
     "scgm_a": scgm.scgm_a,
     "ancor": ancor.ancor,
     "falcon": falcon.falcon,
+    "scan": scan.scan,
+    "scan_c": scan.scan_c,
 }
 
 

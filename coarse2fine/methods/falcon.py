@@ -14,14 +14,15 @@ M in {0, 1}^{K x C} (each fine class has one coarse parent) that is itself infer
   exactly, and M goes back to the device for the next step. beta is 0 after
   `falcon.soft_label_epochs`.
 
-Relations are stored per dataset, [D, K, C_max], so several taxonomies over the same fine
-classes (METHODS.md 3.6) share the code path; batches without a `dataset` field are dataset 0.
+Several taxonomies over the same fine classes (METHODS.md 3.6, `data.extra_taxonomies`): each
+taxonomy d has its own M_d, stored together as [D, K, C_max] (columns past C_d unused), its
+own cost and solve, and its examples' neighbours come from the same (taxonomy, coarse class);
+the classifier is shared. Batches without a `dataset` field are taxonomy 0.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from typing import Optional
 
 import flax.linen as nn
@@ -30,7 +31,6 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from coarse2fine import sharding
 from coarse2fine.data import pipeline
 from coarse2fine.data.splits import HierarchicalData
 from coarse2fine.hooks import HookContext, HostHook
@@ -59,16 +59,17 @@ class Falcon(Method):
     super().__init__(config, data)
     hp = self.hp = config.falcon
     self.num_fine = hp.num_fine or data.num_fine
-    if self.num_fine < data.num_coarse:
-      raise ValueError(f"falcon.num_fine={self.num_fine} is below the {data.num_coarse} coarse classes; every "
-                       "coarse class needs a fine class.")
     if hp.solver not in BACKENDS:
       raise ValueError(f"Unknown falcon.solver {hp.solver!r}; choose one of {sorted(BACKENDS)}.")
     if hp.solve_every < 1 or hp.soft_label_epochs < 1:
       raise ValueError("falcon.solve_every and falcon.soft_label_epochs must be positive.")
     self._views = views_checked(config.data.views, 2, config.method)
     self._model = ClassifierNet(encoder=build_encoder(config.model), embedder=None, num_classes=self.num_fine)
-    self.num_datasets = 1
+    self.num_coarse = tuple(t.num_coarse for t in data.taxonomies)  # C_d of each taxonomy d
+    self.num_datasets, self.max_coarse = len(self.num_coarse), max(self.num_coarse)
+    if self.num_fine < self.max_coarse:
+      raise ValueError(f"falcon.num_fine={self.num_fine} is below the {self.max_coarse} coarse classes of a "
+                       "taxonomy; every coarse class needs a fine class.")
     self.steps_per_epoch = pipeline.steps_per_epoch(data, config.train.batch_size, jax.process_count())
     self._neighbours: Optional[pipeline.NeighbourSampling] = None
 
@@ -80,13 +81,15 @@ class Falcon(Method):
     return self._model
 
   def init_extra(self, variables: dict) -> dict:
-    relation = initial_relation(self.num_fine, self.data.num_coarse, self.hp.beta, self.config.seed,
-                                self.hp.solver, self.hp.solver_time_limit)
-    shape = (self.num_datasets, self.num_fine, self.data.num_coarse)
+    relations = np.zeros((self.num_datasets, self.num_fine, self.max_coarse), bool)  # columns past C_d stay False
+    for d, num_coarse in enumerate(self.num_coarse):
+      relations[d, :, :num_coarse] = initial_relation(self.num_fine, num_coarse, self.hp.beta, self.config.seed + d,
+                                                      self.hp.solver, self.hp.solver_time_limit)
+    shape = (self.num_datasets, self.num_fine, self.max_coarse)
     return {
         "teacher": jax.tree.map(jnp.copy, variables["params"]),  # EMA of the parameters only
         "ema_updates": jnp.zeros((), jnp.int32),
-        "relations": jnp.asarray(relation, bool)[None],  # [D, K, C]
+        "relations": jnp.asarray(relations),  # [D, K, C_max]
         "cost": jnp.zeros(shape, jnp.float32),  # sum of p' outer onehot(y) since the last solve
         "cost_count": jnp.zeros((self.num_datasets,), jnp.float32),
     }
@@ -94,36 +97,12 @@ class Falcon(Method):
   # ----------------------------------------------------------------------------- neighbours
 
   def neighbour_sampling(self) -> pipeline.NeighbourSampling:
+    """`falcon.neighbours` within-coarse neighbours of each training example (METHODS.md 3.2), mined once."""
     if self._neighbours is None:
-      self._neighbours = pipeline.NeighbourSampling(self.mine_neighbours(), self.hp.neighbours_used)
+      table = neighbour_mining.training_neighbours(self.data, self.hp.neighbour_features, self.hp.neighbours,
+                                                   within_coarse=True, batch_size=self.config.eval.batch_size)
+      self._neighbours = pipeline.NeighbourSampling(table, self.hp.neighbours_used)
     return self._neighbours
-
-  def mine_neighbours(self) -> np.ndarray:
-    """[N_train, k] within-coarse neighbours of every training example (METHODS.md 3.2).
-
-    `falcon.neighbour_features`: "inputs" (the raw inputs, as the official PBMC pipeline),
-    "checkpoint:<workdir>" (the `features` of another run of this project, e.g. `coarse` or
-    a self-supervised backbone, in eval mode on the unaugmented training images), or a
-    `.npy` file of [N_train, D] features in training-split order. Rows are L2-normalised
-    and compared by inner product.
-    """
-    source = self.hp.neighbour_features
-    if source == "inputs":
-      features = np.asarray(self.data.train.inputs, np.float32).reshape(len(self.data.train), -1)
-    elif source.startswith("checkpoint:"):
-      from coarse2fine import train  # train imports the methods
-      features = train.features_from_checkpoint(source[len("checkpoint:"):], self.data, self.config.eval.batch_size)
-    else:
-      if not source.endswith(".npy") or not os.path.isfile(source):
-        raise ValueError(f"falcon.neighbour_features={source!r}: use 'inputs', 'checkpoint:<workdir>' or an "
-                         "existing .npy file of training-split features.")
-      features = np.load(source)
-      if features.shape[0] != len(self.data.train):
-        raise ValueError(f"falcon.neighbour_features={source!r} has {features.shape[0]} rows for "
-                         f"{len(self.data.train)} training examples; save features of the training split in order.")
-    return neighbour_mining.mine_neighbours(
-        features.reshape(len(features), -1), np.asarray(self.data.train.coarse, np.int32), self.hp.neighbours,
-        mesh=sharding.make_mesh())
 
   # ----------------------------------------------------------------------------- step
 
@@ -150,15 +129,16 @@ class Falcon(Method):
     neighbour_logits, stats = forward(teacher, stats, neighbours.reshape((b * m,) + neighbours.shape[2:]),
                                       jax.random.fold_in(rng, 2))
     teacher_logits = jax.lax.stop_gradient(teacher_logits)
-    neighbour_probs = jax.lax.stop_gradient(jax.nn.softmax(neighbour_logits).reshape(b, m, -1))
+    neighbour_log_probs = jax.lax.stop_gradient(jax.nn.log_softmax(neighbour_logits).reshape(b, m, -1))
     logits, stats = forward(params, stats, online_inputs, jax.random.fold_in(rng, 3))
-    probs = jax.nn.softmax(logits)
+    log_probs = jax.nn.log_softmax(logits)
+    probs = jnp.exp(log_probs)
 
     allowed = losses.allowed_children(extra["relations"], dataset, coarse)
     epoch = state.step // self.steps_per_epoch + 1
     tau = losses.soft_label_weight(epoch, hp.soft_label_epochs)
     l_coarse = losses.coarse_loss(logits, allowed)
-    l_cons = losses.neighbour_consistency_loss(probs, neighbour_probs)
+    l_cons = losses.neighbour_consistency_loss(log_probs, neighbour_log_probs)
     l_conf = losses.confidence_loss(logits, losses.confidence_targets(teacher_logits, allowed, tau, hp.temperature))
     l_reg = losses.entropy_regulariser(probs)
     loss = hp.lambda_coarse * l_coarse + hp.lambda_consistency * (l_conf + l_cons) + hp.lambda_entropy * l_reg
@@ -166,7 +146,7 @@ class Falcon(Method):
     # S accumulates since the last solve and restarts with every epoch (METHODS.md 3.4).
     epoch_start = (state.step % self.steps_per_epoch) == 0
     batch_cost = losses.relation_cost(jax.nn.softmax(teacher_logits), coarse, dataset, self.num_datasets,
-                                      self.data.num_coarse)
+                                      self.max_coarse)
     batch_count = jnp.bincount(dataset, length=self.num_datasets).astype(jnp.float32)
     extra = {**extra,
              "cost": jnp.where(epoch_start, 0.0, extra["cost"]) + batch_cost,
@@ -198,18 +178,18 @@ class Falcon(Method):
     cost, count = jax.device_get((state.extra["cost"], state.extra["cost_count"]))
     relations = np.array(jax.device_get(state.extra["relations"]))
     changed, objective = 0, 0.0
-    for d in range(self.num_datasets):
+    for d, num_coarse in enumerate(self.num_coarse):
       if count[d] == 0:
         continue
-      solution = solve_relation(cost[d] / count[d], beta, hp.solver, time_limit=hp.solver_time_limit)
-      changed += int(np.sum(np.any(relations[d] != solution.matrix.astype(bool), axis=1)))
-      relations[d] = solution.matrix.astype(bool)
+      solution = solve_relation(cost[d, :, :num_coarse] / count[d], beta, hp.solver, time_limit=hp.solver_time_limit)
+      changed += int(np.sum(np.any(relations[d, :, :num_coarse] != solution.matrix.astype(bool), axis=1)))
+      relations[d, :, :num_coarse] = solution.matrix.astype(bool)
       objective += solution.objective
     if jax.process_count() > 1:  # every process gets process 0's relation
       from jax.experimental import multihost_utils
       relations = multihost_utils.broadcast_one_to_all(relations)
     diagnostics = {"beta": beta, "objective": objective, "changed_rows": changed}
-    diagnostics.update(self._relation_accuracy(relations[0]))
+    diagnostics.update(self._relation_count_error(relations))
     context.host_state["relation"] = {"step": completed, **diagnostics}
     context.metrics.update({f"relation/{k}": float(v) for k, v in diagnostics.items()})
     logging.info("FALCON relation solve at step %d: %s", completed, diagnostics)
@@ -220,24 +200,34 @@ class Falcon(Method):
              "cost_count": jnp.zeros_like(state.extra["cost_count"])}
     return state.replace(extra=extra)
 
-  def _relation_accuracy(self, relation: np.ndarray) -> dict:
-    """Whether the coarse classes' fine-class counts match the true taxonomy (cheap to log)."""
-    true_counts = np.bincount(self.data.taxonomy.fine_to_coarse, minlength=self.data.num_coarse)
-    return {"count_error": float(np.abs(relation.sum(0) - true_counts).sum())}
+  def _relation_count_error(self, relations: np.ndarray) -> dict:
+    """sum_c |n_c - n_c(true)| per taxonomy (`ged_invariant`, cheap enough to log at every solve)."""
+    out = {}
+    for d, taxonomy in enumerate(self.data.taxonomies):
+      true_counts = np.bincount(taxonomy.fine_to_coarse, minlength=taxonomy.num_coarse)
+      error = float(np.abs(relations[d, :, :taxonomy.num_coarse].sum(0) - true_counts).sum())
+      out["count_error" if d == 0 else f"count_error_{d}"] = error
+    return out
 
   # ----------------------------------------------------------------------------- evaluation
 
   def predict(self, state: TrainState, inputs: jax.Array) -> dict[str, jax.Array]:
     outputs = self._model.apply(state.variables, inputs, train=False)
     logits = outputs["logits"]
-    relation = state.extra["relations"][0]  # [K, C]
+    relation = state.extra["relations"][0, :, :self.data.num_coarse]  # [K, C] of the main taxonomy
     log_probs = jax.nn.log_softmax(logits)[:, :, None]
     coarse_logits = jax.nn.logsumexp(jnp.where(relation[None], log_probs, -jnp.inf), axis=1)
     return {"features": outputs["features"], "embedding": outputs["features"], "cluster_logits": logits,
             "coarse_logits": coarse_logits}
 
   def relation(self, state: TrainState) -> np.ndarray:
-    return np.asarray(jax.device_get(state.extra["relations"][0]), np.int64)
+    """[K, C] M of the main taxonomy (the one the evaluation split is labelled with)."""
+    return self.relations(state)[0]
+
+  def relations(self, state: TrainState) -> list[np.ndarray]:
+    """[K, C_d] M_d of every taxonomy d."""
+    stacked = np.asarray(jax.device_get(state.extra["relations"]), np.int64)
+    return [stacked[d, :, :c] for d, c in enumerate(self.num_coarse)]
 
 
 def falcon(config, data):

@@ -29,10 +29,14 @@ def coarse_loss(logits: jax.Array, allowed: jax.Array) -> jax.Array:
   return jnp.mean(jax.nn.logsumexp(logits, axis=-1) - jax.nn.logsumexp(masked, axis=-1))
 
 
-def neighbour_consistency_loss(probs: jax.Array, neighbour_probs: jax.Array) -> jax.Array:
-  """L_cons: -mean_{i, j} log(p_i . p'_nb[i, j]). probs [B, K]; neighbour_probs [B, m, K] (teacher)."""
-  agreement = jnp.einsum("bk,bmk->bm", probs, neighbour_probs)
-  return -jnp.mean(jnp.log(agreement))
+def neighbour_consistency_loss(log_probs: jax.Array, neighbour_log_probs: jax.Array) -> jax.Array:
+  """L_cons: -mean_{i, j} log(p_i . p'_nb[i, j]). log_probs [B, K]; neighbour_log_probs [B, m, K].
+
+  Computed as a log-sum-exp of log-probabilities: the same value, but confident predictions
+  that disagree give a large finite loss instead of log(0) (a float32 dot product of two
+  peaked distributions underflows to 0 and made training diverge).
+  """
+  return -jnp.mean(jax.nn.logsumexp(log_probs[:, None, :] + neighbour_log_probs, axis=-1))
 
 
 def confidence_targets(teacher_logits: jax.Array, allowed: jax.Array, tau: jax.Array,

@@ -23,6 +23,7 @@ multi-process run passes the same features and groups and gets the whole table.
 from __future__ import annotations
 
 import functools
+import os
 from typing import NamedTuple, Optional
 
 import jax
@@ -251,3 +252,33 @@ def mine_neighbours(features, groups=None, k: int = 20, *, normalize: bool = Tru
   plan = make_plan(groups, n, mesh.devices.size, block_size)
   fn = _miner(mesh, k, plan.block_size, plan.window, normalize, precision, top_k_chunk)
   return np.asarray(fn(features, plan.source, plan.group_ids, plan.query_starts, plan.key_starts))
+
+
+def training_neighbours(data, source: str, k: int, *, within_coarse: bool, batch_size: int) -> np.ndarray:
+  """[N_train, k] neighbours of every training example of `data` (FALCON, SCAN), mined on the device.
+
+  source: "inputs" (the raw inputs, flattened; the official PBMC pipeline), "checkpoint:<workdir>"
+  (the `features` of another run of this project, e.g. `coarse` or a self-supervised backbone,
+  in eval mode on the unaugmented training inputs), or a `.npy` file of [N_train, D] features in
+  training-split order. Rows are L2-normalised and compared by inner product, within the coarse
+  class (of the example's own taxonomy) when `within_coarse` (FALCON, SCAN-C), or over all
+  examples (SCAN).
+  """
+  n = len(data.train)
+  if source == "inputs":
+    features = np.asarray(data.train.inputs, np.float32).reshape(n, -1)
+  elif source.startswith("checkpoint:"):
+    from coarse2fine import train  # train imports the methods, which import this module
+    features = train.features_from_checkpoint(source[len("checkpoint:"):], data, batch_size)
+  elif source.endswith(".npy") and os.path.isfile(source):
+    features = np.load(source)
+    if features.shape[0] != n:
+      raise ValueError(f"Neighbour features {source!r} have {features.shape[0]} rows for {n} training examples; "
+                       "save features of the training split, in order.")
+  else:
+    raise ValueError(f"Neighbour features {source!r}: use 'inputs', 'checkpoint:<workdir>' or an existing .npy "
+                     "file of training-split features.")
+  # With several taxonomies a group is a (taxonomy, coarse class) pair (METHODS.md 3.6).
+  groups = (data.train.dataset_ids.astype(np.int64) * (int(data.train.coarse.max()) + 1) + data.train.coarse
+            if within_coarse else None)
+  return mine_neighbours(features.reshape(n, -1), groups, k, mesh=sharding.make_mesh())

@@ -1,5 +1,6 @@
 """Dataset loaders: Fashion-MNIST from IDX files, tfds paths under mock data, the rest."""
 
+import json
 import os
 
 import numpy as np
@@ -225,3 +226,40 @@ def test_train_examples_keeps_a_fixed_subset_in_order():
   np.testing.assert_array_equal(subsample(train, 30, seed=1).inputs, small.inputs)
   assert not np.array_equal(subsample(train, 30, seed=2).inputs, small.inputs)
   assert len(subsample(train, 0, seed=1)) == 100 and len(subsample(train, 500, seed=1)) == 100
+
+
+@pytest.mark.parametrize("assignment", ["halves", "parity"])
+def test_several_taxonomies_relabel_parts_of_train(tmp_path, assignment):
+  from coarse2fine.config_base import base_config
+  config = base_config().data
+  config.name = "synthetic"  # 3 coarse x 3 fine: coarse{c}/fine{j}
+  config.synthetic.num_train = 90
+  other = {f"j{j}": [f"coarse{c}/fine{j}" for c in range(3)] for j in range(3)}  # groups fine j across c
+  path = tmp_path / "by_j.json"
+  path.write_text(json.dumps(other))
+  config.extra_taxonomies = (str(path),)
+  config.taxonomy_assignment = assignment
+  data = load_dataset(config)
+  assert [t.num_coarse for t in data.taxonomies] == [3, 3]
+  train = data.train
+  dataset = train.dataset
+  want_dataset = np.arange(90) // 45 if assignment == "halves" else np.arange(90) % 2
+  np.testing.assert_array_equal(dataset, want_dataset)
+  fine_j = train.fine % 3  # synthetic fine id = 3 c + j
+  np.testing.assert_array_equal(train.coarse[dataset == 0], train.fine[dataset == 0] // 3)
+  np.testing.assert_array_equal(train.coarse[dataset == 1], fine_j[dataset == 1])  # the by-j taxonomy
+  assert data.test.dataset is None  # evaluation keeps the main taxonomy
+  from coarse2fine.data import pipeline
+  batch = next(iter(pipeline.train_dataset(data, config, views=("none",), global_batch_size=10, seed=0)))
+  np.testing.assert_array_equal(batch["dataset"], dataset[batch["index"]])
+
+
+def test_several_taxonomies_need_the_same_fine_classes(tmp_path):
+  from coarse2fine.config_base import base_config
+  config = base_config().data
+  config.name = "synthetic"
+  path = tmp_path / "bad.json"
+  path.write_text(json.dumps({"a": ["coarse0/fine0", "nonsense"]}))
+  config.extra_taxonomies = (str(path),)
+  with pytest.raises(ValueError, match="nonsense"):
+    load_dataset(config)

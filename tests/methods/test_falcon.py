@@ -150,6 +150,37 @@ def test_falcon_discovers_the_planted_fine_classes_and_their_parents(falcon_conf
   assert betas[:6] == [0.1] * 6 and set(betas[6:]) == {0.0}  # beta = 0 after soft_label_epochs = 2
 
 
+def test_two_taxonomies_on_two_halves_recover_both_relations(falcon_config, tmp_path):
+  """Half of train labelled 3 x 3 by c, the other half by j: one classifier, two inferred M."""
+  from coarse2fine.checkpointing import Checkpointer
+  config = falcon_config
+  path = tmp_path / "by_j.json"
+  path.write_text(json.dumps({f"j{j}": [f"coarse{c}/fine{j}" for c in range(3)] for j in range(3)}))
+  config.data.extra_taxonomies = (str(path),)
+  config.data.synthetic.num_train = 2048
+  config.train.num_epochs = 6
+  config.train.batch_size = 64
+  config.optimizer.lr = 0.05
+  config.eval.protocols = ("clusters",)
+  metrics = train.train_and_evaluate(config, str(tmp_path / "run"))["metrics"]
+  assert metrics["discovery/clusters_acc"] >= 90.0 and metrics["discovery/clusters_relation_acc"] == 100.0
+  manager = Checkpointer(str(tmp_path / "run"), config)
+  saved = manager.read_state()
+  manager.close()
+  relations = saved["extra"]["relations"]  # [2, K, 3]
+  # Each discovered class k stands for the fine class f(k) = (c, j) most of its members have;
+  # M_0 must put k under c and M_1 under j.
+  data = load_dataset(config.data)
+  method = build_method(config, data)
+  variables = {"params": saved["params"], "batch_stats": saved["batch_stats"]}
+  logits = method.model().apply(variables, jnp.asarray((data.train.inputs - data.mean) / data.std), train=False)
+  pred = np.asarray(logits["logits"]).argmax(1)
+  fine_of_cluster = {k: np.bincount(data.train.fine[pred == k]).argmax() for k in np.unique(pred)}
+  assert len(set(fine_of_cluster.values())) == 9
+  for k, f in fine_of_cluster.items():
+    assert relations[0, k, f // 3] and relations[1, k, f % 3], (k, f)
+
+
 MULTI_DEVICE_SCRIPT = r"""
 import json, sys
 import numpy as np, jax

@@ -60,7 +60,7 @@ def test_losses_match_the_equations(tau):
   lg = jnp.asarray(logits, jnp.float32)
   probs = jax.nn.softmax(lg)
   got = (falcon_losses.coarse_loss(lg, allowed),
-         falcon_losses.neighbour_consistency_loss(probs, jnp.asarray(nb, jnp.float32)),
+         falcon_losses.neighbour_consistency_loss(jnp.log(probs), jnp.log(jnp.asarray(nb, jnp.float32))),
          falcon_losses.confidence_loss(lg, falcon_losses.confidence_targets(
              jnp.asarray(teacher, jnp.float32), allowed, jnp.float32(tau), T)),
          falcon_losses.entropy_regulariser(probs))
@@ -106,3 +106,15 @@ def test_ema_warm_up_and_update():
   online = {"w": jnp.array([3.0, 0.0])}
   new = falcon_losses.ema_update(teacher, online, jnp.float32(0.75))
   np.testing.assert_allclose(np.asarray(new["w"]), [0.75 * 1 + 0.25 * 3, 0.75 * 2 + 0.25 * 0])
+
+
+def test_consistency_stays_finite_when_confident_predictions_disagree():
+  # p = onehot(0), q = onehot(1) up to float32: p . q underflows to 0, log(0) = -inf.
+  logits = jnp.array([[60.0, -60.0, -60.0]])
+  neighbour_logits = jnp.array([[[-60.0, 60.0, -60.0]]])
+  loss = falcon_losses.neighbour_consistency_loss(jax.nn.log_softmax(logits), jax.nn.log_softmax(neighbour_logits))
+  # p . q = e^-120 (k=0) + e^-120 (k=1) + e^-240 (k=2): the loss is 120 - log 2.
+  assert np.isfinite(float(loss)) and float(loss) == pytest.approx(120.0 - math.log(2.0), rel=1e-5)
+  grad = jax.grad(lambda l: falcon_losses.neighbour_consistency_loss(
+      jax.nn.log_softmax(l), jax.nn.log_softmax(neighbour_logits)))(logits)
+  assert np.all(np.isfinite(np.asarray(grad)))
