@@ -187,4 +187,10 @@ class Evaluator:
                                         tag="clusters_")
     found["discovery/clusters_purity"] = 100.0 * float(homogeneity_score(split.fine, pred))
     found.update({"discovery/" + k[len("discovery/clusters_"):]: v for k, v in found.items()})
+    # Several taxonomies: the other taxonomies' M against their true parents, same class matching.
+    relations = self.method.relations(state) or []
+    for d in range(1, len(relations)):
+      other = discovery.discovery_metrics(pred, split.fine, relations[d], self.data.taxonomies[d].fine_to_coarse,
+                                          tag=f"clusters_tax{d}_")
+      found.update({k: v for k, v in other.items() if k.endswith(("relation_acc", "ged", "ged_invariant"))})
     return found

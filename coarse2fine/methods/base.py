@@ -84,6 +84,10 @@ class Method(abc.ABC):
     """[r, C] 0/1 matrix: the coarse parent of each discovered class (`cluster_logits`), or None."""
     return None
 
+  def relations(self, state: TrainState) -> Optional[list[np.ndarray]]:
+    """[r, C_d] relation of every taxonomy d of `data.taxonomies` (several taxonomies), or None."""
+    return None
+
   @abc.abstractmethod
   def predict(self, state: TrainState, inputs: jax.Array) -> dict[str, jax.Array]:
     """Evaluation outputs for inputs `[b, ...]`.
