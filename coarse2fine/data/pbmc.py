@@ -16,7 +16,8 @@ The file uses the anndata < 0.7 layout (obs a compound table, categories in
 `encoding-type` csr_matrix/csc_matrix) are read too, with h5py alone.
 
 Where the file is looked up, in order: `data.path`; `data.dir`/FILE; `$C2F_DATA_DIR`/pbmc/FILE
-and `$C2F_DATA_DIR`/FILE; the copy inside an installed scanpy package (found without
+and `$C2F_DATA_DIR`/FILE; ~/.cache/coarse2fine/pbmc/FILE (where `python -m coarse2fine.data.pbmc`
+puts it, taken out of the scanpy wheel on PyPI); the copy inside an installed scanpy package (found without
 importing scanpy).
 
 Labels: fine = `obs/bulk_labels` (ids in the file's category order); coarse = the built-in
@@ -40,6 +41,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
 from typing import Optional
 
 import ml_collections
@@ -65,9 +71,13 @@ LINEAGES = {
     "Progenitor": ["CD34+"],
 }
 
-GET_IT = (f"Get it from the scanpy wheel: `pip download scanpy --no-deps -d /tmp/scanpy_wheel && unzip "
-          f"/tmp/scanpy_wheel/scanpy-*.whl scanpy/datasets/{FILE_NAME} -d /tmp/scanpy_wheel`, then set "
-          f"--config.data.path=/tmp/scanpy_wheel/scanpy/datasets/{FILE_NAME}.")
+CACHE_DIR = os.path.join(os.path.expanduser("~"), ".cache", "coarse2fine", "pbmc")  # where `fetch` puts it
+WHEEL_MEMBER = f"scanpy/datasets/{FILE_NAME}"
+
+GET_IT = (f"Fetch it once with `python -m coarse2fine.data.pbmc` (takes it out of the scanpy wheel on PyPI into "
+          f"{CACHE_DIR}), or by hand: `pip download scanpy --no-deps -d /tmp/scanpy_wheel && unzip "
+          f"/tmp/scanpy_wheel/scanpy-*.whl {WHEEL_MEMBER} -d /tmp/scanpy_wheel`, then set "
+          f"--config.data.path=/tmp/scanpy_wheel/{WHEEL_MEMBER}.")
 
 
 # ----------------------------------------------------------------------------- finding the file
@@ -89,10 +99,52 @@ def candidate_paths(data_dir: str = "") -> list[str]:
   env = os.environ.get("C2F_DATA_DIR")
   if env:
     paths += [os.path.join(env, "pbmc", FILE_NAME), os.path.join(env, FILE_NAME)]
+  paths.append(os.path.join(CACHE_DIR, FILE_NAME))
   bundled = scanpy_copy()
   if bundled:
     paths.append(bundled)
   return paths
+
+
+# ----------------------------------------------------------------------------- fetching it
+
+def extract_from_wheel(wheel: str, dest_dir: str) -> str:
+  """Copies the h5ad out of a scanpy wheel into `dest_dir` (via a temporary file); returns its path."""
+  os.makedirs(dest_dir, exist_ok=True)
+  with zipfile.ZipFile(wheel) as archive:
+    if WHEEL_MEMBER not in archive.namelist():
+      raise FileNotFoundError(f"{wheel} has no {WHEEL_MEMBER}; is it a scanpy wheel?")
+    fd, tmp = tempfile.mkstemp(dir=dest_dir, suffix=".tmp")
+    try:
+      with os.fdopen(fd, "wb") as out, archive.open(WHEEL_MEMBER) as member:
+        shutil.copyfileobj(member, out)
+      os.chmod(tmp, 0o644)
+      path = os.path.join(dest_dir, FILE_NAME)
+      os.replace(tmp, path)
+    except BaseException:
+      if os.path.exists(tmp):
+        os.remove(tmp)
+      raise
+  return path
+
+
+def download_wheel(folder: str) -> str:
+  """`pip download scanpy --no-deps` (the wheel only, no install) into `folder`; returns the wheel's path."""
+  subprocess.run([sys.executable, "-m", "pip", "download", "scanpy", "--no-deps", "--only-binary=:all:", "-q",
+                  "-d", folder], check=True)
+  wheels = [f for f in os.listdir(folder) if f.startswith("scanpy-") and f.endswith(".whl")]
+  if not wheels:
+    raise FileNotFoundError(f"pip download left no scanpy wheel in {folder}.")
+  return os.path.join(folder, sorted(wheels)[-1])
+
+
+def fetch(dest_dir: str = CACHE_DIR) -> str:
+  """Puts the PBMC h5ad into `dest_dir` (where `find_file` looks), unless it is there; returns its path."""
+  path = os.path.join(dest_dir, FILE_NAME)
+  if os.path.isfile(path):
+    return path
+  with tempfile.TemporaryDirectory() as folder:
+    return extract_from_wheel(download_wheel(folder), dest_dir)
 
 
 def find_file(path: str = "", data_dir: str = "") -> str:
@@ -247,3 +299,7 @@ def load(data_config: ml_collections.ConfigDict) -> HierarchicalData:
   # Transductive (FALCON's PBMC setting): the model is evaluated on the cells it trains on.
   return HierarchicalData("pbmc", taxonomy, train=cells, test=cells,
                           mean=mean.astype(np.float32), std=std.astype(np.float32))
+
+
+if __name__ == "__main__":
+  print(fetch(sys.argv[1] if len(sys.argv) > 1 else CACHE_DIR))

@@ -200,22 +200,47 @@ def test_missing_file_says_how_to_get_it(tmp_path, monkeypatch):
     pbmc.load(_data_config(path=str(tmp_path / "absent.h5ad")))
   monkeypatch.setenv("C2F_DATA_DIR", str(tmp_path / "data"))
   monkeypatch.setattr(pbmc, "scanpy_copy", lambda: None)
-  with pytest.raises(FileNotFoundError, match=r"looked in .*data/pbmc/10x_pbmc68k_reduced\.h5ad.*set "
-                                              r"--config\.data\.path="):
+  monkeypatch.setattr(pbmc, "CACHE_DIR", str(tmp_path / "cache"))
+  with pytest.raises(FileNotFoundError, match=r"looked in .*data/pbmc/10x_pbmc68k_reduced\.h5ad.*"
+                                              r"python -m coarse2fine\.data\.pbmc.*set --config\.data\.path="):
     pbmc.load(_data_config(dir=str(tmp_path / "elsewhere")))
 
 
 def test_search_order(tmp_path, monkeypatch):
   x, codes = _cells()
   monkeypatch.setattr(pbmc, "scanpy_copy", lambda: str(tmp_path / "scanpy" / pbmc.FILE_NAME))
+  monkeypatch.setattr(pbmc, "CACHE_DIR", str(tmp_path / "cache"))
   monkeypatch.setenv("C2F_DATA_DIR", str(tmp_path / "data"))
-  places = {"scanpy": tmp_path / "scanpy", "env": tmp_path / "data" / "pbmc", "dir": tmp_path / "dir"}
+  places = {"scanpy": tmp_path / "scanpy", "cache": tmp_path / "cache", "env": tmp_path / "data" / "pbmc",
+            "dir": tmp_path / "dir"}
   for name, folder in places.items():  # each later one takes precedence
     folder.mkdir(parents=True)
     write_h5ad(str(folder / pbmc.FILE_NAME), x, codes)
     assert pbmc.find_file("", str(tmp_path / "dir")) == str(folder / pbmc.FILE_NAME), name
   assert pbmc.find_file(str(places["scanpy"] / pbmc.FILE_NAME), str(tmp_path / "dir")).startswith(
       str(places["scanpy"]))
+
+
+def test_fetch_takes_the_file_out_of_the_wheel_once(tmp_path, monkeypatch):
+  import zipfile
+  x, codes = _cells()
+  write_h5ad(str(tmp_path / "cells.h5ad"), x, codes)
+  wheel = tmp_path / "wheels" / "scanpy-1.0-py3-none-any.whl"
+  wheel.parent.mkdir()
+  with zipfile.ZipFile(wheel, "w") as archive:
+    archive.write(tmp_path / "cells.h5ad", pbmc.WHEEL_MEMBER)
+    archive.writestr("scanpy/__init__.py", "")
+  downloads = []
+  monkeypatch.setattr(pbmc, "download_wheel", lambda folder: downloads.append(folder) or str(wheel))
+  path = pbmc.fetch(str(tmp_path / "cache"))
+  assert path == str(tmp_path / "cache" / pbmc.FILE_NAME)
+  assert (tmp_path / "cache" / pbmc.FILE_NAME).read_bytes() == (tmp_path / "cells.h5ad").read_bytes()
+  assert os.listdir(tmp_path / "cache") == [pbmc.FILE_NAME]  # no temporary file left behind
+  assert pbmc.fetch(str(tmp_path / "cache")) == path and len(downloads) == 1  # the second call finds it
+  with zipfile.ZipFile(tmp_path / "wheels" / "other.whl", "w") as archive:
+    archive.writestr("other/__init__.py", "")
+  with pytest.raises(FileNotFoundError, match="is it a scanpy wheel"):
+    pbmc.extract_from_wheel(str(tmp_path / "wheels" / "other.whl"), str(tmp_path / "cache2"))
 
 
 def test_scanpy_location_is_found_without_importing_it():
