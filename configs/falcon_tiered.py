@@ -19,41 +19,16 @@ term's predictions without gradient, so on R GPUs its lambda3 acts as lambda3 / 
 computes the exact global-batch gradient (set lambda3 / 4 to copy the 4-GPU run).
 """
 
-from coarse2fine.config_base import base_config
+from coarse2fine.config_base import base_config, falcon_imagenet
 
 
 def get_config():
-  config = base_config()
-  config.method = "falcon"
+  config = falcon_imagenet(base_config())
   config.seed = 0
   config.data.name = "tiered_union"
-  config.data.views = ("strong", "none")  # online: strong; teacher and neighbours: the centre crop
-  config.data.augment.min_scale = 0.2
-  config.data.num_workers = 16
-  config.model.encoder = "resnet50"
-  config.model.encoder_args.stem = "imagenet"
-  config.model.embedder = "none"
-  config.model.dtype = "bfloat16"
-  config.optimizer.name = "sgd"
-  config.optimizer.lr = 0.1
-  config.optimizer.momentum = 0.9
-  config.optimizer.weight_decay = 0.0
-  config.optimizer.schedule = "cosine_restarts"
-  config.optimizer.restart_epochs = 30
-  config.optimizer.min_lr = 1e-3
   config.train.num_epochs = 90
   config.train.batch_size = 2048
-  config.train.log_every_steps = 50
-  falcon = config.falcon
-  falcon.lambda_coarse, falcon.lambda_consistency, falcon.lambda_entropy = 0.5, 0.5, 5.0
-  falcon.temperature = 0.9
-  falcon.ema_decay = 0.99
-  falcon.beta = 5e-5
-  falcon.solve_every = 20
-  falcon.soft_label_epochs = 30
-  falcon.solver_time_limit = 120.0  # for the milp and gurobi backends; the exact solver needs none
-  falcon.neighbours, falcon.neighbours_used = 20, 5
-  config.eval.batch_size = 1024
-  config.eval.protocols = ("classification", "clusters")
-  config.checkpoint.every_steps = 1000
+  config.falcon.lambda_entropy = 5.0
+  config.falcon.beta = 5e-5
+  config.falcon.solver_time_limit = 120.0  # for the milp and gurobi backends; the exact solver needs none
   return config

@@ -12,6 +12,29 @@ import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# A script head: imports and a small ConvNet on 8x8 synthetic images with two views, 2 epochs of
+# batch 32; scripts add their method's fields, then TRAIN_AND_DUMP_STATE.
+SYNTHETIC_IMAGES_CONFIG = r"""
+import json, sys
+import numpy as np, jax
+from coarse2fine import train
+from coarse2fine.config_base import base_config
+
+config = base_config()
+config.data.name = "synthetic"
+config.data.synthetic.kind = "images"
+config.data.synthetic.image_shape = (8, 8, 1)
+config.data.synthetic.num_train = 128
+config.data.synthetic.num_test = 64
+config.data.views = ("crop_flip", "crop_flip")
+config.model.encoder = "convnet"
+config.model.encoder_args.widths = (8, 16)
+config.train.num_epochs = 2
+config.train.batch_size = 32
+config.eval.batch_size = 64
+config.logging.progress = False
+"""
+
 TRAIN_AND_DUMP_STATE = r"""
 from coarse2fine.checkpointing import Checkpointer
 results = train.train_and_evaluate(config, sys.argv[1])

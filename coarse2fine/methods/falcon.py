@@ -22,6 +22,7 @@ the classifier is shared. Batches without a `dataset` field are taxonomy 0.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Optional
 
@@ -39,7 +40,7 @@ from coarse2fine.methods import neighbours as neighbour_mining
 from coarse2fine.methods.base import LossAux, Method
 from coarse2fine.methods.dataset_pass import views_checked
 from coarse2fine.methods.relation_solver import BACKENDS, solve_relation
-from coarse2fine.methods.supervised import ClassifierNet, build_encoder
+from coarse2fine.methods.supervised import ClassifierNet, build_encoder, train_mode_logits
 from coarse2fine.train_state import TrainState
 
 
@@ -118,11 +119,7 @@ class Falcon(Method):
     coarse = batch["coarse"]
     dataset = batch.get("dataset", jnp.zeros_like(coarse))
 
-    def forward(p, stats, x, key):
-      out, updated = self._model.apply({"params": p, "batch_stats": stats}, x, train=True, mutable=["batch_stats"],
-                                       rngs={"dropout": key})
-      return out["logits"], updated.get("batch_stats", stats)
-
+    forward = functools.partial(train_mode_logits, self._model)
     # Teacher forwards in train mode: batch statistics, and they update the shared running stats.
     teacher = extra["teacher"]
     teacher_logits, stats = forward(teacher, state.batch_stats, teacher_inputs, jax.random.fold_in(rng, 1))

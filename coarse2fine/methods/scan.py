@@ -27,7 +27,7 @@ from coarse2fine.methods import falcon_losses as losses
 from coarse2fine.methods import neighbours as neighbour_mining
 from coarse2fine.methods.base import LossAux, Method
 from coarse2fine.methods.dataset_pass import views_checked
-from coarse2fine.methods.supervised import ClassifierNet, build_encoder
+from coarse2fine.methods.supervised import ClassifierNet, build_encoder, train_mode_logits
 from coarse2fine.train_state import TrainState
 
 
@@ -56,13 +56,10 @@ class Scan(Method):
     return self._neighbours
 
   def loss(self, params, state: TrainState, batch: dict, rng: jax.Array):
-    def forward(stats, x, key):
-      out, updated = self._model.apply({"params": params, "batch_stats": stats}, x, train=True,
-                                       mutable=["batch_stats"], rngs={"dropout": key})
-      return out["logits"], updated.get("batch_stats", stats)
-
-    logits, stats = forward(state.batch_stats, batch["inputs"], jax.random.fold_in(rng, 1))
-    neighbour_logits, stats = forward(stats, batch["neighbours"][:, 0], jax.random.fold_in(rng, 2))
+    logits, stats = train_mode_logits(self._model, params, state.batch_stats, batch["inputs"],
+                                      jax.random.fold_in(rng, 1))
+    neighbour_logits, stats = train_mode_logits(self._model, params, stats, batch["neighbours"][:, 0],
+                                                jax.random.fold_in(rng, 2))
     log_probs = jax.nn.log_softmax(logits)
     neighbour_log_probs = jax.nn.log_softmax(neighbour_logits)  # the gradient flows through both, as in SCAN
     l_cons = losses.neighbour_consistency_loss(log_probs, neighbour_log_probs[:, None])

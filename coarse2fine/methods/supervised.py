@@ -40,6 +40,13 @@ class ClassifierNet(nn.Module):
     return {"features": features, "embedding": embedding, "logits": logits}
 
 
+def train_mode_logits(model: nn.Module, params, batch_stats, inputs: jax.Array, rng: jax.Array):
+  """(logits [b, classes], updated batch_stats) of a `ClassifierNet` forward in train mode."""
+  outputs, updated = model.apply({"params": params, "batch_stats": batch_stats}, inputs, train=True,
+                                 mutable=["batch_stats"], rngs={"dropout": rng})
+  return outputs["logits"], updated.get("batch_stats", batch_stats)
+
+
 def build_encoder(model_config: ml_collections.ConfigDict) -> nn.Module:
   return models.build_encoder(
       model_config.encoder, dtype=jnp.dtype(model_config.dtype), **model_config.encoder_args.to_dict())

@@ -182,30 +182,12 @@ def test_two_taxonomies_on_two_halves_recover_both_relations(falcon_config, tmp_
     assert relations[0, k, f // 3] and relations[1, k, f % 3], (k, f)
 
 
-MULTI_DEVICE_SCRIPT = r"""
-import json, sys
-import numpy as np, jax
-from coarse2fine import train
-from coarse2fine.config_base import base_config
-
-config = base_config()
+MULTI_DEVICE_SCRIPT = multi_device.SYNTHETIC_IMAGES_CONFIG + r"""
 config.method = "falcon"
-config.data.name = "synthetic"
-config.data.synthetic.kind = "images"
-config.data.synthetic.image_shape = (8, 8, 1)
-config.data.synthetic.num_train = 128
-config.data.synthetic.num_test = 64
-config.data.views = ("crop_flip", "crop_flip")
-config.model.encoder = "convnet"
-config.model.encoder_args.widths = (8, 16)
 config.falcon.neighbours = 8
 config.falcon.neighbours_used = 2
 config.falcon.solve_every = 1
-config.train.num_epochs = 2
-config.train.batch_size = 32
-config.eval.batch_size = 64
 config.eval.protocols = ("classification", "clusters")
-config.logging.progress = False
 """ + multi_device.TRAIN_AND_DUMP_STATE
 
 

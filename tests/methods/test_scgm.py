@@ -226,32 +226,14 @@ def test_em_recovers_planted_subclasses(scgm_config, tmp_path, method):
   assert esteps[-1]["estep/nmi"] >= 90.0 and esteps[-1]["estep/used_subclasses"] == 9  # codes on train
 
 
-MULTI_DEVICE_SCRIPT = r"""
-import json, sys
-import numpy as np, jax
-from coarse2fine import train
-from coarse2fine.config_base import base_config
-
-config = base_config()
+MULTI_DEVICE_SCRIPT = multi_device.SYNTHETIC_IMAGES_CONFIG + r"""
 config.method = sys.argv[2]
-config.data.name = "synthetic"
-config.data.synthetic.kind = "images"
-config.data.synthetic.image_shape = (8, 8, 1)
-config.data.synthetic.num_train = 128
-config.data.synthetic.num_test = 64
-config.data.views = ("crop_flip", "crop_flip")
-config.model.encoder = "convnet"
-config.model.encoder_args.widths = (8, 16)
 config.model.embedder = "mlp"
 config.model.embedding_dim = 8
 config.scgm.num_subclasses = 6
 config.scgm.estep_every_epochs = 1
 config.contrast.queue_size = 48
 config.contrast.momentum = 0.9
-config.train.num_epochs = 2
-config.train.batch_size = 32
-config.eval.batch_size = 64
-config.logging.progress = False
 """ + multi_device.TRAIN_AND_DUMP_STATE
 
 
