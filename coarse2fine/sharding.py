@@ -45,3 +45,14 @@ def global_batch(local_batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, ja
 
 def replicate(tree: Any, mesh: Mesh) -> Any:
   return jax.device_put(tree, replicated(mesh))
+
+
+def local_value(array: jax.Array) -> np.ndarray:
+  """A numpy copy of a replicated array, also one that spans several processes.
+
+  `jax.device_get` refuses an array with shards on other processes; every shard of a
+  replicated array holds the whole value, so the first local one is read.
+  """
+  if array.is_fully_addressable:
+    return np.asarray(jax.device_get(array))
+  return np.asarray(array.addressable_data(0))

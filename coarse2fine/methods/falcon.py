@@ -14,6 +14,13 @@ M in {0, 1}^{K x C} (each fine class has one coarse parent) that is itself infer
   exactly, and M goes back to the device for the next step. beta is 0 after
   `falcon.soft_label_epochs`.
 
+`falcon.warmup_epochs` (0 in the official recipe) first trains the SCAN-C part of the loss
+alone, lambda2 L_cons + lambda3 L_reg, with M solved on its schedule all the while; the tau
+and beta schedules start after it. The paper starts from a self-supervised backbone whose
+first solves already see fine structure. From random weights the first solve sees noise,
+and the network then fits that random M's class counts instead of correcting them; a
+warm-up on the neighbour objective gives the solves real clusters to read.
+
 Several taxonomies over the same fine classes (METHODS.md 3.6, `data.extra_taxonomies`): each
 taxonomy d has its own M_d, stored together as [D, K, C_max] (columns past C_d unused), its
 own cost and solve, and its examples' neighbours come from the same (taxonomy, coarse class);
@@ -32,6 +39,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from coarse2fine import sharding
 from coarse2fine.data import pipeline
 from coarse2fine.data.splits import HierarchicalData
 from coarse2fine.hooks import HookContext, HostHook
@@ -64,6 +72,9 @@ class Falcon(Method):
       raise ValueError(f"Unknown falcon.solver {hp.solver!r}; choose one of {sorted(BACKENDS)}.")
     if hp.solve_every < 1 or hp.soft_label_epochs < 1:
       raise ValueError("falcon.solve_every and falcon.soft_label_epochs must be positive.")
+    if hp.warmup_epochs < 0 or hp.warmup_epochs >= config.train.num_epochs:
+      raise ValueError(f"falcon.warmup_epochs={hp.warmup_epochs} must be in [0, train.num_epochs="
+                       f"{config.train.num_epochs}); the run needs epochs with the coarse loss.")
     self._views = views_checked(config.data.views, 2, config.method)
     self._model = ClassifierNet(encoder=build_encoder(config.model), embedder=None, num_classes=self.num_fine)
     self.num_coarse = tuple(t.num_coarse for t in data.taxonomies)  # C_d of each taxonomy d
@@ -132,13 +143,15 @@ class Falcon(Method):
     probs = jnp.exp(log_probs)
 
     allowed = losses.allowed_children(extra["relations"], dataset, coarse)
-    epoch = state.step // self.steps_per_epoch + 1
-    tau = losses.soft_label_weight(epoch, hp.soft_label_epochs)
+    epoch = state.step // self.steps_per_epoch + 1 - hp.warmup_epochs  # <= 0 during the warm-up
+    tau = losses.soft_label_weight(jnp.maximum(epoch, 1), hp.soft_label_epochs)
     l_coarse = losses.coarse_loss(logits, allowed)
     l_cons = losses.neighbour_consistency_loss(log_probs, neighbour_log_probs)
     l_conf = losses.confidence_loss(logits, losses.confidence_targets(teacher_logits, allowed, tau, hp.temperature))
     l_reg = losses.entropy_regulariser(probs)
     loss = hp.lambda_coarse * l_coarse + hp.lambda_consistency * (l_conf + l_cons) + hp.lambda_entropy * l_reg
+    warmup_loss = hp.lambda_consistency * l_cons + hp.lambda_entropy * l_reg
+    loss = jnp.where(epoch <= 0, warmup_loss, loss)
 
     # S accumulates since the last solve and restarts with every epoch (METHODS.md 3.4).
     epoch_start = (state.step % self.steps_per_epoch) == 0
@@ -150,7 +163,7 @@ class Falcon(Method):
              "cost_count": jnp.where(epoch_start, 0.0, extra["cost_count"]) + batch_count}
     metrics = {
         "train/coarse": l_coarse, "train/consistency": l_cons, "train/confidence": l_conf,
-        "train/entropy_reg": l_reg, "train/tau": tau,
+        "train/entropy_reg": l_reg, "train/tau": tau, "train/warmup": (epoch <= 0).astype(jnp.float32),
         "train/coarse_accuracy": jnp.mean(jnp.any(allowed & (logits == logits.max(-1, keepdims=True)), -1)),
     }
     return loss, LossAux(metrics, stats, extra)
@@ -167,32 +180,39 @@ class Falcon(Method):
     return [HostHook("falcon_relation", self.solve_relations, every_steps=self.hp.solve_every, within_epoch=True)]
 
   def solve_relations(self, state: TrainState, context: HookContext) -> TrainState:
-    """Pulls S [D, K, C] (and nothing bigger), solves each M on the host, puts them back."""
+    """Pulls S [D, K, C] (and nothing bigger), solves each M on the host, puts them back.
+
+    In a multi-process run process 0 solves and broadcasts its M (and the solve's figures),
+    so every process continues with the same relation even if a time-limited backend or
+    float differences would have made their solves disagree.
+    """
     hp = self.hp
-    completed = int(jax.device_get(state.step))
-    epoch = (completed - 1) // self.steps_per_epoch + 1
+    completed = int(sharding.local_value(state.step))
+    epoch = (completed - 1) // self.steps_per_epoch + 1 - hp.warmup_epochs
     beta = hp.beta if epoch <= hp.soft_label_epochs else 0.0
-    cost, count = jax.device_get((state.extra["cost"], state.extra["cost_count"]))
-    relations = np.array(jax.device_get(state.extra["relations"]))
-    changed, objective = 0, 0.0
-    for d, num_coarse in enumerate(self.num_coarse):
-      if count[d] == 0:
-        continue
-      solution = solve_relation(cost[d, :, :num_coarse] / count[d], beta, hp.solver, time_limit=hp.solver_time_limit)
-      changed += int(np.sum(np.any(relations[d, :, :num_coarse] != solution.matrix.astype(bool), axis=1)))
-      relations[d, :, :num_coarse] = solution.matrix.astype(bool)
-      objective += solution.objective
-    if jax.process_count() > 1:  # every process gets process 0's relation
+    relations = sharding.local_value(state.extra["relations"]).copy()
+    figures = np.zeros(2)  # changed rows, objective
+    if jax.process_index() == 0:
+      cost, count = sharding.local_value(state.extra["cost"]), sharding.local_value(state.extra["cost_count"])
+      for d, num_coarse in enumerate(self.num_coarse):
+        if count[d] == 0:
+          continue
+        solution = solve_relation(cost[d, :, :num_coarse] / count[d], beta, hp.solver,
+                                  time_limit=hp.solver_time_limit)
+        solved = solution.matrix.astype(bool)
+        figures += (np.sum(np.any(relations[d, :, :num_coarse] != solved, axis=1)), solution.objective)
+        relations[d, :, :num_coarse] = solved
+    if jax.process_count() > 1:
       from jax.experimental import multihost_utils
-      relations = multihost_utils.broadcast_one_to_all(relations)
-    diagnostics = {"beta": beta, "objective": objective, "changed_rows": changed}
+      relations, figures = multihost_utils.broadcast_one_to_all((relations, figures))
+      relations, figures = np.asarray(relations, bool), np.asarray(figures)
+    diagnostics = {"beta": beta, "objective": float(figures[1]), "changed_rows": int(figures[0])}
     diagnostics.update(self._relation_count_error(relations))
     context.host_state["relation"] = {"step": completed, **diagnostics}
     context.metrics.update({f"relation/{k}": float(v) for k, v in diagnostics.items()})
     logging.info("FALCON relation solve at step %d: %s", completed, diagnostics)
-    replicated = state.extra["relations"].sharding
     extra = {**state.extra,
-             "relations": jax.device_put(jnp.asarray(relations), replicated),
+             "relations": jax.device_put(relations, state.extra["relations"].sharding),
              "cost": jnp.zeros_like(state.extra["cost"]),
              "cost_count": jnp.zeros_like(state.extra["cost_count"])}
     return state.replace(extra=extra)

@@ -60,7 +60,9 @@ def entropy_regulariser(probs: jax.Array) -> jax.Array:
   lambda3 / R times this term: scale lambda3 by 1/R to copy a multi-GPU run.)
   """
   mean = jnp.mean(probs, axis=0)
-  entropy = -jnp.sum(jnp.where(mean > 0, mean * jnp.log(mean), 0.0))
+  # 0 log 0 = 0. The log's argument is made safe as well: a where() around log(0) still
+  # sends 0 * inf = NaN into the gradient once a class's mean probability underflows.
+  entropy = -jnp.sum(mean * jnp.log(jnp.where(mean > 0, mean, 1.0)))
   return math.log(probs.shape[-1]) - entropy
 
 

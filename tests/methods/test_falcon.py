@@ -36,8 +36,8 @@ def _softmax(x):
   return e / e.sum(-1, keepdims=True)
 
 
-def _numpy_loss(hp, logits, teacher_logits, nb_logits, relation, coarse, tau):
-  """METHODS.md 3.3 in vectorised float64 numpy."""
+def _numpy_loss(hp, logits, teacher_logits, nb_logits, relation, coarse, tau, warmup=False):
+  """METHODS.md 3.3 in vectorised float64 numpy; `warmup`: lambda2 L_cons + lambda3 L_reg only."""
   logits, teacher_logits, nb_logits = (np.asarray(a, np.float64) for a in (logits, teacher_logits, nb_logits))
   allowed = relation[:, coarse].T  # [B, K]
   lse = lambda a, axis=-1: np.log(np.sum(np.exp(a), axis=axis))
@@ -51,6 +51,8 @@ def _numpy_loss(hp, logits, teacher_logits, nb_logits, relation, coarse, tau):
   l_conf = -np.mean(np.sum(t * log_p, -1))
   pbar = p.mean(0)
   l_reg = math.log(p.shape[1]) + np.sum(pbar * np.log(pbar))
+  if warmup:
+    return hp.lambda_consistency * l_cons + hp.lambda_entropy * l_reg
   return hp.lambda_coarse * l_coarse + hp.lambda_consistency * (l_conf + l_cons) + hp.lambda_entropy * l_reg
 
 
@@ -113,6 +115,41 @@ def test_step_loss_matches_numpy_and_accumulates_the_cost(falcon_config):
   np.testing.assert_array_equal(np.asarray(solved.extra["relations"][0]), expected.astype(bool))
   assert float(jnp.abs(solved.extra["cost"]).sum()) == 0 and float(solved.extra["cost_count"].sum()) == 0
   assert context.metrics["relation/beta"] == falcon_config.falcon.beta
+
+
+def test_warmup_epochs_train_the_neighbour_objective_then_shift_the_schedules(falcon_config):
+  falcon_config.falcon.warmup_epochs = 1
+  data, method, state, _ = _setup(falcon_config)
+  relation = np.asarray(state.extra["relations"][0])
+  batch = _batch(data, method, np.random.default_rng(1))
+  apply = lambda x: np.asarray(method.model().apply(
+      state.variables, x, train=True, mutable=["batch_stats"])[0]["logits"])  # teacher = online at init
+  b, m = batch["neighbours"].shape[:2]
+  logits = apply(batch["inputs"])
+  nb_logits = apply(batch["neighbours"].reshape(b * m, -1)).reshape(b, m, -1)
+  coarse = np.asarray(batch["coarse"])
+  spe = method.steps_per_epoch
+  # (step, warm-up?, tau): epoch 1 is the warm-up; epoch 2 is the first of the soft-label schedule (tau = 1);
+  # epoch 3 its second of two (tau = 0.5 (1 + cos(pi / 2)) = 0.5).
+  for step, warmup, tau in ((0, True, 1.0), (spe - 1, True, 1.0), (spe, False, 1.0), (2 * spe, False, 0.5)):
+    loss, aux = method.loss(state.params, state.replace(step=jnp.asarray(step, jnp.int32)), batch,
+                            jax.random.key(0))
+    want = _numpy_loss(method.hp, logits, logits, nb_logits, relation, coarse, tau=tau, warmup=warmup)
+    assert float(loss) == pytest.approx(want, rel=1e-5), (step, warmup)
+    assert float(aux.metrics["train/warmup"]) == float(warmup)
+  # beta: kept through the warm-up and soft_label_epochs = 2 more epochs, 0 from epoch 4 on.
+  context = hooks.HookContext(config=falcon_config, data=data, mesh=sharding.make_mesh(), steps_per_epoch=spe,
+                              host_state={})
+  state = state.replace(extra={**state.extra, "cost_count": jnp.ones_like(state.extra["cost_count"])})
+  for completed, beta in ((5, 0.1), (3 * spe, 0.1), (3 * spe + 5, 0.0)):
+    method.solve_relations(state.replace(step=jnp.asarray(completed, jnp.int32)), context)
+    assert context.metrics["relation/beta"] == beta, completed
+
+
+def test_warmup_must_leave_epochs_with_the_coarse_loss(falcon_config):
+  falcon_config.falcon.warmup_epochs = falcon_config.train.num_epochs
+  with pytest.raises(ValueError, match="warmup_epochs"):
+    build_method(falcon_config, load_dataset(falcon_config.data))
 
 
 def test_initial_relation_is_a_valid_seeded_solve():

@@ -118,3 +118,14 @@ def test_consistency_stays_finite_when_confident_predictions_disagree():
   grad = jax.grad(lambda l: falcon_losses.neighbour_consistency_loss(
       jax.nn.log_softmax(l), jax.nn.log_softmax(neighbour_logits)))(logits)
   assert np.all(np.isfinite(np.asarray(grad)))
+
+
+def test_entropy_regulariser_gradient_is_finite_when_a_class_mean_underflows():
+  """A class that no example predicts (mean probability exactly 0) adds 0 to H and a finite gradient."""
+  logits = jnp.asarray(np.random.default_rng(2).normal(size=(B, K)), jnp.float32).at[:, 0].set(-1e4)
+  value, grad = jax.value_and_grad(lambda l: falcon_losses.entropy_regulariser(jax.nn.softmax(l)))(logits)
+  p = np.asarray(jax.nn.softmax(logits), np.float64)
+  assert p[:, 0].max() == 0.0  # the underflow really happens
+  pbar = p.mean(0)[1:]
+  np.testing.assert_allclose(float(value), math.log(K) + np.sum(pbar * np.log(pbar)), rtol=1e-5)
+  assert np.all(np.isfinite(np.asarray(grad)))

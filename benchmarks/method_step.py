@@ -1,0 +1,108 @@
+"""Step time of each method's jitted train step over plain cross-entropy, same encoder and batch.
+
+  python benchmarks/method_step.py                       # FALCON and SCAN-C against `coarse`
+  python benchmarks/method_step.py --methods=falcon --rounds=10
+
+Each method runs from its CPU config (`configs/<method>_fashion_mnist.py`, real Fashion-MNIST);
+the reference is the same config with `method = "coarse"` and a single view, so encoder,
+model head, batch size and optimizer are identical and only the method differs. One batch
+per method comes from the real input pipeline (augmented views, sampled neighbours); the
+timed loop then calls the jitted step on it (donated state, blocking on the result) and
+measures neither data loading nor host hooks. Methods are timed in interleaved rounds, so
+machine noise falls on all of them alike; the figure is the median ms per step over rounds,
+and the ratio is against the reference of the same run. Writes
+benchmarks/results/method_step.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks import common  # noqa: E402
+
+# method -> (config, its target ratio from the issue that asked for it, or None)
+METHODS = {
+    "falcon": ("falcon_fashion_mnist.py", 3.5),
+    "scan_c": ("scan_fashion_mnist.py:c", None),
+}
+
+
+def timed_step(config):
+  """A zero-argument function running one jitted train step of `config` on one fixed pipeline batch."""
+  import jax
+
+  from coarse2fine import sharding, train
+  from coarse2fine.data import pipeline
+  from coarse2fine.methods import make_train_step
+
+  run = train.setup_run(config)
+  batches = pipeline.train_dataset(run.data, config.data, views=run.method.views,
+                                   global_batch_size=config.train.batch_size, seed=config.seed,
+                                   neighbours=run.method.neighbour_sampling())
+  batch = sharding.global_batch(next(iter(batches)), run.mesh)
+  step = jax.jit(make_train_step(run.method, run.schedule), donate_argnums=(0,))
+  holder = {"state": run.state}
+
+  def call():
+    holder["state"], metrics = step(holder["state"], batch)
+    jax.block_until_ready(metrics)
+
+  call()  # compile
+  return call
+
+
+def main():
+  parser = argparse.ArgumentParser()
+  parser.add_argument("--methods", default=",".join(METHODS))
+  parser.add_argument("--rounds", type=int, default=7)
+  parser.add_argument("--steps", type=int, default=5, help="steps per method per round")
+  parser.add_argument("--train_examples", type=int, default=4096, help="training subset (neighbour mining)")
+  args = parser.parse_args()
+  names = args.methods.split(",")
+  unknown = set(names) - set(METHODS)
+  if unknown:
+    raise SystemExit(f"Unknown --methods {sorted(unknown)}; choose from {sorted(METHODS)}.")
+
+  calls, references = {}, {}
+  for name in names:
+    filename, _ = METHODS[name]
+    config = common.load_config(filename, {"data.train_examples": args.train_examples})
+    calls[name] = timed_step(config)
+    reference = config.copy_and_resolve_references()
+    reference.method = "coarse"
+    reference.data.views = config.data.views[:1]
+    references[name] = timed_step(reference)
+
+  per_step = {f"{n}/{kind}": [] for n in names for kind in ("method", "reference")}
+  for _ in range(args.rounds):
+    for name in names:
+      for kind, call in (("method", calls[name]), ("reference", references[name])):
+        start = time.perf_counter()
+        for _ in range(args.steps):
+          call()
+        per_step[f"{name}/{kind}"].append((time.perf_counter() - start) / args.steps)
+
+  rows = []
+  for name in names:
+    filename, target = METHODS[name]
+    method_ms = 1e3 * common.median(per_step[f"{name}/method"])
+    reference_ms = 1e3 * common.median(per_step[f"{name}/reference"])
+    ratios = [m / r for m, r in zip(per_step[f"{name}/method"], per_step[f"{name}/reference"])]
+    rows.append({"method": name, "config": filename, "method_ms": round(method_ms, 2),
+                 "coarse_ms": round(reference_ms, 2), "ratio": round(method_ms / reference_ms, 3),
+                 "ratio_min": round(min(ratios), 3), "ratio_max": round(max(ratios), 3), "target": target})
+  columns = ["method", "config", "method_ms", "coarse_ms", "ratio", "ratio_min", "ratio_max", "target"]
+  notes = (f"Median ms per step over {args.rounds} interleaved rounds of {args.steps} steps; ratio = method / "
+           "coarse, ratio_min/max over rounds. " + __doc__.split("\n\n", 2)[2].strip())
+  common.save("method_step", rows, columns, notes=notes)
+
+
+if __name__ == "__main__":
+  main()
