@@ -36,10 +36,12 @@ from coarse2fine import train  # noqa: E402
 BUDGET = {"data.train_examples": 20000, "train.num_epochs": 10, "train.batch_size": 256, "optimizer.lr": 0.1,
           "optimizer.weight_decay": 0.0, "optimizer.schedule": "cosine"}
 # FALCON settings tried on the validation split (falcon_fashion_mnist.py's default is the chosen one).
+# A SCAN-C warm-up of 20 steps ends just before the first solve; 78 steps is one epoch.
 CANDIDATES = {
-    "falcon (official)": {"falcon.warmup_epochs": 0},
-    "falcon warmup 1": {"falcon.warmup_epochs": 1},
-    "falcon warmup 2": {"falcon.warmup_epochs": 2},
+    "falcon (official)": {"falcon.warmup_steps": 0},
+    "falcon warmup 20": {"falcon.warmup_steps": 20},
+    "falcon warmup 40": {"falcon.warmup_steps": 40},
+    "falcon warmup 78": {"falcon.warmup_steps": 78},
 }
 # name -> (config, overrides, metric prefix of its clusters)
 RUNS = {

@@ -130,7 +130,7 @@ def base_config() -> ml_collections.ConfigDict:
   falcon.beta = 0.1  # relation solver's balance penalty; 0 after soft_label_epochs
   falcon.solve_every = 20  # steps between relation solves, counted within each epoch
   falcon.soft_label_epochs = 30  # tau anneals 1 -> 0 over these epochs; then beta = 0
-  falcon.warmup_epochs = 0  # first epochs on lambda2 L_cons + lambda3 L_reg only (not official; see falcon.py)
+  falcon.warmup_steps = 0  # first steps on lambda2 L_cons + lambda3 L_reg only (not official; see falcon.py)
   falcon.solver = "exact"  # relation solver backend: "exact", "milp" (HiGHS) or "gurobi"
   falcon.solver_time_limit = 30.0  # seconds, for the milp and gurobi backends
   falcon.neighbours = 20  # within-coarse neighbours mined per example

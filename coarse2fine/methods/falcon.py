@@ -14,12 +14,13 @@ M in {0, 1}^{K x C} (each fine class has one coarse parent) that is itself infer
   exactly, and M goes back to the device for the next step. beta is 0 after
   `falcon.soft_label_epochs`.
 
-`falcon.warmup_epochs` (0 in the official recipe) first trains the SCAN-C part of the loss
-alone, lambda2 L_cons + lambda3 L_reg, with M solved on its schedule all the while; the tau
-and beta schedules start after it. The paper starts from a self-supervised backbone whose
-first solves already see fine structure. From random weights the first solve sees noise,
-and the network then fits that random M's class counts instead of correcting them; a
-warm-up on the neighbour objective gives the solves real clusters to read.
+`falcon.warmup_steps` (0 in the official recipe) first trains the SCAN-C part of the loss
+alone, lambda2 L_cons + lambda3 L_reg, for that many steps, with M solved on its schedule
+all the while (the tau and beta schedules are unchanged). The paper starts from a
+self-supervised backbone whose first solves already see fine structure. From random
+weights the first solve sees noise, and the network then fits that random M's class counts
+instead of correcting them; a short warm-up on the neighbour objective gives the first
+solves real clusters to read.
 
 Several taxonomies over the same fine classes (METHODS.md 3.6, `data.extra_taxonomies`): each
 taxonomy d has its own M_d, stored together as [D, K, C_max] (columns past C_d unused), its
@@ -72,9 +73,6 @@ class Falcon(Method):
       raise ValueError(f"Unknown falcon.solver {hp.solver!r}; choose one of {sorted(BACKENDS)}.")
     if hp.solve_every < 1 or hp.soft_label_epochs < 1:
       raise ValueError("falcon.solve_every and falcon.soft_label_epochs must be positive.")
-    if hp.warmup_epochs < 0 or hp.warmup_epochs >= config.train.num_epochs:
-      raise ValueError(f"falcon.warmup_epochs={hp.warmup_epochs} must be in [0, train.num_epochs="
-                       f"{config.train.num_epochs}); the run needs epochs with the coarse loss.")
     self._views = views_checked(config.data.views, 2, config.method)
     self._model = ClassifierNet(encoder=build_encoder(config.model), embedder=None, num_classes=self.num_fine)
     self.num_coarse = tuple(t.num_coarse for t in data.taxonomies)  # C_d of each taxonomy d
@@ -83,6 +81,10 @@ class Falcon(Method):
       raise ValueError(f"falcon.num_fine={self.num_fine} is below the {self.max_coarse} coarse classes of a "
                        "taxonomy; every coarse class needs a fine class.")
     self.steps_per_epoch = pipeline.steps_per_epoch(data, config.train.batch_size, jax.process_count())
+    total_steps = config.train.num_epochs * self.steps_per_epoch
+    if not 0 <= hp.warmup_steps < total_steps:
+      raise ValueError(f"falcon.warmup_steps={hp.warmup_steps} must be in [0, {total_steps}) (the run's steps); "
+                       "the run needs steps with the coarse loss.")
     self._neighbours: Optional[pipeline.NeighbourSampling] = None
 
   @property
@@ -143,15 +145,16 @@ class Falcon(Method):
     probs = jnp.exp(log_probs)
 
     allowed = losses.allowed_children(extra["relations"], dataset, coarse)
-    epoch = state.step // self.steps_per_epoch + 1 - hp.warmup_epochs  # <= 0 during the warm-up
-    tau = losses.soft_label_weight(jnp.maximum(epoch, 1), hp.soft_label_epochs)
+    epoch = state.step // self.steps_per_epoch + 1
+    tau = losses.soft_label_weight(epoch, hp.soft_label_epochs)
     l_coarse = losses.coarse_loss(logits, allowed)
     l_cons = losses.neighbour_consistency_loss(log_probs, neighbour_log_probs)
     l_conf = losses.confidence_loss(logits, losses.confidence_targets(teacher_logits, allowed, tau, hp.temperature))
     l_reg = losses.entropy_regulariser(probs)
     loss = hp.lambda_coarse * l_coarse + hp.lambda_consistency * (l_conf + l_cons) + hp.lambda_entropy * l_reg
     warmup_loss = hp.lambda_consistency * l_cons + hp.lambda_entropy * l_reg
-    loss = jnp.where(epoch <= 0, warmup_loss, loss)
+    warmup = state.step < hp.warmup_steps
+    loss = jnp.where(warmup, warmup_loss, loss)
 
     # S accumulates since the last solve and restarts with every epoch (METHODS.md 3.4).
     epoch_start = (state.step % self.steps_per_epoch) == 0
@@ -163,7 +166,7 @@ class Falcon(Method):
              "cost_count": jnp.where(epoch_start, 0.0, extra["cost_count"]) + batch_count}
     metrics = {
         "train/coarse": l_coarse, "train/consistency": l_cons, "train/confidence": l_conf,
-        "train/entropy_reg": l_reg, "train/tau": tau, "train/warmup": (epoch <= 0).astype(jnp.float32),
+        "train/entropy_reg": l_reg, "train/tau": tau, "train/warmup": warmup.astype(jnp.float32),
         "train/coarse_accuracy": jnp.mean(jnp.any(allowed & (logits == logits.max(-1, keepdims=True)), -1)),
     }
     return loss, LossAux(metrics, stats, extra)
@@ -188,7 +191,7 @@ class Falcon(Method):
     """
     hp = self.hp
     completed = int(sharding.local_value(state.step))
-    epoch = (completed - 1) // self.steps_per_epoch + 1 - hp.warmup_epochs
+    epoch = (completed - 1) // self.steps_per_epoch + 1
     beta = hp.beta if epoch <= hp.soft_label_epochs else 0.0
     relations = sharding.local_value(state.extra["relations"]).copy()
     figures = np.zeros(2)  # changed rows, objective
