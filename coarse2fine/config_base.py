@@ -20,6 +20,8 @@ def base_config() -> ml_collections.ConfigDict:
   data.taxonomy = ""  # built-in name (e.g. "fmnist3") or a .json/.csv file; "" = the dataset's default
   data.dir = ""  # where the dataset's files are; "" = the dataset's own search path
   data.variant = ""  # dataset variant, e.g. "si" for CIFAR-SI
+  data.image_size = 224  # cars196, sop: images are resized to image_size x image_size (MaskCon's Resize((224, 224)))
+  data.split_file = ""  # sop: JSON {"train": [paths], "test": [paths]} (or a folder of MaskCon's *_path.json)
   data.path = ""  # data.name="arrays": the .npz file
   data.val_fraction = 0.0  # share of train held out (stratified by coarse class) as a validation split
   data.test_fraction = 0.2  # data.name="arrays" without x_test: held-out share
@@ -147,6 +149,17 @@ def base_config() -> ml_collections.ConfigDict:
   contrast.queue_size = 65536  # keys kept per super-class
   contrast.momentum = 0.999  # key encoder: xi <- m xi + (1 - m) theta
   contrast.temperature = 0.2  # InfoNCE temperature
+
+  maskcon = config.maskcon = ml_collections.ConfigDict()  # method maskcon and its family (shared/METHODS.md 4)
+  maskcon.mode = "maskcon"  # maskcon, selfcon, grafit, supcon, coins, supce or supfine (fine labels)
+  maskcon.w = 0.5  # weight of the soft (maskcon, grafit) or classifier (coins) term against SelfCon
+  maskcon.t1 = 0.1  # temperature of the contrastive logits
+  maskcon.t2 = 0.05  # temperature of the key-to-queue similarities in MaskCon's target
+  maskcon.queue_size = 8192  # keys in the FIFO queue
+  maskcon.momentum = 0.99  # key encoder: xi <- m xi + (1 - m) theta (parameters only)
+  maskcon.embedding_dim = 256  # e, projector output (code's 256; the paper says 128)
+  maskcon.projector_hidden = 0  # projector hidden width (0 = the encoder's feature width D)
+  maskcon.fill_queue = True  # fill the queue with key-encoder outputs before the first step
 
   checkpoint = config.checkpoint = ml_collections.ConfigDict()
   checkpoint.every_steps = 1000

@@ -33,7 +33,7 @@ class HostHook:
   """Runs `fn(state, context) -> state` every `every_steps` steps or `every_epochs` epochs.
 
   Step counts are completed optimizer steps. `at_start` also runs the hook once before
-  the first step of a fresh run (e.g. an initial E-step). `start_epochs` > 0 delays the
+  the first step of a fresh run (e.g. an initial E-step); with no period it runs only then. `start_epochs` > 0 delays the
   first run to the end of that epoch; the period counts from there. `within_epoch` makes
   an `every_steps` period restart with each epoch: the hook runs after the steps whose
   0-based index i within their epoch is a positive multiple of `every_steps` (FALCON's
@@ -50,8 +50,10 @@ class HostHook:
   within_epoch: bool = False
 
   def __post_init__(self):
-    if (self.every_steps > 0) == (self.every_epochs > 0):
-      raise ValueError(f"Hook {self.name!r}: set exactly one of every_steps and every_epochs.")
+    periods = (self.every_steps > 0) + (self.every_epochs > 0)
+    if periods > 1 or (periods == 0 and not self.at_start):
+      raise ValueError(f"Hook {self.name!r}: set exactly one of every_steps and every_epochs "
+                       "(or neither, for a hook that runs only at_start).")
     if self.at_start and self.start_epochs > 0:
       raise ValueError(f"Hook {self.name!r}: at_start and start_epochs > 0 contradict each other.")
     if self.within_epoch and not self.every_steps:
@@ -60,6 +62,8 @@ class HostHook:
   def due(self, completed_steps: int, steps_per_epoch: int) -> bool:
     if completed_steps == 0:
       return self.at_start
+    if not (self.every_steps or self.every_epochs):
+      return False
     if self.within_epoch:
       index_in_epoch = (completed_steps - 1) % steps_per_epoch
       return (completed_steps > self.start_epochs * steps_per_epoch and index_in_epoch > 0

@@ -74,6 +74,13 @@ def test_hook_needs_exactly_one_period():
   hook = HostHook("epochly", lambda s, c: s, every_epochs=2)
   assert [s for s in range(0, 41) if hook.due(s, 10)] == [20, 40]
   assert np.all([not hook.due(0, 10)])
+  with pytest.raises(ValueError, match="exactly one of every_steps and every_epochs"):
+    HostHook("never", lambda s, c: s)
+
+
+def test_start_only_hook_runs_once_before_the_first_step():
+  hook = HostHook("fill", lambda s, c: s, at_start=True)
+  assert [s for s in range(0, 101) if hook.due(s, 10)] == [0]
 
 
 def test_hook_start_epochs_delays_the_first_run():

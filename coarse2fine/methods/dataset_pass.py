@@ -8,7 +8,7 @@ the mesh like the train step, and keeps the outputs on the devices.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -24,8 +24,11 @@ PassStep = Callable[[Any, jax.Array, jax.Array], tuple[Any, jax.Array]]
 
 
 def training_split_pass(step: PassStep, carry: Any, data: HierarchicalData, data_config: ml_collections.ConfigDict,
-                        view: str, batch_size: int, seed: int, mesh) -> tuple[Any, jax.Array]:
+                        view: str, batch_size: int, seed: int, mesh,
+                        indices: Optional[np.ndarray] = None) -> tuple[Any, jax.Array]:
   """Runs `step` over every training example in index order; returns (carry, outputs [N, ...]).
+
+  `indices` [n] (optional) visits those training examples instead, in that order.
 
   Batches are global batches of `batch_size`; the last one is filled up with the first
   examples of the split (rather than zeros) so that train-mode BatchNorm statistics stay
@@ -35,14 +38,15 @@ def training_split_pass(step: PassStep, carry: Any, data: HierarchicalData, data
   """
   sharding.check_batch_size(batch_size, mesh)
   transform = pipeline.make_transform(data, data_config, (view,))
-  n = len(data.train)
+  order = np.arange(len(data.train)) if indices is None else np.asarray(indices)
+  n = len(order)
   process_index, process_count = jax.process_index(), jax.process_count()
   local = batch_size // process_count
   outputs = []
   for number in range(-(-n // batch_size)):
-    indices = (number * batch_size + process_index * local + np.arange(local)) % n
+    positions = (number * batch_size + process_index * local + np.arange(local)) % n
     rng = np.random.default_rng([seed, number, process_index])
-    batch = sharding.global_batch({"inputs": transform(indices, rng)["inputs"]}, mesh)
+    batch = sharding.global_batch({"inputs": transform(order[positions], rng)["inputs"]}, mesh)
     carry, out = step(carry, batch["inputs"], jnp.asarray(number, jnp.int32))
     outputs.append(out)
   return carry, jnp.concatenate(outputs)[:n]

@@ -1,0 +1,43 @@
+r"""MaskCon on Fashion-MNIST (fmnist3): fine-grained retrieval embeddings from coarse labels.
+
+Sized for a 2-core CPU (a few minutes):
+
+  python -m coarse2fine.main --config=configs/maskcon_fashion_mnist.py --workdir=workdirs/maskcon_fmnist
+  python -m coarse2fine.main --config=configs/maskcon_fashion_mnist.py:supce --workdir=workdirs/supce_fmnist
+
+`get_config(mode)` gives any member of the family (maskcon, selfcon, grafit, supcon, coins,
+supce, supfine) with the same backbone, queue and budget. Scored by Recall@K on the fine
+labels of the test split, from the L2-normalised backbone features (METHODS.md 7.3).
+"""
+
+from coarse2fine.config_base import base_config, fashion_mnist_cpu
+from coarse2fine.methods.maskcon import MODES
+
+
+def get_config(mode: str = "maskcon"):
+  if mode not in MODES:
+    raise ValueError(f"maskcon_fashion_mnist.py takes a mode from {MODES}, got {mode!r}.")
+  config = fashion_mnist_cpu(base_config())
+  config.method = "maskcon"
+  config.seed = 0
+  config.data.train_examples = 20000
+  config.data.views = ("crop_flip", "crop_flip")  # query, key
+  config.model.embedder = "none"
+  config.optimizer.lr = 0.05
+  config.optimizer.weight_decay = 5e-4
+  config.optimizer.warmup_epochs = 1
+  config.train.num_epochs = 10
+  config.train.batch_size = 256
+  config.train.log_every_steps = 20
+  maskcon = config.maskcon
+  maskcon.mode = mode
+  maskcon.w = 1.0 if mode in ("maskcon",) else 0.5
+  maskcon.t1 = 0.1
+  maskcon.t2 = 0.05
+  maskcon.queue_size = 4096
+  maskcon.momentum = 0.99
+  maskcon.embedding_dim = 128
+  config.eval.features = "features"
+  config.eval.protocols = ("retrieval",)
+  config.checkpoint.every_steps = 500
+  return config
