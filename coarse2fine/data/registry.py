@@ -7,8 +7,8 @@ from typing import Callable
 
 import ml_collections
 
-from coarse2fine.data import (arrays, breeds, cifar, digits, fashion_mnist, pbmc, records, synthetic, tiered,
-                              tiered_union)
+from coarse2fine.data import (arrays, breeds, cars196, cifar, digits, fashion_mnist, imagenet32, pbmc, records, sop,
+                              synthetic, tiered, tiered_union)
 from coarse2fine.data import taxonomies as builtin_taxonomies
 from coarse2fine.data.splits import HierarchicalData, carve_validation, relabel_with_taxonomies, subsample
 
@@ -26,6 +26,9 @@ DATASETS: dict[str, DatasetLoader] = {
     "tiered_imagenet": tiered.load,  # data.variant: "" (test split) or "val"
     "pbmc": pbmc.load,  # scanpy's 700-cell 10x PBMC 68k .h5ad (transductive); data.variant: "" (X) or "raw"
     "tiered_union": tiered_union.load,  # FALCON's tieredImageNet: 34 coarse x 608 fine, full-size ImageNet
+    "cars196": cars196.load,  # MaskCon: tfds cars196, 8 car types (taxonomy cars196_8) x 196 models
+    "sop": sop.load,  # MaskCon: Stanford Online Products; data.variant: split1 or split2 (or data.split_file)
+    "imagenet32": imagenet32.load,  # MaskCon: tfds imagenet_resized/32x32; data.taxonomy = imagenet_fine_to_coarse.json
 }
 
 
