@@ -35,7 +35,7 @@ def test_config_is_valid(path):
 
 def test_every_method_has_a_cpu_fashion_mnist_config():
   names = {os.path.basename(f) for f in FILES}
-  for method in ("coarse", "coarse_plus", "fine", "fine_plus", "scgm", "scgm_a", "ancor"):
+  for method in ("coarse", "coarse_plus", "fine", "fine_plus", "scgm", "scgm_a", "ancor", "falcon", "scan", "maskcon"):
     assert f"{method}_fashion_mnist.py" in names
 
 
@@ -64,3 +64,42 @@ def test_scgm_cifar_and_tiered_hyperparameters(name, encoder, batch, lr):
     assert (config.model.encoder, config.train.batch_size, config.optimizer.lr) == (encoder, batch, lr)
     assert (config.scgm.num_subclasses, config.scgm.gamma, config.scgm.sigma2, config.scgm.lam) == (100, 0.5, 0.1, 25.0)
     assert len(config.data.views) == (2 if arg == "a" else 1)
+
+
+# (config file:arg) -> (mode, w, T2) from the paper's best settings (shared/METHODS.md 4.4)
+MASKCON_SETTINGS = {
+    "maskcon_cifar100.py:maskcon": ("maskcon", 1.0, 0.05),
+    "maskcon_cifar100.py:grafit": ("grafit", 0.8, 0.05),
+    "maskcon_cifar100.py:coins": ("coins", 0.5, 0.05),
+    "maskcon_cifartoy.py:good": ("maskcon", 1.0, 0.05),
+    "maskcon_cifartoy.py:good,grafit": ("grafit", 0.5, 0.05),
+    "maskcon_cifartoy.py:bad,grafit": ("grafit", 0.8, 0.05),
+    "maskcon_cifartoy.py:bad,coins": ("coins", 0.8, 0.05),
+    "maskcon_sop.py:split1": ("maskcon", 0.8, 0.1),
+    "maskcon_sop.py:split2": ("maskcon", 0.5, 0.05),
+    "maskcon_sop.py:split2,coins": ("coins", 0.2, 0.05),
+    "maskcon_cars196.py:maskcon": ("maskcon", 1.0, 0.1),
+    "maskcon_cars196.py:coins": ("coins", 1.0, 0.1),
+    "maskcon_imagenet32.py:selfcon": ("selfcon", 0.5, 0.05),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MASKCON_SETTINGS))
+def test_maskcon_paper_settings(name):
+  filename, arg = name.split(":")
+  config = _load(os.path.join(CONFIG_DIR, filename), arg)
+  mode, w, t2 = MASKCON_SETTINGS[name]
+  assert (config.maskcon.mode, config.maskcon.w, config.maskcon.t2) == (mode, w, t2)
+  assert (config.maskcon.t1, config.maskcon.queue_size, config.maskcon.momentum) == (0.1, 8192, 0.99)
+  assert config.data.views == ("strong", "weak") and config.eval.features == "features"
+  assert config.seed == 1228 and config.optimizer.lr == 0.02 and config.optimizer.warmup_epochs == 5
+  big = filename in ("maskcon_cars196.py", "maskcon_sop.py")
+  assert config.model.encoder_args.stem == ("imagenet" if big else "cifar")
+  assert (config.train.num_epochs, config.train.batch_size) == ((100, 256) if "imagenet32" in filename else (200, 128))
+
+
+def test_maskcon_configs_name_bad_arguments():
+  with pytest.raises(ValueError, match="good|bad"):
+    _load(os.path.join(CONFIG_DIR, "maskcon_cifartoy.py"), "ugly")
+  with pytest.raises(ValueError, match="mode"):
+    _load(os.path.join(CONFIG_DIR, "maskcon_cifar100.py"), "moco")
