@@ -1,0 +1,120 @@
+"""Fine-grained retrieval on Fashion-MNIST (fmnist3): MaskCon and its family, by Recall@K on fine labels.
+
+  python benchmarks/retrieval_quality.py --stage=select   # every candidate on a validation split
+  python benchmarks/retrieval_quality.py                  # test: each method at its best validation setting
+
+Equal budgets: every run trains the same randomly initialised ConvNet for 10 epochs on the
+same fixed 20k-image subset of the training set (batch 256, SGD 0.05 with a 1-epoch warm-up
+and cosine decay, weight decay 5e-4; configs/maskcon_fashion_mnist.py). Recall@K (%) is
+computed on the L2-normalised backbone features of the evaluation split, each image
+querying all others (METHODS.md 7.3). Candidates (w, T2, views) are scored on a validation
+split (10% of the training set, stratified by coarse class; the 20k subset is drawn from
+the rest); each method then runs on test with its best validation setting by Recall@1, as
+the paper picks w per dataset. SupFINE (fine labels) is the upper reference; `raw pixels`
+retrieves with the L2-normalised pixels themselves, the floor. Runs are kept in `--workdir`
+and reused. Writes benchmarks/results/retrieval_quality{_select,}.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks import common  # noqa: E402
+from coarse2fine import train  # noqa: E402
+
+CONFIG = "maskcon_fashion_mnist.py"
+KS = (1, 2, 5, 10)
+STRONG = {"data.views": ("strong", "weak")}  # the paper's query / key augmentations
+# method -> {candidate name: overrides}; the method's mode is set by the config argument.
+CANDIDATES = {
+    "maskcon": {
+        "w1_t0.05": {"maskcon.w": 1.0, "maskcon.t2": 0.05},
+        "w1_t0.1": {"maskcon.w": 1.0, "maskcon.t2": 0.1},
+        "w0.5_t0.05": {"maskcon.w": 0.5, "maskcon.t2": 0.05},
+        "w1_t0.05_strong": {"maskcon.w": 1.0, "maskcon.t2": 0.05, **STRONG},
+        "w1_t0.1_strong": {"maskcon.w": 1.0, "maskcon.t2": 0.1, **STRONG},
+        "w1_t0.2_strong": {"maskcon.w": 1.0, "maskcon.t2": 0.2, **STRONG},
+        "w1_t0.5_strong": {"maskcon.w": 1.0, "maskcon.t2": 0.5, **STRONG},
+        "w0.8_t0.1_strong": {"maskcon.w": 0.8, "maskcon.t2": 0.1, **STRONG},
+    },
+    "selfcon": {"default": {}, "strong": STRONG},
+    "grafit": {"w0.5": {"maskcon.w": 0.5}, "w0.8": {"maskcon.w": 0.8}, "w0.8_strong": {"maskcon.w": 0.8, **STRONG}},
+    "supcon": {"default": {}, "strong": STRONG},
+    "coins": {"w0.5": {"maskcon.w": 0.5}, "w0.8": {"maskcon.w": 0.8}, "w0.8_strong": {"maskcon.w": 0.8, **STRONG}},
+    "supce": {"default": {}, "strong": STRONG},
+    "supfine": {"default": {}, "strong": STRONG},
+}
+VALIDATION = {"data.val_fraction": 0.1, "eval.split": "val"}
+
+
+def run(method: str, candidate: str, split: str, workdir: str) -> dict:
+  overrides = {**CANDIDATES[method][candidate], **(VALIDATION if split == "val" else {})}
+  config = common.load_config(f"{CONFIG}:{method}", overrides)
+  rundir = os.path.join(workdir, split, f"{method}__{candidate}")
+  path = os.path.join(rundir, "results.json")
+  if not os.path.exists(path):
+    train.train_and_evaluate(config, rundir)
+  with open(path) as f:
+    metrics = json.load(f)["metrics"]
+  return {"method": method, "setting": candidate, **{f"R@{k}": metrics[f"retrieval/recall@{k}"] for k in KS}}
+
+
+def raw_pixels(split: str) -> dict:
+  """Recall@K of the L2-normalised raw pixels of the evaluation split."""
+  from coarse2fine.data import load_dataset
+  from coarse2fine.evaluation import retrieval
+  config = common.load_config(CONFIG, VALIDATION if split == "val" else {})
+  data = load_dataset(config.data)
+  evaluated = data.val if split == "val" else data.test
+  pixels = evaluated.inputs.reshape(len(evaluated), -1).astype(np.float32)
+  pixels /= np.linalg.norm(pixels, axis=1, keepdims=True)
+  recalls = retrieval.recall_at_k(pixels, evaluated.fine, ks=KS)
+  return {"method": "raw pixels", "setting": "-", **{f"R@{k}": recalls[f"retrieval/recall@{k}"] for k in KS}}
+
+
+def chosen_on_validation() -> dict:
+  path = os.path.join(common.RESULTS_DIR, "retrieval_quality_select.json")
+  if not os.path.exists(path):
+    raise SystemExit("Run the selection first: python benchmarks/retrieval_quality.py --stage=select")
+  with open(path) as f:
+    rows = [r for r in json.load(f)["rows"] if r["method"] in CANDIDATES]
+  best = {}
+  for row in rows:
+    if row["method"] not in best or row["R@1"] > best[row["method"]]["R@1"]:
+      best[row["method"]] = row
+  return {method: row["setting"] for method, row in best.items()}
+
+
+def main():
+  parser = argparse.ArgumentParser()
+  parser.add_argument("--stage", choices=("select", "final"), default="final")
+  parser.add_argument("--workdir", default="workdirs/retrieval_quality")
+  parser.add_argument("--only", default="", help="comma-separated methods")
+  args = parser.parse_args()
+  methods = [m for m in CANDIDATES if not args.only or m in args.only.split(",")]
+  if args.stage == "select":
+    split, output = "val", "retrieval_quality_select"
+    plan = [(m, c) for m in methods for c in CANDIDATES[m]]
+  else:
+    split, output = "test", "retrieval_quality"
+    chosen = chosen_on_validation()
+    plan = [(m, chosen[m]) for m in methods if m in chosen]
+  rows = []
+  for method, candidate in plan:
+    rows.append(run(method, candidate, split, args.workdir))
+    print(json.dumps(rows[-1]), flush=True)
+  rows.append(raw_pixels(split))
+  columns = ["method", "setting", *[f"R@{k}" for k in KS]]
+  notes = (f"Split: {split}. " if split == "val" else "") + __doc__.split("\n\n", 2)[2].strip()
+  common.save(output, rows, columns, notes=notes)
+
+
+if __name__ == "__main__":
+  main()
