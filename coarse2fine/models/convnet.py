@@ -58,17 +58,22 @@ class ConvNet(nn.Module):
   Then every stage is ``convs_per_stage`` x (conv3x3 - BN - ReLU); each stage
   but the last ends with a 2x2 max-pool; a global average pool follows.
   Spatial sizes with the defaults: 28 -> 14 -> 7 -> 3, 32 -> 16 -> 8 -> 4.
+  ``pool='flatten'`` keeps the last map whole instead ([B, 3 * 3 * widths[-1]] at 28 px):
+  the layout it keeps is what tells a shirt from a T-shirt in nearest-neighbour retrieval.
 
-  x: [B, H, W, C] float -> [B, widths[-1]] float32.
+  x: [B, H, W, C] float -> [B, widths[-1]] float32 (mean pool).
   """
 
   widths: Sequence[int] = (32, 64, 128)
   convs_per_stage: int = 1
   space_to_depth: bool = True
+  pool: str = "mean"  # "mean": global average pool; "flatten": keep the last map's layout
   dtype: Any = jnp.float32
 
   @property
   def features_dim(self) -> int:
+    if self.pool == "flatten":
+      raise ValueError("A ConvNet with pool='flatten' has h * w * widths[-1] features: it depends on the input size.")
     return int(self.widths[-1])
 
   @nn.compact
@@ -85,5 +90,10 @@ class ConvNet(nn.Module):
         x = nn.relu(x)
       if stage < last:
         x = max_pool_2x2(x)
-    x = jnp.mean(x, axis=(1, 2))
+    if self.pool == "flatten":
+      x = x.reshape(x.shape[0], -1)
+    elif self.pool == "mean":
+      x = jnp.mean(x, axis=(1, 2))
+    else:
+      raise ValueError(f"Unknown ConvNet pool {self.pool!r}; choose 'mean' or 'flatten'.")
     return x.astype(jnp.float32)

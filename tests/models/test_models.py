@@ -57,6 +57,17 @@ def test_convnet_runs_and_is_finite():
   assert out.shape == (4, 128) and np.isfinite(np.asarray(out)).all()
 
 
+def test_convnet_flatten_keeps_the_map_whose_mean_is_the_pooled_output():
+  x = jax.random.normal(KEY, (4, 28, 28, 1))
+  variables = ConvNet().init(KEY, x, train=False)  # pooling has no parameters: both share them
+  pooled = np.asarray(ConvNet().apply(variables, x, train=False))
+  flat = np.asarray(ConvNet(pool="flatten").apply(variables, x, train=False))
+  assert flat.shape == (4, 3 * 3 * 128)
+  np.testing.assert_allclose(flat.reshape(4, 9, 128).mean(1), pooled, rtol=1e-5, atol=1e-6)
+  with pytest.raises(ValueError, match="input size"):
+    ConvNet(pool="flatten").features_dim
+
+
 @pytest.mark.parametrize("stem,size,stem_size,final_size", [
     ("cifar", 32, 32, 4),  # stride 1 stem, then three stride-2 stages: 32 / 8
     ("imagenet", 64, 16, 2),  # 7x7/2 conv + 3x3/2 max-pool: 64 / 4, then / 8 more
