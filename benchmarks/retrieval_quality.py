@@ -2,6 +2,7 @@
 
   python benchmarks/retrieval_quality.py --stage=select   # every candidate on a validation split
   python benchmarks/retrieval_quality.py                  # test: each method at its best validation setting
+  python benchmarks/retrieval_quality.py --seeds=0,1,2    # the same over seeds: mean and spread
 
 Equal budgets: every run trains the same randomly initialised ConvNet for 10 epochs on the
 same fixed 20k-image subset of the training set (batch 256, SGD 0.05 with a 1-epoch warm-up
@@ -33,6 +34,7 @@ from coarse2fine import train  # noqa: E402
 CONFIG = "maskcon_fashion_mnist.py"
 KS = (1, 2, 5, 10)
 STRONG = {"data.views": ("strong", "weak")}  # the paper's query / key augmentations
+MILD = {"data.views": ("crop_flip", "crop_flip")}  # pad-2 crop and flip for both views
 # method -> {candidate name: overrides}; the method's mode is set by the config argument.
 # The grid narrowed from a first selection with a mean-pooled ConvNet (results/retrieval_quality_select_meanpool.md):
 # there T2 0.05 and w 0.5 trailed for MaskCon, w 0.5 for Grafit and CoIns, and the strong view helped most members.
@@ -41,22 +43,22 @@ CANDIDATES = {
         "w1_t0.1_strong": {"maskcon.w": 1.0, "maskcon.t2": 0.1, **STRONG},
         "w1_t0.2_strong": {"maskcon.w": 1.0, "maskcon.t2": 0.2, **STRONG},
         "w0.8_t0.1_strong": {"maskcon.w": 0.8, "maskcon.t2": 0.1, **STRONG},
-        "w1_t0.1": {"maskcon.w": 1.0, "maskcon.t2": 0.1},
+        "w1_t0.1": {"maskcon.w": 1.0, "maskcon.t2": 0.1, **MILD},
     },
-    "selfcon": {"default": {}, "strong": STRONG},
-    "grafit": {"w0.8": {"maskcon.w": 0.8}, "w0.8_strong": {"maskcon.w": 0.8, **STRONG}},
-    "supcon": {"default": {}, "strong": STRONG},
-    "coins": {"w0.8": {"maskcon.w": 0.8}, "w0.8_strong": {"maskcon.w": 0.8, **STRONG}},
-    "supce": {"default": {}, "strong": STRONG},
-    "supfine": {"default": {}},
+    "selfcon": {"default": MILD, "strong": STRONG},
+    "grafit": {"w0.8": {"maskcon.w": 0.8, **MILD}, "w0.8_strong": {"maskcon.w": 0.8, **STRONG}},
+    "supcon": {"default": MILD, "strong": STRONG},
+    "coins": {"w0.8": {"maskcon.w": 0.8, **MILD}, "w0.8_strong": {"maskcon.w": 0.8, **STRONG}},
+    "supce": {"default": MILD, "strong": STRONG},
+    "supfine": {"default": MILD},
 }
 VALIDATION = {"data.val_fraction": 0.1, "eval.split": "val"}
 
 
-def run(method: str, candidate: str, split: str, workdir: str) -> dict:
-  overrides = {**CANDIDATES[method][candidate], **(VALIDATION if split == "val" else {})}
+def run(method: str, candidate: str, split: str, workdir: str, seed: int = 0) -> dict:
+  overrides = {**CANDIDATES[method][candidate], **(VALIDATION if split == "val" else {}), "seed": seed}
   config = common.load_config(f"{CONFIG}:{method}", overrides)
-  rundir = os.path.join(workdir, split, f"{method}__{candidate}")
+  rundir = os.path.join(workdir, split, f"{method}__{candidate}" + (f"__seed{seed}" if seed else ""))
   path = os.path.join(rundir, "results.json")
   if not os.path.exists(path):
     train.train_and_evaluate(config, rundir)
@@ -96,6 +98,7 @@ def main():
   parser.add_argument("--stage", choices=("select", "final"), default="final")
   parser.add_argument("--workdir", default="workdirs/retrieval_quality")
   parser.add_argument("--only", default="", help="comma-separated methods")
+  parser.add_argument("--seeds", default="0", help="final stage: comma-separated seeds (data order, init)")
   args = parser.parse_args()
   methods = [m for m in CANDIDATES if not args.only or m in args.only.split(",")]
   if args.stage == "select":
@@ -105,12 +108,23 @@ def main():
     split, output = "test", "retrieval_quality"
     chosen = chosen_on_validation()
     plan = [(m, chosen[m]) for m in methods if m in chosen]
+  seeds = [int(x) for x in args.seeds.split(",")] if split == "test" else [0]
   rows = []
   for method, candidate in plan:
-    rows.append(run(method, candidate, split, args.workdir))
+    per_seed = [run(method, candidate, split, args.workdir, seed) for seed in seeds]
+    row = {"method": method, "setting": candidate, "seeds": len(seeds)}
+    for k in KS:
+      values = [r[f"R@{k}"] for r in per_seed]
+      row[f"R@{k}"] = float(np.mean(values))
+      if len(values) > 1:
+        row[f"R@{k}_sd"] = float(np.std(values, ddof=1))
+    if len(seeds) > 1:
+      row["per_seed_R@1"] = " ".join(f"{r['R@1']:.2f}" for r in per_seed)
+    rows.append(row)
     print(json.dumps(rows[-1]), flush=True)
   rows.append(raw_pixels(split))
-  columns = ["method", "setting", *[f"R@{k}" for k in KS]]
+  columns = ["method", "setting", "seeds", *[c for k in KS for c in (f"R@{k}", f"R@{k}_sd")], "per_seed_R@1"]
+  columns = [c for c in columns if any(c in r for r in rows)]
   notes = (f"Split: {split}. " if split == "val" else "") + __doc__.split("\n\n", 2)[2].strip()
   common.save(output, rows, columns, notes=notes)
 
