@@ -35,7 +35,7 @@ from typing import Optional
 import ml_collections
 import numpy as np
 
-from coarse2fine.data import resized, taxonomies
+from coarse2fine.data import resized, taxonomies, tfds_arrays
 from coarse2fine.data.splits import HierarchicalData, make_split
 from coarse2fine.data.taxonomy import Taxonomy
 
@@ -122,17 +122,10 @@ def read_taxonomy(spec: str, fine_names: list[str]) -> tuple[Taxonomy, np.ndarra
 
 def read_split(split: str, data_dir: Optional[str], chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
   """([N, 32, 32, 3] uint8 images, [N] int64 tfds labels) of a tfds `imagenet_resized/32x32` split."""
-  import tensorflow_datasets as tfds  # heavy import, only when this dataset is used
-
-  try:
-    source = tfds.data_source(TFDS_NAME, split=split, data_dir=data_dir, download=True)
-  except Exception as error:  # tfds raises many types: network, missing files, ...
-    raise RuntimeError(
-        f"Could not read tfds dataset {TFDS_NAME!r} (split {split!r}, data_dir={data_dir!r}): "
-        f"{type(error).__name__}: {error}\nPrepare it with `tfds build {TFDS_NAME} --file_format=array_record` "
-        f"(it downloads Imagenet32_{{train,val}}_npz.zip from image-net.org; on a machine without network access, "
-        f"build it elsewhere and copy the tensorflow_datasets folder here) and set data.dir (or $TFDS_DATA_DIR) "
-        f"to that folder.") from error
+  source = tfds_arrays.open_source(TFDS_NAME, split, data_dir, prepare_hint=(
+      f"Prepare it with `tfds build {TFDS_NAME} --file_format=array_record` (it downloads "
+      f"Imagenet32_{{train,val}}_npz.zip from image-net.org; on a machine without network access, build it "
+      f"elsewhere and copy the tensorflow_datasets folder here) and set data.dir (or $TFDS_DATA_DIR) to that folder."))
   n = len(source)
   images, labels = np.empty((n, *IMAGE_SHAPE), np.uint8), np.empty(n, np.int64)
   for start in range(0, n, chunk):

@@ -11,6 +11,7 @@ from PIL import Image
 
 from coarse2fine.config_base import base_config
 from coarse2fine.data import breeds, load_dataset
+from tests.data.fake_tfds import FakeSource
 
 ROOT, LIVING, NONLIVING = "n00001740", "n00004258", "n00021939"
 L2, L3, L4A, L4B = "n01000002", "n01000003", "n01000004", "n01000005"
@@ -248,20 +249,6 @@ def test_folder_errors(tmp_path):
 # tfds imagenet2012 (a fake data source: tfds's mock_data needs TensorFlow to encode images).
 
 
-class _FakeSource:
-  def __init__(self, records):
-    self.records = records
-
-  def __len__(self):
-    return len(self.records)
-
-  def __getitem__(self, i):
-    return self.records[i]
-
-  def __getitems__(self, keys):
-    return [self.records[i] for i in keys]
-
-
 def test_tfds_path_maps_class_indices_to_breeds_labels(tmp_path, monkeypatch):
   import tensorflow_datasets as tfds
 
@@ -275,7 +262,7 @@ def test_tfds_path_maps_class_indices_to_breeds_labels(tmp_path, monkeypatch):
 
   def fake_data_source(name, split, data_dir=None, download=True, decoders=None):
     calls.append((name, split, type(decoders["image"]).__name__))
-    return _FakeSource(records[split])
+    return FakeSource(records[split])
 
   monkeypatch.setattr(tfds, "data_source", fake_data_source)
   data = load_dataset(_data_config(variant="nonliving26", dir=folder))

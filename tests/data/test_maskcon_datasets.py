@@ -12,6 +12,7 @@ from PIL import Image
 
 from coarse2fine.config_base import base_config
 from coarse2fine.data import imagenet32, load_dataset, resized, taxonomies
+from tests.data.fake_tfds import FakeSource
 
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
@@ -39,28 +40,12 @@ def _nearest(image: np.ndarray, count: int) -> int:
   return min(range(count), key=lambda k: np.abs(mean - _colour(k)).sum())
 
 
-class _FakeSource:
-  """A tfds data source over a list of records."""
-
-  def __init__(self, records):
-    self.records = records
-
-  def __len__(self):
-    return len(self.records)
-
-  def __getitem__(self, i):
-    return self.records[i]
-
-  def __getitems__(self, keys):
-    return [self.records[i] for i in keys]
-
-
 def _fake_tfds(monkeypatch, records_by_split):
   calls = []
 
   def fake_data_source(name, split, data_dir=None, download=True, decoders=None):
     calls.append((name, split, data_dir, type((decoders or {}).get("image")).__name__))
-    return _FakeSource(records_by_split[split])
+    return FakeSource(records_by_split[split])
 
   monkeypatch.setattr(tfds, "data_source", fake_data_source)
   return calls

@@ -11,6 +11,7 @@ from PIL import Image
 from coarse2fine.config_base import base_config
 from coarse2fine.data import breeds, tiered_union
 from coarse2fine.data.splits import carve_validation
+from tests.data.fake_tfds import FakeSource
 
 # Coarse wnids in an order that is not sorted, so file order and id order differ.
 C_A, C_B, C_C, C_D = "n01000040", "n01000010", "n01000030", "n01000020"
@@ -187,17 +188,6 @@ def test_folder_errors(tmp_path):
 # tfds imagenet2012 (a fake data source, as in test_breeds).
 
 
-class _FakeSource:
-  def __init__(self, records):
-    self.records = records
-
-  def __len__(self):
-    return len(self.records)
-
-  def __getitems__(self, keys):
-    return [self.records[i] for i in keys]
-
-
 def test_tfds_path_with_a_synset_mapping_file(tmp_path, monkeypatch):
   import tensorflow_datasets as tfds
 
@@ -209,7 +199,7 @@ def test_tfds_path_with_a_synset_mapping_file(tmp_path, monkeypatch):
   records = {split: [{"image": _image(_colour(w), "JPEG"), "label": classes.index(w)}
                      for w in rng.permutation(FINE * n)] + [{"image": b"", "label": len(FINE)}]
              for split, n in (("train", 2), ("validation", 1))}
-  monkeypatch.setattr(tfds, "data_source", lambda name, split, **kwargs: _FakeSource(records[split]))
+  monkeypatch.setattr(tfds, "data_source", lambda name, split, **kwargs: FakeSource(records[split]))
   data = tiered_union.load(_data_config(dir=root))
   assert len(data.train) == 28 and len(data.test) == 14  # the class outside the hierarchy is dropped
   for split in (data.train, data.test):
