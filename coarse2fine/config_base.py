@@ -233,7 +233,7 @@ def falcon_imagenet(config: ml_collections.ConfigDict) -> ml_collections.ConfigD
 
 
 def maskcon_paper(config: ml_collections.ConfigDict, arg: str, best_w: dict, datasets_stem: str,
-                  t2: float = 0.05) -> ml_collections.ConfigDict:
+                  t2: float = 0.05, views=("autoaugment", "weak")) -> ml_collections.ConfigDict:
   """MaskCon's recipe for its paper's benchmarks (shared/METHODS.md 4.4); `arg` names the family member.
 
   ResNet-18 (CIFAR stem at 32 px, ImageNet stem at 224 px), projector 512-512-ReLU-256, queue
@@ -241,21 +241,26 @@ def maskcon_paper(config: ml_collections.ConfigDict, arg: str, best_w: dict, dat
   epochs of per-step cosine after 5 warm-up epochs, seed 1228; query = strong view, key =
   weak view; Recall@{1, 2, 5, 10, 50, 100} on the test split from the backbone features.
   `best_w[mode]` is the paper's best w per member on that dataset (maskcon, grafit, coins);
-  `t2` its best T2.
+  `t2` its best T2; `views` the (query, key) augmentation kinds of coarse2fine.data.augment:
+  ("autoaugment", "weak") for CIFAR and ImageNet32 (crop with area .2-1, flip and
+  AutoAugment's CIFAR-10 policy; crop and flip), ("strong_perspective", "weak_perspective")
+  for Cars196 and ("perspective", "weak_perspective") for SOP, as in the official code.
 
   Deviations the user should know: the official code starts from ImageNet-supervised
   torchvision weights (METHODS.md 10.11); this project has no ImageNet weights, so the
-  backbone starts from random weights. The CIFAR/ImageNet32 strong view is our `strong`
-  preset (crop, flip, colour jitter, grayscale, blur), not AutoAugment's CIFAR10 policy, and
-  Cars/SOP views lack the random perspective.
+  backbone starts from random weights. The augmentations are numpy/Pillow re-implementations
+  of torchvision's (AutoAugment's ops run in Pillow as torchvision's do on PIL images; the
+  perspective warp and the Cars colour/blur ops are numpy), so they match in distribution,
+  not bit for bit; the Cars blur uses our `strong` preset's kernel (about 10% of the side,
+  sigma .1-2).
   """
   from coarse2fine.methods.maskcon import MODES
   if arg not in MODES:
     raise ValueError(f"MaskCon configs take a mode from {MODES}, got {arg!r}.")
   config.method = "maskcon"
   config.seed = 1228
-  config.data.views = ("strong", "weak")
-  config.data.augment.min_scale = 0.2
+  config.data.views = tuple(views)  # (query, key)
+  config.data.augment.min_scale = 0.2  # both views crop .2-1 of the area
   config.data.num_workers = 8
   config.model.encoder = "resnet18"
   config.model.encoder_args.stem = datasets_stem

@@ -13,7 +13,8 @@ from coarse2fine.config_base import base_config, maskcon_paper
 
 def get_config(arg: str = "maskcon"):
   config = maskcon_paper(base_config(), arg, best_w={"maskcon": 1.0, "grafit": 1.0, "coins": 1.0},
-                         datasets_stem="imagenet", t2=0.1)
+                         datasets_stem="imagenet", t2=0.1,
+                         views=("strong_perspective", "weak_perspective"))
   config.data.name = "cars196"
   config.data.taxonomy = "cars196_8"
   config.data.image_size = 224

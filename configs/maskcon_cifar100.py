@@ -14,7 +14,7 @@ from coarse2fine.config_base import base_config, maskcon_paper
 
 def get_config(arg: str = "maskcon"):
   config = maskcon_paper(base_config(), arg, best_w={"maskcon": 1.0, "grafit": 0.8, "coins": 0.5},
-                         datasets_stem="cifar", t2=0.05)
+                         datasets_stem="cifar", t2=0.05, views=("autoaugment", "weak"))
   config.data.name = "cifar100"
   config.data.taxonomy = "cifar100"
   return config

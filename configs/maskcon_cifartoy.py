@@ -20,7 +20,8 @@ def get_config(arg: str = "good"):
   split, _, mode = arg.partition(",")
   if split not in BEST_W:
     raise ValueError(f"maskcon_cifartoy.py takes '<good|bad>[,<member>]', got {arg!r}.")
-  config = maskcon_paper(base_config(), mode or "maskcon", best_w=BEST_W[split], datasets_stem="cifar", t2=0.05)
+  config = maskcon_paper(base_config(), mode or "maskcon", best_w=BEST_W[split], datasets_stem="cifar", t2=0.05,
+                         views=("autoaugment", "weak"))
   config.data.name = "cifar10"
   config.data.taxonomy = f"cifartoy_{split}"
   return config

@@ -22,7 +22,8 @@ def get_config(arg: str = "split1"):
   if split not in SETTINGS:
     raise ValueError(f"maskcon_sop.py takes '<split1|split2>[,<member>]', got {arg!r}.")
   best_w, t2 = SETTINGS[split]
-  config = maskcon_paper(base_config(), mode or "maskcon", best_w=best_w, datasets_stem="imagenet", t2=t2)
+  config = maskcon_paper(base_config(), mode or "maskcon", best_w=best_w, datasets_stem="imagenet", t2=t2,
+                         views=("perspective", "weak_perspective"))
   config.data.name = "sop"
   config.data.variant = split
   config.data.image_size = 224

@@ -7,6 +7,7 @@ import os
 import pytest
 
 from coarse2fine import train
+from coarse2fine.data import augment
 from coarse2fine.methods.supervised import build_encoder
 from coarse2fine.models import ENCODERS
 
@@ -84,16 +85,29 @@ MASKCON_SETTINGS = {
 }
 
 
+# (query, key) augmentation kinds of the official code's views (shared/METHODS.md 4.4)
+MASKCON_VIEWS = {
+    "maskcon_cifar100.py": ("autoaugment", "weak"),
+    "maskcon_cifartoy.py": ("autoaugment", "weak"),
+    "maskcon_imagenet32.py": ("autoaugment", "weak"),
+    "maskcon_cars196.py": ("strong_perspective", "weak_perspective"),
+    "maskcon_sop.py": ("perspective", "weak_perspective"),
+}
+
+
 @pytest.mark.parametrize("name", sorted(MASKCON_SETTINGS))
 def test_maskcon_paper_settings(name):
   filename, arg = name.split(":")
   config = _load(os.path.join(CONFIG_DIR, filename), arg)
   mode, w, t2 = MASKCON_SETTINGS[name]
+  big = filename in ("maskcon_cars196.py", "maskcon_sop.py")
   assert (config.maskcon.mode, config.maskcon.w, config.maskcon.t2) == (mode, w, t2)
   assert (config.maskcon.t1, config.maskcon.queue_size, config.maskcon.momentum) == (0.1, 8192, 0.99)
-  assert config.data.views == ("strong", "weak") and config.eval.features == "features"
+  assert config.data.views == MASKCON_VIEWS[filename] and config.eval.features == "features"
+  for kind in config.data.views:  # each view builds from the config's augmentation spec
+    spec = dict(config.data.augment.to_dict(), kind=kind)
+    augment.make_augmentation(spec, (224, 224, 3) if big else (32, 32, 3))
   assert config.seed == 1228 and config.optimizer.lr == 0.02 and config.optimizer.warmup_epochs == 5
-  big = filename in ("maskcon_cars196.py", "maskcon_sop.py")
   assert config.model.encoder_args.stem == ("imagenet" if big else "cifar")
   assert (config.train.num_epochs, config.train.batch_size) == ((100, 256) if "imagenet32" in filename else (200, 128))
 

@@ -25,6 +25,9 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from coarse2fine.data.autoaugment import AutoAugment
+from coarse2fine.data.perspective import RandomPerspective
+
 Op = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
 # ITU-R 601-2 luma weights.
@@ -496,16 +499,49 @@ def _build_weak(spec, image_shape, out_size) -> list[Op]:
   return [RandomResizedCrop(out_size, scale=scale)] + _flip(spec)
 
 
-def _build_strong(spec, image_shape, out_size) -> list[Op]:
-  scale = (_get(spec, "min_scale", 0.2), _get(spec, "max_scale", 1.0))
+def _perspective(spec) -> list[Op]:
+  return [RandomPerspective(_get(spec, "perspective_scale", 0.5), p=_get(spec, "perspective_p", 0.5))]
+
+
+def _colour_and_blur(spec, out_size) -> list[Op]:
+  """Colour jitter, grayscale and blur of the 'strong' presets (MoCo v2's, with SimCLR's blur)."""
   jitter = float(_get(spec, "jitter", 0.4))
   hue = float(_get(spec, "hue", jitter / 4))  # MoCo-v2: (0.4, 0.4, 0.4, 0.1)
-  ops = [RandomResizedCrop(out_size, scale=scale)] + _flip(spec)
-  ops.append(ColorJitter(jitter, jitter, jitter, hue, p=_get(spec, "jitter_p", 0.8)))
-  ops.append(RandomGrayscale(_get(spec, "grayscale_p", 0.2)))
   kernel = int(_get(spec, "blur_kernel", _blur_kernel_size(out_size)))
-  ops.append(GaussianBlur(kernel, sigma=tuple(_get(spec, "blur_sigma", (0.1, 2.0))), p=_get(spec, "blur_p", 0.5)))
-  return ops
+  return [
+      ColorJitter(jitter, jitter, jitter, hue, p=_get(spec, "jitter_p", 0.8)),
+      RandomGrayscale(_get(spec, "grayscale_p", 0.2)),
+      GaussianBlur(kernel, sigma=tuple(_get(spec, "blur_sigma", (0.1, 2.0))), p=_get(spec, "blur_p", 0.5)),
+  ]
+
+
+def _strong_crop_flip(spec, out_size) -> list[Op]:
+  scale = (_get(spec, "min_scale", 0.2), _get(spec, "max_scale", 1.0))
+  return [RandomResizedCrop(out_size, scale=scale)] + _flip(spec)
+
+
+def _build_strong(spec, image_shape, out_size) -> list[Op]:
+  return _strong_crop_flip(spec, out_size) + _colour_and_blur(spec, out_size)
+
+
+def _build_autoaugment(spec, image_shape, out_size) -> list[Op]:
+  """MaskCon's CIFAR/ImageNet32 query view: crop, flip, AutoAugment's CIFAR-10 policy."""
+  return _strong_crop_flip(spec, out_size) + [AutoAugment()]
+
+
+def _build_strong_perspective(spec, image_shape, out_size) -> list[Op]:
+  """MaskCon's Cars196 query view: crop, flip, perspective, then the 'strong' colour and blur."""
+  return _strong_crop_flip(spec, out_size) + _perspective(spec) + _colour_and_blur(spec, out_size)
+
+
+def _build_perspective(spec, image_shape, out_size) -> list[Op]:
+  """MaskCon's SOP query view: crop (strong scale range), flip, perspective."""
+  return _strong_crop_flip(spec, out_size) + _perspective(spec)
+
+
+def _build_weak_perspective(spec, image_shape, out_size) -> list[Op]:
+  """MaskCon's Cars196/SOP key view: 'weak' (crop, flip) plus perspective."""
+  return _build_weak(spec, image_shape, out_size) + _perspective(spec)
 
 
 # kind -> builder(spec, image_shape, out_size) -> list of ops.
@@ -514,6 +550,10 @@ AUGMENTATIONS: dict[str, Callable] = {
     "crop_flip": _build_crop_flip,
     "weak": _build_weak,
     "strong": _build_strong,
+    "autoaugment": _build_autoaugment,
+    "strong_perspective": _build_strong_perspective,
+    "perspective": _build_perspective,
+    "weak_perspective": _build_weak_perspective,
 }
 
 # Every spec field any preset reads. One spec may carry fields for several kinds (the
@@ -521,24 +561,34 @@ AUGMENTATIONS: dict[str, Callable] = {
 # against this union, which still catches typos.
 SPEC_FIELDS = frozenset({
     "kind", "size", "flip", "padding", "min_scale", "max_scale", "jitter", "hue", "jitter_p",
-    "grayscale_p", "blur_p", "blur_sigma", "blur_kernel",
+    "grayscale_p", "blur_p", "blur_sigma", "blur_kernel", "perspective_scale", "perspective_p",
 })
 
 
 def make_augmentation(spec: Mapping, image_shape: Sequence[int]) -> Augmentation:
   """Builds the preset `spec.kind` for uint8 images of `image_shape` = (H, W, C).
 
+  Kinds: 'none' (resize only, if `size` differs), 'crop_flip' (padded crop, flip), 'weak'
+  (RandomResizedCrop, flip), 'strong' (RandomResizedCrop, flip, colour jitter, grayscale,
+  blur), and MaskCon's views (shared/METHODS.md 4.4): 'autoaugment' (RandomResizedCrop, flip,
+  AutoAugment's CIFAR-10 policy), 'strong_perspective' ('strong' with a random perspective
+  after the flip), 'perspective' (RandomResizedCrop, flip, perspective) and
+  'weak_perspective' ('weak', then perspective).
+
   spec is an ml_collections.ConfigDict or a dict. Fields (all optional except kind):
     size: output (h, w) or int; default the input's (H, W).
-    flip: random horizontal flip (crop_flip, weak, strong); default True.
+    flip: random horizontal flip (every kind but 'none'); default True.
     padding: zero padding of 'crop_flip' in pixels; default 4.
-    min_scale, max_scale: RandomResizedCrop area range; defaults 0.5 ('weak') or 0.2
-      ('strong'), and 1.0.
-    jitter: brightness/contrast/saturation strength ('strong'); default 0.4.
-    hue: hue strength ('strong'); default jitter / 4.
-    jitter_p, grayscale_p, blur_p: probabilities ('strong'); defaults 0.8, 0.2, 0.5.
+    min_scale, max_scale: RandomResizedCrop area range; defaults 0.5 ('weak',
+      'weak_perspective') or 0.2 (the others), and 1.0.
+    jitter: brightness/contrast/saturation strength ('strong', 'strong_perspective'); default 0.4.
+    hue: hue strength (same kinds); default jitter / 4.
+    jitter_p, grayscale_p, blur_p: probabilities (same kinds); defaults 0.8, 0.2, 0.5.
     blur_sigma: (low, high) in pixels; default (0.1, 2.0).
     blur_kernel: odd kernel size; default about 10% of the output size.
+    perspective_scale: RandomPerspective distortion scale, the largest corner move as a
+      fraction of half the side (the perspective kinds); default 0.5.
+    perspective_p: probability of the perspective warp (same kinds); default 0.5.
   """
   kind = spec.get("kind", None)
   if kind not in AUGMENTATIONS:

@@ -349,3 +349,39 @@ def test_multi_view(shape):
   assert not np.array_equal(out[1], out[2]) and not np.array_equal(out[0], out[1])
   np.testing.assert_array_equal(out, views(image, np.random.default_rng(0)))
   assert not np.array_equal(out, views(image, np.random.default_rng(1)))
+
+
+def test_maskcon_presets_compose_the_paper_ops():
+  """MaskCon's views (shared/METHODS.md 4.4): op order and defaults of the AutoAugment and perspective kinds."""
+  from coarse2fine.data.autoaugment import AutoAugment
+  from coarse2fine.data.perspective import RandomPerspective
+
+  def ops(kind, **fields):
+    return augment.make_augmentation({"kind": kind, **fields}, (32, 32, 3)).ops.ops
+
+  crop, flip, auto = ops("autoaugment")
+  assert isinstance(crop, augment.RandomResizedCrop) and crop.scale == (0.2, 1.0)
+  assert isinstance(flip, augment.RandomHorizontalFlip) and isinstance(auto, AutoAugment)
+  assert len(auto.policy) == 25
+  types = [type(op) for op in ops("strong_perspective")]
+  assert types == [augment.RandomResizedCrop, augment.RandomHorizontalFlip, RandomPerspective, augment.ColorJitter,
+                   augment.RandomGrayscale, augment.GaussianBlur]
+  crop, _, persp = ops("perspective")
+  assert crop.scale == (0.2, 1.0) and (persp.distortion_scale, persp.p) == (0.5, 0.5)
+  crop, _, persp = ops("weak_perspective", perspective_scale=0.3, perspective_p=1.0)
+  assert crop.scale == (0.5, 1.0) and (persp.distortion_scale, persp.p) == (0.3, 1.0)
+  assert [type(op) for op in ops("perspective", flip=False)] == [augment.RandomResizedCrop, RandomPerspective]
+  jitter = ops("strong_perspective", jitter=0.2)[3]
+  assert (jitter.brightness, jitter.hue, jitter.p) == (0.2, 0.05, 0.8)
+
+
+@pytest.mark.parametrize("kind", ["autoaugment", "strong_perspective", "perspective", "weak_perspective"])
+def test_maskcon_presets_at_224_and_under_pickling(kind):
+  shape = (224, 224, 3)
+  aug = augment.make_augmentation({"kind": kind, "size": 64}, shape)
+  copy = pickle.loads(pickle.dumps(aug))
+  image = _image_u8(shape)
+  for seed in range(3):
+    out = aug(image, np.random.default_rng(seed))
+    assert out.shape == (64, 64, 3) and out.dtype == np.float32
+    np.testing.assert_array_equal(out, copy(image, np.random.default_rng(seed)))
