@@ -1,13 +1,13 @@
 """Step time of each method's jitted train step over its reference's, same encoder and batch.
 
-  python benchmarks/method_step.py                       # FALCON, SCAN-C, MaskCon
+  python benchmarks/method_step.py                       # FALCON, SCAN-C, MaskCon, F-SC
   python benchmarks/method_step.py --methods=falcon --rounds=10
 
 Each method runs from its CPU config (`configs/<method>_fashion_mnist.py`, real Fashion-MNIST).
 The reference is the same config with only the method changed: plain cross-entropy on the
 coarse labels (`coarse`, one view) for FALCON and SCAN-C, SupCE (MaskCon's cross-entropy
-member, which skips the key encoder and queue) for MaskCon; encoder, batch size and
-optimizer are identical. One batch
+member, which skips the key encoder and queue) for MaskCon, the SoftMax head for F-SC;
+encoder, batch size and optimizer are identical. One batch
 per method comes from the real input pipeline (augmented views, sampled neighbours); the
 timed loop then calls the jitted step on it (donated state, blocking on the result) and
 measures neither data loading nor host hooks. Methods are timed in interleaved rounds, so
@@ -35,6 +35,7 @@ METHODS = {
     "falcon": ("falcon_fashion_mnist.py", "coarse", COARSE, 3.5),
     "scan_c": ("scan_fashion_mnist.py:c", "coarse", COARSE, None),
     "maskcon": ("maskcon_fashion_mnist.py", "supce", {"maskcon.mode": "supce"}, 1.5),
+    "fsc": ("fsc_fashion_mnist.py", "softmax", {"fsc.head": "softmax"}, None),
 }
 
 

@@ -161,6 +161,21 @@ def base_config() -> ml_collections.ConfigDict:
   maskcon.projector_hidden = 0  # projector hidden width (0 = the encoder's feature width D)
   maskcon.fill_queue = True  # fill the queue with key-encoder outputs before the first step
 
+  fsc = config.fsc = ml_collections.ConfigDict()  # method fsc: F-SC and its comparison heads (shared/METHODS.md 5-6)
+  fsc.head = "fsc"  # "fsc" (fixed sub-centres), "softmax", "centre" (centre loss) or "softtriple"
+  fsc.label = "coarse"  # labels the head is trained on: "coarse" or "fine"
+  fsc.num_sub = 4  # s, sub-centres per class (fsc); K, centres per class (softtriple)
+  fsc.sigma2 = 1e-3  # sigma^2, spread of the sub-centres around their class centre
+  fsc.beta = 1e-4  # weight of the compactness term L_scc
+  fsc.assign = "logit"  # sub-centre L_scc pulls to: "logit" (argmax w.x in the true class) or "euclidean"
+  fsc.centre_init = "kaiming_uniform"  # class centres U(-b, b): "kaiming_uniform" b = sqrt(6/d), "linear_default" 1/sqrt(d)
+  fsc.centre_lambda = 0.003  # centre: weight of the centre loss (Wen et al.)
+  fsc.centre_alpha = 0.5  # centre: rate of the moving centres (Wen et al.)
+  fsc.softtriple_lambda = 20.0  # softtriple: logit scale (SoftTriple paper)
+  fsc.softtriple_gamma = 0.1  # softtriple: temperature of the within-class softmax
+  fsc.softtriple_delta = 0.01  # softtriple: margin
+  fsc.softtriple_tau = 0.2  # softtriple: weight of the centre-merging regulariser
+
   checkpoint = config.checkpoint = ml_collections.ConfigDict()
   checkpoint.every_steps = 1000
   checkpoint.keep = 2  # newest checkpoints kept

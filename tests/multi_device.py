@@ -61,3 +61,21 @@ def run_script(script: str, args=(), devices: int = 8, timeout: int = 300) -> di
   if "DEVICES" in done.stdout:
     assert f"DEVICES {devices}" in done.stdout
   return json.loads(done.stdout.split("RESULT")[1])
+
+
+def states_on_one_and_eight(script: str, workdir, args=()) -> tuple[dict, dict]:
+  """The saved-state leaves `{path: value}` of `script` (ending in TRAIN_AND_DUMP_STATE) on 1 and on 8 devices."""
+  one, eight = (run_script(script, [os.path.join(str(workdir), f"d{d}"), *args], devices=d)["leaves"]
+                for d in (1, 8))
+  assert one.keys() == eight.keys()
+  return one, eight
+
+
+def assert_states_match(one: dict, eight: dict, exact=lambda name: False) -> None:
+  """Leaf by leaf: equal where `exact(name)` (integer state: labels, pointers, codes), else to float tolerance."""
+  import numpy as np
+  for name in one:
+    if exact(name):
+      np.testing.assert_array_equal(np.array(eight[name]), np.array(one[name]), err_msg=name)
+    else:
+      np.testing.assert_allclose(np.array(eight[name]), np.array(one[name]), rtol=2e-4, atol=2e-5, err_msg=name)

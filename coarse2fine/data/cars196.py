@@ -14,10 +14,9 @@ data folder (empty: $TFDS_DATA_DIR or ~/tensorflow_datasets). Inputs are normali
 from __future__ import annotations
 
 import ml_collections
-import numpy as np
 
 from coarse2fine.data import resized, taxonomies
-from coarse2fine.data.splits import HierarchicalData, make_split
+from coarse2fine.data.splits import HierarchicalData
 
 NAME = "cars196"
 DEFAULT_TAXONOMY = "cars196_8"
@@ -28,19 +27,6 @@ SETUP_HINT = ("tfds's cars196 builder fetches its archives from ai.stanford.edu;
 def load(data_config: ml_collections.ConfigDict) -> HierarchicalData:
   """Cars196 train/test from tfds, with `data.taxonomy` (default `cars196_8`) as the coarse labels."""
   taxonomy, index_map = taxonomies.get_taxonomy(data_config.taxonomy or DEFAULT_TAXONOMY, taxonomies.CARS196_CLASSES)
-  size = resized.image_size(data_config)
-  splits = {}
-  for split in ("train", "test"):
-    reader = resized.TfdsReader(NAME, split, data_config.dir or None, SETUP_HINT)
-    labels = reader.labels()
-    where = f"{NAME}/{split}"
-    bad = (labels < 0) | (labels >= len(index_map))
-    if bad.any():
-      raise ValueError(f"{where}: {int(bad.sum())} labels are outside [0, {len(index_map)}) (e.g. "
-                       f"{np.unique(labels[bad])[:5].tolist()}); is this the 196-class tfds cars196?")
-    fine = index_map[labels]
-    keep = np.flatnonzero(fine >= 0)  # classes the taxonomy leaves out are dropped
-    images = resized.ResizedImages(reader, keep, size=size)
-    splits[split] = make_split(images, fine=fine[keep], taxonomy=taxonomy, where=where)
+  splits = resized.load_tfds_classes(NAME, NAME, data_config, taxonomy, index_map, SETUP_HINT)
   return HierarchicalData(name=NAME, taxonomy=taxonomy, train=splits["train"], test=splits["test"],
                           mean=resized.IMAGENET_MEAN, std=resized.IMAGENET_STD)

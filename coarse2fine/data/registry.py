@@ -7,8 +7,8 @@ from typing import Callable
 
 import ml_collections
 
-from coarse2fine.data import (arrays, breeds, cars196, cifar, digits, fashion_mnist, imagenet32, pbmc, records, sop,
-                              synthetic, tiered, tiered_union)
+from coarse2fine.data import (arrays, breeds, cars196, cifar, cub2011, digits, fashion_mnist, imagenet32, pbmc, records,
+                              sop, synthetic, tiered, tiered_union)
 from coarse2fine.data import taxonomies as builtin_taxonomies
 from coarse2fine.data.splits import HierarchicalData, carve_validation, relabel_with_taxonomies, subsample
 
@@ -29,6 +29,7 @@ DATASETS: dict[str, DatasetLoader] = {
     "cars196": cars196.load,  # MaskCon: tfds cars196, 8 car types (taxonomy cars196_8) x 196 models
     "sop": sop.load,  # MaskCon: Stanford Online Products; data.variant: split1 or split2 (or data.split_file)
     "imagenet32": imagenet32.load,  # MaskCon: tfds imagenet_resized/32x32; data.taxonomy = imagenet_fine_to_coarse.json
+    "cub2011": cub2011.load,  # F-SC: tfds caltech_birds2011, 200 species under cub200_flat (or cub200_orders)
 }
 
 

@@ -88,3 +88,30 @@ class TfdsReader(breeds.TfdsReader):
             f"(on a machine with network access if need be, then copy the tensorflow_datasets folder here) and "
             f"set data.dir (or $TFDS_DATA_DIR) to that folder. {self.hint}".rstrip()) from error
     return self._source
+
+
+def load_tfds_classes(builder: str, dataset: str, data_config: ml_collections.ConfigDict, taxonomy, index_map,
+                      hint: str = ""):
+  """The `train` and `test` splits of a tfds image-classification builder with lazily resized images.
+
+  `label` is the 0-based class of `index_map` (tfds label -> fine id, -1 = left out by the taxonomy);
+  labels outside it fail by name, and classes the taxonomy leaves out are dropped. Returns
+  `{"train": Split, "test": Split}` named `dataset/split`.
+  """
+  from coarse2fine.data.splits import make_split
+
+  size = image_size(data_config)
+  splits = {}
+  for split in ("train", "test"):
+    reader = TfdsReader(builder, split, data_config.dir or None, hint)
+    labels = reader.labels()
+    where = f"{dataset}/{split}"
+    bad = (labels < 0) | (labels >= len(index_map))
+    if bad.any():
+      raise ValueError(f"{where}: {int(bad.sum())} labels are outside [0, {len(index_map)}) (e.g. "
+                       f"{np.unique(labels[bad])[:5].tolist()}); is this the {len(index_map)}-class tfds {builder}?")
+    fine = index_map[labels]
+    keep = np.flatnonzero(fine >= 0)
+    splits[split] = make_split(ResizedImages(reader, keep, size=size), fine=fine[keep], taxonomy=taxonomy,
+                               where=where)
+  return splits

@@ -7,7 +7,7 @@ from typing import Callable
 import ml_collections
 
 from coarse2fine.data.splits import HierarchicalData
-from coarse2fine.methods import ancor, falcon, maskcon, scan, scgm, supervised
+from coarse2fine.methods import ancor, falcon, fsc, maskcon, scan, scgm, supervised
 from coarse2fine.methods.base import LossAux, Method, make_train_step
 
 METHODS: dict[str, Callable[[ml_collections.ConfigDict, HierarchicalData], Method]] = {
@@ -22,6 +22,7 @@ METHODS: dict[str, Callable[[ml_collections.ConfigDict, HierarchicalData], Metho
     "scan": scan.scan,
     "scan_c": scan.scan_c,
     "maskcon": maskcon.maskcon,  # and its family by maskcon.mode: selfcon, grafit, supcon, coins, supce, supfine
+    "fsc": fsc.fsc,  # and its comparison heads by fsc.head: softmax, centre, softtriple
 }
 
 

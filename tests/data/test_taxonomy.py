@@ -261,6 +261,8 @@ _SIZES = {
   "cifar68": (68, 20),
   "digits_shapes": (10, 3),
   "cars196_8": (196, 8),
+  "cub200_flat": (200, 1),
+  "cub200_orders": (200, 13),
 }
 
 
