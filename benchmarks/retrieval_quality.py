@@ -44,11 +44,26 @@ CANDIDATES = {
         "w1_t0.2_strong": {"maskcon.w": 1.0, "maskcon.t2": 0.2, **STRONG},
         "w0.8_t0.1_strong": {"maskcon.w": 0.8, "maskcon.t2": 0.1, **STRONG},
         "w1_t0.1": {"maskcon.w": 1.0, "maskcon.t2": 0.1, **MILD},
+        # second round, around the first round's best
+        "w0.9_t0.1_strong": {"maskcon.w": 0.9, "maskcon.t2": 0.1, **STRONG},
+        "w0.7_t0.1_strong": {"maskcon.w": 0.7, "maskcon.t2": 0.1, **STRONG},
+        "w0.6_t0.1_strong": {"maskcon.w": 0.6, "maskcon.t2": 0.1, **STRONG},
+        "w0.8_t0.05_strong": {"maskcon.w": 0.8, "maskcon.t2": 0.05, **STRONG},
+        "w0.8_t0.2_strong": {"maskcon.w": 0.8, "maskcon.t2": 0.2, **STRONG},
+        "w0.8_t0.1_t1_0.2_strong": {"maskcon.w": 0.8, "maskcon.t2": 0.1, "maskcon.t1": 0.2, **STRONG},
     },
     "selfcon": {"default": MILD, "strong": STRONG},
-    "grafit": {"w0.8": {"maskcon.w": 0.8, **MILD}, "w0.8_strong": {"maskcon.w": 0.8, **STRONG}},
+    "grafit": {
+        "w0.8": {"maskcon.w": 0.8, **MILD},
+        "w0.8_strong": {"maskcon.w": 0.8, **STRONG},
+        **{f"w{w}": {"maskcon.w": w, **MILD} for w in (0.9, 0.7, 0.6)},
+    },
     "supcon": {"default": MILD, "strong": STRONG},
-    "coins": {"w0.8": {"maskcon.w": 0.8, **MILD}, "w0.8_strong": {"maskcon.w": 0.8, **STRONG}},
+    "coins": {
+        "w0.8": {"maskcon.w": 0.8, **MILD},
+        "w0.8_strong": {"maskcon.w": 0.8, **STRONG},
+        **{f"w{w}_strong": {"maskcon.w": w, **STRONG} for w in (0.9, 0.7, 0.6)},
+    },
     "supce": {"default": MILD, "strong": STRONG},
     "supfine": {"default": MILD},
 }
