@@ -1,6 +1,6 @@
 r"""F-SC on Fashion-MNIST (fmnist3), and the heads it is compared with, on coarse or fine labels.
 
-Sized for a 2-core CPU (about 4 minutes each):
+Sized for a 2-core CPU (under a minute of training each, plus evaluation):
 
   python -m coarse2fine.main --config=configs/fsc_fashion_mnist.py --workdir=workdirs/fsc_fmnist
   python -m coarse2fine.main --config=configs/fsc_fashion_mnist.py:fsc,fine --workdir=workdirs/fsc_fmnist_fine
