@@ -16,6 +16,7 @@ import ml_collections
 import numpy as np
 
 from coarse2fine.data import breeds
+from coarse2fine.data.splits import make_split
 
 DEFAULT_IMAGE_SIZE = 224
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)  # torchvision's ImageNet statistics (MaskCon's)
@@ -98,8 +99,6 @@ def load_tfds_classes(builder: str, dataset: str, data_config: ml_collections.Co
   labels outside it fail by name, and classes the taxonomy leaves out are dropped. Returns
   `{"train": Split, "test": Split}` named `dataset/split`.
   """
-  from coarse2fine.data.splits import make_split
-
   size = image_size(data_config)
   splits = {}
   for split in ("train", "test"):

@@ -7,13 +7,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from coarse2fine import optim, sharding, train
+from coarse2fine import train
 from coarse2fine.checkpointing import Checkpointer
 from coarse2fine.data import load_dataset
 from coarse2fine.methods import build_method
 from coarse2fine.methods import fsc_losses
-from coarse2fine.train import create_train_state
 from tests import multi_device
+from tests.methods import initial_state
 from tests.methods.test_fsc_losses import fsc_reference, softtriple_reference
 
 
@@ -28,11 +28,7 @@ def fsc_config(tiny_config):
 
 
 def _setup(config):
-  data = load_dataset(config.data)
-  method = build_method(config, data)
-  mesh = sharding.make_mesh()
-  schedule = optim.make_schedule(config.optimizer, 8, 16)
-  return data, method, create_train_state(method, config, data.input_shape, mesh, schedule)
+  return initial_state.build(config)[:3]
 
 
 def _batch(data, size=32):

@@ -5,11 +5,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from coarse2fine import hooks, optim, sharding
+from coarse2fine import hooks
 from coarse2fine.data import load_dataset, pipeline
 from coarse2fine.methods import build_method
-from coarse2fine.train import create_train_state
 from tests import multi_device
+from tests.methods import initial_state
 
 QUEUE = 64
 
@@ -29,12 +29,7 @@ def maskcon_config(tiny_config):
 
 
 def _setup(config):
-  data = load_dataset(config.data)
-  method = build_method(config, data)
-  mesh = sharding.make_mesh()
-  schedule = optim.make_schedule(config.optimizer, 8, 16)
-  state = create_train_state(method, config, data.input_shape, mesh, schedule)
-  return data, method, state, mesh
+  return initial_state.build(config)
 
 
 def _batch(data, rng, size=16):

@@ -7,11 +7,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from coarse2fine import optim, sharding, train
+from coarse2fine import train
 from coarse2fine.data import load_dataset
 from coarse2fine.methods import build_method, scgm
-from coarse2fine.train import create_train_state
 from tests import multi_device
+from tests.methods import initial_state
 
 
 def _n(x):
@@ -43,11 +43,7 @@ def scgm_config(tiny_config):
 
 
 def _setup(config, batch_size=16):
-  data = load_dataset(config.data)
-  method = build_method(config, data)
-  mesh = sharding.make_mesh()
-  schedule = optim.make_schedule(config.optimizer, 8, 16)
-  state = create_train_state(method, config, data.input_shape, mesh, schedule)
+  data, method, state, mesh = initial_state.build(config)
   rng = np.random.default_rng(0)
   codes = rng.integers(0, config.scgm.num_subclasses, size=len(data.train)).astype(np.int32)
   if "codes" in state.extra:

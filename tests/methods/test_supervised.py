@@ -5,11 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from coarse2fine.data import load_dataset
-from coarse2fine.methods import build_method
 from coarse2fine.methods.base import coarse_logits_from_fine
-from coarse2fine.train import create_train_state
-from coarse2fine import optim, sharding
+from tests.methods import initial_state
 
 
 def test_coarse_probability_is_the_sum_of_its_children():
@@ -26,11 +23,7 @@ def test_coarse_probability_is_the_sum_of_its_children():
 def test_loss_is_cross_entropy_on_the_right_labels(tiny_config, name):
   tiny_config.method = name
   tiny_config.model.embedder = "mlp" if name.endswith("plus") else "none"
-  data = load_dataset(tiny_config.data)
-  method = build_method(tiny_config, data)
-  mesh = sharding.make_mesh()
-  schedule = optim.make_schedule(tiny_config.optimizer, 8, 16)
-  state = create_train_state(method, tiny_config, data.input_shape, mesh, schedule)
+  data, method, state, _ = initial_state.build(tiny_config)
   batch = {"inputs": jnp.asarray(data.train.inputs[:16]), "coarse": jnp.asarray(data.train.coarse[:16]),
            "fine": jnp.asarray(data.train.fine[:16])}
   loss, aux = method.loss(state.params, state, batch, jax.random.PRNGKey(0))
