@@ -99,7 +99,7 @@ def setup_run(config: ml_collections.ConfigDict) -> Run:
   if config.eval.split not in ("test", "val") or (config.eval.split == "val" and data.val is None):
     raise ValueError(f"eval.split={config.eval.split!r}: use 'test', or 'val' with data.val_fraction > 0.")
   method = build_method(config, data)
-  steps_per_epoch = pipeline.steps_per_epoch(data, config.train.batch_size, jax.process_count())
+  steps_per_epoch = pipeline.steps_per_epoch(data, config.train.batch_size)
   total_steps = config.train.num_epochs * steps_per_epoch
   schedule = optim.make_schedule(config.optimizer, steps_per_epoch, total_steps)
   state = create_train_state(method, config, data.input_shape, mesh, schedule)

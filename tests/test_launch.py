@@ -126,9 +126,6 @@ def test_two_local_processes_join_and_train(tmp_path):
   assert len(_train_losses(tmp_path / "two")) >= 3
 
 
-@pytest.mark.xfail(strict=True, reason="Open (issue 8, item 1): a 2-process run does not yet see the same global "
-                                       "batches/initialisation as one process with 2 devices; losses differ from "
-                                       "the first logged step.")
 def test_two_local_processes_train_like_one_process_with_two_devices(tmp_path):
   config_path, _ = _two_process_run(tmp_path)
   single = multi_device.run(f"import sys; sys.argv = ['main', '--config={config_path}', "

@@ -1,4 +1,4 @@
-"""Per-example host-side image augmentation in numpy, for grain's `random_map`.
+"""Per-example host-side image augmentation in numpy, driven by each example's random stream (pipeline.py).
 
 Every augmentation takes a uint8 image [H, W, C] (C = 1 or 3) and a
 `np.random.Generator`, and returns float32 [out_H, out_W, C] in [0, 1]; normalising by

@@ -8,9 +8,12 @@ Training batches are dicts of numpy arrays for this process's share of the globa
   dataset: [b] int32 with several taxonomies: which one the example's coarse label follows;
   neighbours: [b, m, ...] when the method asks for them (`NeighbourSampling`): m of each
   example's mined neighbours, drawn without replacement, in the last view's augmentation.
-The order is a pure function of (seed, process index, process count, batch size): the
-same seed gives the same batches with 0 or N workers, and the grain iterator state
-restores the exact position.
+The global batches are a pure function of (seed, batch size), whatever the number of
+processes, workers or devices: epoch e is a seeded permutation of the training split cut
+into global batches, process p reads the p-th of `process_count` equal parts of each, and
+every example's augmentation draws come from its own generator, keyed by (seed, global
+batch number, position in the global batch). So N processes together train on exactly the
+batches one process would, and the grain iterator state restores the exact position.
 """
 
 from __future__ import annotations
@@ -26,33 +29,72 @@ from coarse2fine.data import augment
 from coarse2fine.data.splits import HierarchicalData, Split
 
 
-class EpochBatches:
-  """Index batches of an endless run of epochs (a grain source whose element i is batch i).
+class ExampleStreams:
+  """The random streams of a batch's examples, one per key, served by one re-keyed Philox generator.
 
-  Epoch e is the permutation `default_rng([seed, e]).permutation(range(start, stop))`, cut
-  into `len // batch_size` batches (the remainder of each epoch is dropped, as
-  `drop_last` does). Shuffling and batching indices here rather than with grain's
-  per-element `shuffle().batch()` matters on small images: grain's per-element cost was
-  about 150 us against 20-40 us for the augmentation itself.
+  keys: [b, 3] (seed, global batch number, position in the batch) or [b, 4] with a last
+  0/1 tag that keeps other passes' streams apart from training's. `streams[i]` re-keys the
+  shared generator to example i (Philox key (seed, batch * 2^24 + position), counter 0) and
+  returns it: about 1.4 us against 7 us for a new generator per example. So take an
+  example's draws in one go before selecting the next one.
+  """
+
+  def __init__(self, keys: np.ndarray):
+    keys = np.asarray(keys, np.int64)
+    if keys.ndim != 2 or keys.shape[1] not in (3, 4):
+      raise ValueError(f"Example keys must be [b, 3] or [b, 4], got shape {keys.shape}.")
+    if (keys[:, 1:3] < 0).any() or (keys[:, 2] >= 1 << 24).any() or (keys[:, 1] >= 1 << 39).any():
+      raise ValueError("Example keys need 0 <= batch number < 2^39 and 0 <= position < 2^24.")
+    tag = keys[:, 3].astype(np.uint64) << np.uint64(63) if keys.shape[1] == 4 else np.uint64(0)
+    words = (keys[:, 1].astype(np.uint64) << np.uint64(24)) | keys[:, 2].astype(np.uint64) | tag
+    self._keys = np.stack([keys[:, 0].astype(np.uint64), words], axis=1)  # seeds wrap modulo 2^64
+    self._bits = np.random.Philox(key=0)
+    self._generator = np.random.Generator(self._bits)
+
+  def __len__(self) -> int:
+    return len(self._keys)
+
+  def __getitem__(self, i: int) -> np.random.Generator:
+    self._bits.state = {"bit_generator": "Philox",
+                        "state": {"counter": np.zeros(4, np.uint64), "key": self._keys[i]},
+                        "buffer": np.zeros(4, np.uint64), "buffer_pos": 4, "has_uint32": 0, "uinteger": 0}
+    return self._generator
+
+
+class EpochBatches:
+  """This process's part of every global batch of an endless run of epochs (grain source: element i = batch i).
+
+  Epoch e is the permutation `default_rng([seed, e]).permutation(N)` of the training split, cut
+  into `N // global_batch` global batches (the remainder of each epoch is dropped, as
+  `drop_last` does); process p of P takes positions [p L, (p + 1) L) of each, L = global / P.
+  Element i is {"indices": [L] training positions, "keys": [L, 3] (seed, i, position) that
+  key each example's augmentation generator}. Shuffling and batching indices here rather
+  than with grain's per-element `shuffle().batch()` matters on small images: grain's
+  per-element cost was about 150 us against 20-40 us for the augmentation itself.
   """
 
   MAX_EPOCHS = 1_000_000  # a finite length that no run reaches
 
-  def __init__(self, start: int, stop: int, batch_size: int, seed: int):
-    self.start, self.stop, self.batch_size, self.seed = start, stop, batch_size, seed
-    self.batches_per_epoch = (stop - start) // batch_size
-    self._cached_epoch, self._cached_permutation = -1, None
+  def __init__(self, num_examples: int, global_batch: int, seed: int, process_index: int = 0, process_count: int = 1):
+    self.num_examples, self.global_batch, self.seed = num_examples, global_batch, seed
+    self.local_batch = global_batch // process_count
+    self.offset = process_index * self.local_batch
+    self.batches_per_epoch = num_examples // global_batch
+    self._cache = (-1, None)  # (epoch, its permutation), replaced as one object: grain reads from several threads
 
   def __len__(self) -> int:
     return self.batches_per_epoch * self.MAX_EPOCHS
 
-  def __getitem__(self, index: int) -> np.ndarray:
+  def __getitem__(self, index: int) -> dict:
     epoch, position = divmod(int(index), self.batches_per_epoch)
-    if epoch != self._cached_epoch:
-      rng = np.random.default_rng([self.seed, epoch])
-      self._cached_permutation = rng.permutation(np.arange(self.start, self.stop))
-      self._cached_epoch = epoch
-    return self._cached_permutation[position * self.batch_size:(position + 1) * self.batch_size]
+    cached_epoch, permutation = self._cache
+    if cached_epoch != epoch:
+      permutation = np.random.default_rng([self.seed, epoch]).permutation(self.num_examples)
+      self._cache = (epoch, permutation)
+    start = position * self.global_batch + self.offset
+    positions = self.offset + np.arange(self.local_batch)
+    keys = np.stack([np.full_like(positions, self.seed), np.full_like(positions, int(index)), positions], axis=1)
+    return {"indices": permutation[start:start + self.local_batch], "keys": keys}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,10 +113,10 @@ class NeighbourSampling:
       raise ValueError(f"Neighbour table of shape {self.table.shape} cannot give {self.per_example} "
                        "neighbours per example; mine at least that many.")
 
-  def draw(self, indices: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """[b, m] neighbour positions: for each example, m distinct columns of its table row."""
-    order = np.argsort(rng.random((len(indices), self.table.shape[1])), axis=1)[:, :self.per_example]
-    return np.take_along_axis(self.table[indices], order, axis=1)
+  def draw_one(self, index: int, rng: np.random.Generator) -> np.ndarray:
+    """[m] neighbour positions of example `index`: m distinct columns of its table row."""
+    order = np.argsort(rng.random(self.table.shape[1]))[:self.per_example]
+    return self.table[index, order]
 
 
 @dataclasses.dataclass
@@ -82,9 +124,9 @@ class BatchTransform:
   """Gathers a batch by example index, augments each example into its views, normalises.
 
   Working on whole batches keeps grain's per-element overhead out of the hot path: grain
-  shuffles and batches plain indices, and one random generator per batch (grain's
-  `random_map`, seeded by the dataset seed and the batch position) drives every draw of
-  the batch in order, so the batches do not depend on the number of workers.
+  shuffles and batches plain indices. Each example draws from its own generator (`rngs`),
+  in a fixed order (its views in turn, then its neighbours' choice and their views), so a
+  batch does not depend on the number of workers or on how processes split it.
   Picklable, for grain's worker processes.
   """
 
@@ -95,14 +137,31 @@ class BatchTransform:
   stack_views: bool
   neighbours: Optional[NeighbourSampling] = None
 
-  def _augmented(self, x: np.ndarray, fn, rng: np.random.Generator) -> np.ndarray:
-    x = np.stack([fn(image, rng) for image in x]) if fn is not None else x  # vectors: as they are
+  def _normalised(self, x: np.ndarray) -> np.ndarray:
     return ((x - self.mean) / self.std).astype(np.float32)
 
-  def __call__(self, indices: np.ndarray, rng: np.random.Generator) -> dict:
+  def __call__(self, indices: np.ndarray, rngs: Sequence[np.random.Generator]) -> dict:
+    """The batch of training positions `indices` [b], example i drawing from `rngs[i]`.
+
+    Example-major: all of example i's draws (views, then neighbours) happen before example
+    i + 1's, so `rngs` may be an `ExampleStreams`.
+    """
     indices = np.asarray(indices)
-    x = self.split.inputs[indices]
-    views = [self._augmented(x, fn, rng) for fn in (self.view_fns or [None])]
+    if len(rngs) != len(indices):
+      raise ValueError(f"{len(indices)} examples need as many generators, got {len(rngs)}.")
+    inputs = self.split.inputs
+    fns = list(self.view_fns)
+    views, neighbours = [], []
+    if not fns and self.neighbours is None:  # vectors, nothing to draw: one gather
+      views = self._normalised(inputs[indices][:, None])
+    else:
+      for i, index in enumerate(indices):
+        rng = rngs[i]
+        views.append([fn(inputs[index], rng) for fn in fns] or [inputs[index]])
+        if self.neighbours is not None:
+          chosen = self.neighbours.draw_one(index, rng)  # [m]
+          neighbours.append([fns[-1](inputs[c], rng) for c in chosen] if fns else inputs[chosen])
+      views = self._normalised(np.asarray(views))  # [b, V, ...]
     out = {
         "coarse": self.split.coarse[indices],
         "fine": self.split.fine[indices],
@@ -111,14 +170,16 @@ class BatchTransform:
     if self.split.dataset is not None:
       out["dataset"] = self.split.dataset[indices]
     if self.stack_views:
-      out["views"] = np.stack(views, axis=1)
+      out["views"] = views
     else:
-      out["inputs"] = views[0]
+      out["inputs"] = views[:, 0]
     if self.neighbours is not None:
-      drawn = self.neighbours.draw(indices, rng)  # [b, m]
-      flat = self._augmented(self.split.inputs[drawn.reshape(-1)], self.view_fns[-1] if self.view_fns else None, rng)
-      out["neighbours"] = flat.reshape(drawn.shape + flat.shape[1:])
+      out["neighbours"] = self._normalised(np.asarray(neighbours))  # [b, m, ...]
     return out
+
+  def keyed(self, element: dict) -> dict:
+    """A batch from an `EpochBatches` element: generators keyed per example (grain `map`)."""
+    return self(element["indices"], ExampleStreams(element["keys"]))
 
 
 def make_transform(data: HierarchicalData, data_config: ml_collections.ConfigDict, views: Sequence[str],
@@ -138,12 +199,6 @@ def make_transform(data: HierarchicalData, data_config: ml_collections.ConfigDic
                         neighbours=neighbours)
 
 
-def process_slice(num_examples: int, process_index: int, process_count: int) -> tuple[int, int]:
-  """The contiguous [start, stop) range of examples this process reads."""
-  per_process = num_examples // process_count
-  return process_index * per_process, (process_index + 1) * per_process
-
-
 def train_dataset(
     data: HierarchicalData,
     data_config: ml_collections.ConfigDict,
@@ -155,34 +210,29 @@ def train_dataset(
     process_count: int = 1,
     neighbours: Optional[NeighbourSampling] = None,
 ) -> grain.IterDataset:
-  """An endless, shuffled, augmented, batched dataset of this process's batches.
+  """An endless, shuffled, augmented, batched dataset of this process's part of each global batch.
 
-  Each process reads a disjoint contiguous slice of the training split, reshuffled every
-  epoch, and produces `global_batch_size // process_count` examples per step. With
-  `neighbours`, each batch also carries the drawn neighbours' inputs.
+  Process p produces examples [p L, (p + 1) L) of every global batch (L = global_batch_size /
+  process_count); see the module docstring. With `neighbours`, each batch also carries the
+  drawn neighbours' inputs.
   """
   if global_batch_size % process_count:
     raise ValueError(f"train.batch_size={global_batch_size} is not divisible by {process_count} processes.")
-  local_batch = global_batch_size // process_count
-  start, stop = process_slice(len(data.train), process_index, process_count)
-  if stop - start < local_batch:
-    raise ValueError(
-        f"Each process holds {stop - start} training examples, fewer than its batch of {local_batch}; "
-        f"lower train.batch_size.")
-  dataset = (
-      grain.MapDataset.source(EpochBatches(start, stop, local_batch, seed))
-      .seed(seed)
-      .random_map(make_transform(data, data_config, views, neighbours))
-  )
+  if len(data.train) < global_batch_size:
+    raise ValueError(f"The training split holds {len(data.train)} examples, fewer than its batch of "
+                     f"{global_batch_size}; lower train.batch_size.")
+  batches = EpochBatches(len(data.train), global_batch_size, seed, process_index, process_count)
+  transform = make_transform(data, data_config, views, neighbours)
+  dataset = grain.MapDataset.source(batches).map(transform.keyed)
   iter_dataset = dataset.to_iter_dataset()
   if data_config.num_workers > 0:
     iter_dataset = iter_dataset.mp_prefetch(grain.MultiprocessingOptions(num_workers=data_config.num_workers))
   return iter_dataset
 
 
-def steps_per_epoch(data: HierarchicalData, global_batch_size: int, process_count: int = 1) -> int:
-  start, stop = process_slice(len(data.train), 0, process_count)
-  return (stop - start) // (global_batch_size // process_count)
+def steps_per_epoch(data: HierarchicalData, global_batch_size: int) -> int:
+  """Global batches per epoch (every process steps through all of them)."""
+  return len(data.train) // global_batch_size
 
 
 def eval_batches(

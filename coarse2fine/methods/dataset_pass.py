@@ -32,9 +32,10 @@ def training_split_pass(step: PassStep, carry: Any, data: HierarchicalData, data
 
   Batches are global batches of `batch_size`; the last one is filled up with the first
   examples of the split (rather than zeros) so that train-mode BatchNorm statistics stay
-  those of real data, and the extra rows are cut off. Augmentation draws are a pure
-  function of (seed, batch number, process index). `carry` threads state such as BN
-  statistics through the pass.
+  those of real data, and the extra rows are cut off. Each example's augmentation draws
+  come from its own generator, keyed by (seed, batch number, position in the global
+  batch), so the pass is the same for any number of processes. `carry` threads state such
+  as BN statistics through the pass.
   """
   sharding.check_batch_size(batch_size, mesh)
   transform = pipeline.make_transform(data, data_config, (view,))
@@ -44,9 +45,12 @@ def training_split_pass(step: PassStep, carry: Any, data: HierarchicalData, data
   local = batch_size // process_count
   outputs = []
   for number in range(-(-n // batch_size)):
-    positions = (number * batch_size + process_index * local + np.arange(local)) % n
-    rng = np.random.default_rng([seed, number, process_index])
-    batch = sharding.global_batch({"inputs": transform(order[positions], rng)["inputs"]}, mesh)
+    in_batch = process_index * local + np.arange(local)
+    positions = (number * batch_size + in_batch) % n
+    # Keys of 4 entries, so they never coincide with the training pipeline's 3-entry ones.
+    keys = np.stack([np.full(local, seed), np.full(local, number), in_batch, np.ones(local, np.int64)], axis=1)
+    inputs = transform(order[positions], pipeline.ExampleStreams(keys))["inputs"]
+    batch = sharding.global_batch({"inputs": inputs}, mesh)
     carry, out = step(carry, batch["inputs"], jnp.asarray(number, jnp.int32))
     outputs.append(out)
   return carry, jnp.concatenate(outputs)[:n]

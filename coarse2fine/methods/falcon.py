@@ -80,7 +80,7 @@ class Falcon(Method):
     if self.num_fine < self.max_coarse:
       raise ValueError(f"falcon.num_fine={self.num_fine} is below the {self.max_coarse} coarse classes of a "
                        "taxonomy; every coarse class needs a fine class.")
-    self.steps_per_epoch = pipeline.steps_per_epoch(data, config.train.batch_size, jax.process_count())
+    self.steps_per_epoch = pipeline.steps_per_epoch(data, config.train.batch_size)
     total_steps = config.train.num_epochs * self.steps_per_epoch
     if not 0 <= hp.warmup_steps < total_steps:
       raise ValueError(f"falcon.warmup_steps={hp.warmup_steps} must be in [0, {total_steps}) (the run's steps); "

@@ -57,6 +57,30 @@ def test_process_slices_are_disjoint(image_data):
   assert seen[0] | seen[1] == set(range(100))
 
 
+@pytest.mark.parametrize("processes", [2, 5])
+def test_processes_together_read_the_one_process_batches(image_data, processes):
+  """Same examples, same augmentation draws: process parts concatenated are the 1-process global batch."""
+  config, data = image_data
+  whole = _batches(data, config, 12, views=("strong", "weak"), batch=10)  # crosses an epoch boundary
+  parts = [_batches(data, config, 12, views=("strong", "weak"), batch=10, process_index=p, process_count=processes)
+           for p in range(processes)]
+  for step, want in enumerate(whole):
+    for key in want:
+      got = np.concatenate([part[step][key] for part in parts])
+      np.testing.assert_array_equal(got, want[key], err_msg=f"step {step}, {key}")
+
+
+def test_examples_draw_from_their_own_generators(image_data):
+  config, data = image_data
+  transform = pipeline.make_transform(data, config, ("strong",))
+  key = lambda *rows: pipeline.ExampleStreams(np.array(rows))
+  batch = transform(np.array([3, 3, 7]), key([0, 1, 0], [0, 1, 1], [0, 1, 0]))["inputs"]
+  assert not np.array_equal(batch[0], batch[1])  # one image, two keys: two draws
+  # An example's draws depend on its key alone, not on what comes before it in the batch.
+  np.testing.assert_array_equal(transform(np.array([7]), key([0, 1, 0]))["inputs"][0], batch[2])
+  np.testing.assert_array_equal(transform(np.array([3]), key([0, 1, 0]))["inputs"][0], batch[0])
+
+
 def test_resuming_from_iterator_state(image_data):
   config, data = image_data
   make = lambda: iter(pipeline.train_dataset(data, config, views=("crop_flip",), global_batch_size=10, seed=5))
@@ -114,7 +138,6 @@ def test_batch_larger_than_data_is_rejected(image_data):
 def test_steps_per_epoch(image_data):
   _, data = image_data
   assert pipeline.steps_per_epoch(data, 30) == 3
-  assert pipeline.steps_per_epoch(data, 30, process_count=2) == 3
 
 
 def test_neighbours_are_drawn_from_each_examples_row_without_replacement():
@@ -140,3 +163,15 @@ def test_neighbours_are_drawn_from_each_examples_row_without_replacement():
   np.testing.assert_array_equal(again[5]["neighbours"], batches[5]["neighbours"])  # seeded
   with pytest.raises(ValueError, match="mine at least"):
     pipeline.NeighbourSampling(table.astype(np.int32), per_example=7)
+
+
+def test_example_streams_are_keyed_and_independent():
+  keys = np.array([[0, 1, 0], [0, 1, 1], [0, 2, 0], [1, 1, 0], [0, 1, 0]])
+  streams = pipeline.ExampleStreams(keys)
+  draws = [streams[i].random(4) for i in range(len(keys))]
+  np.testing.assert_array_equal(draws[0], draws[4])  # the same key, the same stream, whatever came between
+  assert len({tuple(d) for d in draws}) == 4  # position, batch and seed each change the stream
+  tagged = pipeline.ExampleStreams(np.array([[0, 1, 0, 1]]))[0].random(4)
+  assert not np.array_equal(tagged, draws[0])  # another pass's streams stay apart from training's
+  with pytest.raises(ValueError, match="position < 2\\^24"):
+    pipeline.ExampleStreams(np.array([[0, 1, 1 << 24]]))

@@ -140,7 +140,7 @@ def test_fill_queue_writes_key_encoder_outputs_of_a_seeded_permutation(maskcon_c
   # batch of 16), fed as the pipeline feeds them (view "none": standardised inputs).
   key = state.extra["key"]
   transform = pipeline.make_transform(data, maskcon_config.data, ("none",))
-  inputs = lambda rows: transform(rows, np.random.default_rng(0))["inputs"]
+  inputs = lambda rows: transform(rows, [np.random.default_rng(0)] * len(rows))["inputs"]
   want = np.concatenate([_n(_apply(method, key.params, key.batch_stats, inputs(order[i:i + 16]))[0]["embedding"])
                          for i in range(0, QUEUE, 16)])
   np.testing.assert_allclose(np.asarray(queue.keys), want, rtol=1e-4, atol=1e-5)
