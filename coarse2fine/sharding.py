@@ -20,6 +20,11 @@ def make_mesh() -> Mesh:
   return Mesh(np.asarray(jax.devices()), (DATA_AXIS,))
 
 
+def local_mesh() -> Mesh:
+  """A `data` mesh over this process's devices only, for host-side work every process repeats."""
+  return Mesh(np.asarray(jax.local_devices()), (DATA_AXIS,))
+
+
 def replicated(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P())
 
@@ -45,6 +50,25 @@ def global_batch(local_batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, ja
 
 def replicate(tree: Any, mesh: Mesh) -> Any:
   return jax.device_put(tree, replicated(mesh))
+
+
+def host_to_replicated(tree: Any, target: Any) -> Any:
+  """Host values (the same on every process) as global replicated arrays with `target`'s shardings.
+
+  target: a mesh (every leaf replicated over it) or a pytree of arrays like `tree` whose
+  shardings the leaves take. Built with `make_array_from_callback`, which works when the
+  sharding spans several processes (where `device_put` of a numpy array may not).
+  """
+  leaves, treedef = jax.tree.flatten(tree)
+  if isinstance(target, Mesh):
+    shardings = [replicated(target)] * len(leaves)
+  else:
+    shardings = [leaf.sharding for leaf in treedef.flatten_up_to(target)]
+  arrays = []
+  for value, where in zip(leaves, shardings):
+    value = np.asarray(value)
+    arrays.append(jax.make_array_from_callback(value.shape, where, lambda index, value=value: value[index]))
+  return treedef.unflatten(arrays)
 
 
 def local_value(array: jax.Array) -> np.ndarray:

@@ -4,6 +4,7 @@ import json
 import os
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 
@@ -83,59 +84,94 @@ def test_bad_arguments_are_named(script, args, message):
 TINY_CONFIG = r'''
 from coarse2fine.config_base import base_config
 
-def get_config():
+def get_config(method="coarse"):
   config = base_config()
-  config.method = "coarse"
+  config.method = method
   config.data.name = "synthetic"
-  config.data.views = ("none",)
+  config.data.views = ("none", "none") if method in ("falcon", "maskcon") else ("none",)
   config.data.synthetic.num_train = 256
   config.data.synthetic.num_test = 64
   config.model.encoder = "mlp"
   config.model.encoder_args.hidden_sizes = (16,)
   config.train.num_epochs = 2
   config.train.batch_size = 32
-  config.eval.batch_size = 64
-  config.checkpoint.every_steps = 8
   config.train.log_every_steps = 2
+  config.eval.batch_size = 64
+  config.eval.protocols = ("classification",)
+  config.checkpoint.every_steps = 8
   config.logging.progress = False
+  config.scgm.num_subclasses = 9
+  config.scgm.estep_every_epochs = 1  # an E-step over both processes' data before each epoch
+  config.falcon.solve_every = 4  # relation solves by process 0, broadcast to all
+  config.maskcon.queue_size = 64  # filled across processes before the first step
+  config.maskcon.embedding_dim = 8
   return config
 '''
 
 
 def _train_losses(workdir):
+  """{step: train/loss} of a run's metrics.jsonl (a resumed run's later lines win)."""
   lines = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
   return {line["step"]: line["train/loss"] for line in lines if "train/loss" in line}
 
 
-def _two_process_run(tmp_path):
-  config_path = tmp_path / "tiny.py"
-  config_path.write_text(TINY_CONFIG)
-  done = _launch("local_multiprocess.sh", f"--config={config_path}", f"--workdir={tmp_path / 'two'}",
-                 "--num_processes=2", "--port=12397", timeout=240)
-  logs = "".join((tmp_path / "two" / f"process_{i}.log").read_text() for i in range(2)
-                 if (tmp_path / "two" / f"process_{i}.log").exists())
+def _config_file(tmp_path):
+  path = tmp_path / "tiny.py"
+  path.write_text(TINY_CONFIG)
+  return path
+
+
+def _free_port() -> int:
+  with socket.socket() as probe:
+    probe.bind(("localhost", 0))
+    return probe.getsockname()[1]
+
+
+def _two_processes(config, workdir, *overrides):
+  port = _free_port()
+  done = _launch("local_multiprocess.sh", f"--config={config}", f"--workdir={workdir}", "--num_processes=2",
+                 f"--port={port}", "--", *overrides, timeout=240)
+  logs = "".join(open(os.path.join(workdir, f"process_{i}.log")).read() for i in range(2)
+                 if os.path.exists(os.path.join(workdir, f"process_{i}.log")))
   assert done.returncode == 0, done.stderr + logs[-3000:]
-  return config_path, logs
+  return logs
 
 
-def test_two_local_processes_join_and_train(tmp_path):
-  _, logs = _two_process_run(tmp_path)
+def _one_process(config, workdir, devices=2):
+  done = multi_device.run(f"import sys; sys.argv = ['main', '--config={config}', '--workdir={workdir}']; "
+                          "from absl import app; from coarse2fine.main import main; app.run(main)",
+                          devices=devices, timeout=240)
+  assert done.returncode == 0, done.stderr[-3000:]
+
+
+@pytest.mark.parametrize("method", ["coarse", "scgm_g", "falcon", "maskcon"])
+def test_two_local_processes_train_like_one_process_with_two_devices(tmp_path, method):
+  """Same global batches, hooks computed once and shared: every logged loss agrees, step by step."""
+  config = f"{_config_file(tmp_path)}:{method}"
+  logs = _two_processes(config, tmp_path / "two")
   assert "connected to 1 peer ranks" in logs  # both processes joined one gloo group
-  metrics = json.loads((tmp_path / "two" / "results.json").read_text())["metrics"]
-  assert metrics["test/coarse_top1"] > 80.0  # 3 well-separated synthetic classes: chance is 33%
-  assert len(_train_losses(tmp_path / "two")) >= 3
-
-
-def test_two_local_processes_train_like_one_process_with_two_devices(tmp_path):
-  config_path, _ = _two_process_run(tmp_path)
-  single = multi_device.run(f"import sys; sys.argv = ['main', '--config={config_path}', "
-                            f"'--workdir={tmp_path / 'one'}']; from absl import app; "
-                            "from coarse2fine.main import main; app.run(main)", devices=2, timeout=240)
-  assert single.returncode == 0, single.stderr[-3000:]
+  _one_process(config, tmp_path / "one")
   two_losses, one_losses = _train_losses(tmp_path / "two"), _train_losses(tmp_path / "one")
-  assert two_losses.keys() == one_losses.keys() and len(two_losses) >= 3
+  assert two_losses.keys() == one_losses.keys() and len(two_losses) == 8
   np.testing.assert_allclose([two_losses[k] for k in sorted(two_losses)], [one_losses[k] for k in sorted(one_losses)],
                              rtol=1e-4)
+  two_metrics = json.loads((tmp_path / "two" / "results.json").read_text())["metrics"]
+  one_metrics = json.loads((tmp_path / "one" / "results.json").read_text())["metrics"]
+  assert two_metrics.keys() == one_metrics.keys()
+  for name in two_metrics:
+    assert two_metrics[name] == pytest.approx(one_metrics[name], rel=1e-4, abs=1e-4), name
+
+
+def test_a_two_process_checkpoint_resumes(tmp_path):
+  """Preempted after step 8 (after one E-step), restarted: the same losses as an uninterrupted run."""
+  config = f"{_config_file(tmp_path)}:scgm_g"
+  _two_processes(config, tmp_path / "whole")
+  _two_processes(config, tmp_path / "resumed", "--config.train.stop_after_steps=8")
+  assert max(_train_losses(tmp_path / "resumed")) == 8
+  _two_processes(config, tmp_path / "resumed")
+  whole, resumed = _train_losses(tmp_path / "whole"), _train_losses(tmp_path / "resumed")
+  assert whole.keys() == resumed.keys()
+  np.testing.assert_allclose([resumed[k] for k in sorted(resumed)], [whole[k] for k in sorted(whole)], rtol=1e-4)
 
 
 def test_explicit_settings_come_from_flags_or_environment():

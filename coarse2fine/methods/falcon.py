@@ -215,7 +215,7 @@ class Falcon(Method):
     context.metrics.update({f"relation/{k}": float(v) for k, v in diagnostics.items()})
     logging.info("FALCON relation solve at step %d: %s", completed, diagnostics)
     extra = {**state.extra,
-             "relations": jax.device_put(relations, state.extra["relations"].sharding),
+             "relations": sharding.host_to_replicated(relations, state.extra["relations"]),
              "cost": jnp.zeros_like(state.extra["cost"]),
              "cost_count": jnp.zeros_like(state.extra["cost_count"])}
     return state.replace(extra=extra)

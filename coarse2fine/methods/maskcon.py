@@ -33,7 +33,6 @@ official fill does.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import flax.linen as nn
@@ -44,7 +43,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from coarse2fine import models
+from coarse2fine import models, sharding
 from coarse2fine.data.splits import HierarchicalData
 from coarse2fine.hooks import HookContext, HostHook
 from coarse2fine.methods import maskcon_losses as losses
@@ -185,9 +184,9 @@ class MaskCon(Method):
                                             self._views[1], self.config.train.batch_size, self.config.seed,
                                             context.mesh, indices=indices)
     labels_np = (self.data.train.fine if self.uses_fine else self.data.train.coarse)[indices]
-    queue = losses.LabelledQueue(keys=keys.astype(jnp.float32), labels=jnp.asarray(labels_np, jnp.int32),
-                                 pointer=jnp.zeros((), jnp.int32))
-    queue = jax.device_put(queue, key_state.queue.keys.sharding)
+    queue = losses.LabelledQueue(keys=jax.device_put(keys.astype(jnp.float32), key_state.queue.keys.sharding),
+                                 labels=sharding.host_to_replicated(labels_np.astype(np.int32), context.mesh),
+                                 pointer=jnp.zeros_like(key_state.queue.pointer))
     return state.replace(extra={"key": key_state.replace(batch_stats=batch_stats, queue=queue)})
 
   # ----------------------------------------------------------------------------- evaluation

@@ -281,4 +281,6 @@ def training_neighbours(data, source: str, k: int, *, within_coarse: bool, batch
   # With several taxonomies a group is a (taxonomy, coarse class) pair (METHODS.md 3.6).
   groups = (data.train.dataset_ids.astype(np.int64) * (int(data.train.coarse.max()) + 1) + data.train.coarse
             if within_coarse else None)
-  return mine_neighbours(features.reshape(n, -1), groups, k, mesh=sharding.make_mesh())
+  # Every process mines the whole (deterministic) table on its own devices: the features are
+  # host arrays, the same on every process, and the table stays on the host.
+  return mine_neighbours(features.reshape(n, -1), groups, k, mesh=sharding.local_mesh())

@@ -241,11 +241,11 @@ class SCGM(Method):
         context.mesh)
     embeddings.block_until_ready()
     embedded = time.perf_counter()
-    coarse = jax.device_put(self._train_coarse, sharding.replicated(context.mesh))
+    coarse = sharding.host_to_replicated(self._train_coarse, context.mesh)
     result = jax.block_until_ready(solve_step(state.params, coarse, embeddings, state.extra["column_potential"]))
     seconds = {"embed_seconds": embedded - start, "solve_seconds": time.perf_counter() - embedded}
     extra = {**state.extra, "codes": result.codes, "column_potential": result.column_potential,
-             "codes_ready": jnp.ones((), jnp.float32)}
+             "codes_ready": jnp.ones_like(state.extra["codes_ready"])}  # keeps its (global) sharding
     diagnostics = {**self._diagnostics(result, int(jax.device_get(state.step))), **seconds}
     context.host_state["estep"] = diagnostics
     context.metrics.update({f"estep/{k}": float(v) for k, v in diagnostics.items() if k != "step"})
