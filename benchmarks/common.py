@@ -79,18 +79,8 @@ CONFIGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fil
 
 def load_config(name: str, overrides: dict):
   """`configs/<file>[:arg]` with `{"a.b": value}` overrides applied and the progress line off."""
-  import importlib.util
+  from coarse2fine.config_base import load_config as load_config_file
 
-  filename, _, arg = name.partition(":")
-  spec = importlib.util.spec_from_file_location("cfg", os.path.join(CONFIGS_DIR, filename))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config(arg) if arg else module.get_config()
-  for dotted, value in overrides.items():
-    *groups, key = dotted.split(".")
-    node = config
-    for part in groups:
-      node = node[part]
-    node[key] = value
+  config = load_config_file(os.path.join(CONFIGS_DIR, name), overrides)
   config.logging.progress = False
   return config

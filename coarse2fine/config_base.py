@@ -7,6 +7,8 @@ dataset need; nothing is read from anywhere else. Command-line overrides
 
 from __future__ import annotations
 
+from typing import Optional
+
 import ml_collections
 
 
@@ -182,6 +184,34 @@ def base_config() -> ml_collections.ConfigDict:
 
   logging = config.logging = ml_collections.ConfigDict()
   logging.progress = True  # progress line on stderr
+  return config
+
+
+def load_config(path: str, overrides: Optional[dict] = None) -> ml_collections.ConfigDict:
+  """The config of file `path[:arg]` (e.g. "configs/scgm_fashion_mnist.py" or ".../maskcon_sop.py:split1").
+
+  `overrides` sets fields by dotted name ({"train.num_epochs": 2}); a name the config lacks
+  fails, as `--config.a.b=...` does on the command line. For notebooks and scripts; the
+  command line reads configs through ml_collections' config flags.
+  """
+  import importlib.util
+  import os
+
+  filename, _, arg = path.partition(":")
+  if not os.path.isfile(filename):
+    raise FileNotFoundError(f"No config file {filename!r}; configs live in the repository's configs/ folder.")
+  spec = importlib.util.spec_from_file_location("coarse2fine_config", filename)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config(arg) if arg else module.get_config()
+  for dotted, value in (overrides or {}).items():
+    *groups, key = dotted.split(".")
+    node = config
+    for part in groups:
+      node = node[part]
+    if key not in node:
+      raise KeyError(f"Config {path!r} has no field {dotted!r}.")
+    node[key] = value
   return config
 
 
