@@ -30,15 +30,11 @@ import ml_collections
 import numpy as np
 
 from coarse2fine import train
-from coarse2fine.checkpointing import Checkpointer
 from coarse2fine.data.splits import HierarchicalData, Split
 from coarse2fine.evaluation import discovery
 from coarse2fine.evaluation.evaluator import make_predict_step, predict_split
-# Importing evaluate defines the (required) --workdir flag that this command shares: absl
-# refuses a second definition of the same name from another module.
-from coarse2fine.evaluate import load_run_config
-
 FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "A training run's workdir.")
 flags.DEFINE_string("out", None, "Folder for the PNGs (default: WORKDIR/plots).")
 flags.DEFINE_enum("split", "test", ["test", "val"], "Split to predict ('val' needs data.val_fraction > 0).")
 flags.DEFINE_integer("max_points", 2000, "At most this many examples (a seeded random subset) in the t-SNE map.")
@@ -357,20 +353,14 @@ class RunOutputs(NamedTuple):
   means: Optional[dict]
 
 
-def restore_newest(workdir: str, config: ml_collections.ConfigDict, fresh_state):
-  """The newest checkpoint's state, shaped and sharded like `fresh_state`."""
-  checkpointer = Checkpointer(workdir, config)
-  restored = checkpointer.restore(train.abstract_like(fresh_state))
-  checkpointer.close()
-  if restored is None:
-    raise FileNotFoundError(f"No checkpoint in {checkpointer.directory}: train first, or check --workdir.")
-  return restored[0]
+def map_space(config: ml_collections.ConfigDict) -> str:
+  """The outputs the t-SNE map shows: SCGM's embeddings (where its means live), else `eval.features`."""
+  return "embedding" if config.method in SCGM_METHODS else config.eval.features
 
 
 def scgm_means(config: ml_collections.ConfigDict, state) -> Optional[dict]:
   """SCGM's learned means (params mu_y [C, e], mu_z [r, e]), when the map shows their space."""
-  # The means live in the embedder's output space: with eval.features="features" they have no place.
-  if config.method not in SCGM_METHODS or config.eval.features != "embedding":
+  if config.method not in SCGM_METHODS:
     return None
   params = jax.device_get(state.params)
   return {"super": np.asarray(params["mu_y"]), "sub": np.asarray(params["mu_z"])}
@@ -378,13 +368,13 @@ def scgm_means(config: ml_collections.ConfigDict, state) -> Optional[dict]:
 
 def load_outputs(workdir: str, split: str = "test") -> RunOutputs:
   """Restores the run in `workdir` and predicts its `split` ("test" or "val"), sharded over the mesh."""
-  config = load_run_config(workdir)
+  config = train.load_run_config(workdir)
   config.eval.split = split  # setup_run checks that the split exists
   run = train.setup_run(config)
-  state = restore_newest(workdir, config, run.state)
+  state = train.restore_newest(workdir, config, run.state)
   split_data = getattr(run.data, split)
   predictions = predict_split(make_predict_step(run.method, run.mesh), state, split_data, run.data, run.mesh,
-                              config.eval.batch_size, keys=(config.eval.features, "cluster_logits"))
+                              config.eval.batch_size, keys=(map_space(config), "cluster_logits"))
   relation = run.method.relation(state)
   return RunOutputs(config, run.data, split_data, predictions,
                     None if relation is None else np.asarray(relation), scgm_means(config, state))
@@ -397,7 +387,7 @@ def write_embedding(outputs: RunOutputs, path: str, max_points: int, seed: int) 
   """embedding_tsne.png of a seeded subset, with SCGM's means embedded in the same fit."""
   taxonomy = outputs.data.taxonomy
   index = subsample_indices(len(outputs.split), max_points, seed)
-  points = outputs.predictions[outputs.config.eval.features][index]
+  points = outputs.predictions[map_space(outputs.config)][index]
   means = None
   if outputs.means is not None:
     # SCGM compares embeddings and means by cosine only: put all of them on the unit sphere.
@@ -412,7 +402,7 @@ def write_embedding(outputs: RunOutputs, path: str, max_points: int, seed: int) 
     drawn = [Means("super-class means", means_xy[:num_coarse], np.arange(num_coarse)),
              Means("sub-class means", means_xy[num_coarse:], outputs.relation.argmax(1))]
   title = (f"{outputs.config.method} on {outputs.config.data.name}: t-SNE of {len(index)} "
-           f"{outputs.config.eval.features}s (colour: coarse, marker: fine within coarse)")
+           f"{map_space(outputs.config)}s (colour: coarse, marker: fine within coarse)")
   return plot_embedding(xy, outputs.split.coarse[index], taxonomy.coarse_names, path, markers, drawn, title)
 
 

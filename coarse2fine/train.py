@@ -6,6 +6,7 @@ host hooks, logging and checkpoints, evaluation, results.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from typing import NamedTuple, Optional
@@ -89,13 +90,19 @@ class Run(NamedTuple):
   total_steps: int
 
 
-def setup_run(config: ml_collections.ConfigDict) -> Run:
-  """Validates the config, loads the data, builds the method and a fresh sharded state."""
+def setup_run(config: ml_collections.ConfigDict, data: Optional[HierarchicalData] = None) -> Run:
+  """Validates the config, loads the data, builds the method and a fresh sharded state.
+
+  `data` (e.g. a user's arrays, `coarse2fine.api`) is used as given instead of
+  `load_dataset(config.data)`: the loader's own steps (data.val_fraction, data.train_examples,
+  data.extra_taxonomies) are not applied to it.
+  """
   validate_config(config)
   mesh = sharding.make_mesh()
   sharding.check_batch_size(config.train.batch_size, mesh)
   sharding.check_batch_size(config.eval.batch_size, mesh, "eval.batch_size")
-  data = load_dataset(config.data)
+  if data is None:
+    data = load_dataset(config.data)
   if config.eval.split not in ("test", "val") or (config.eval.split == "val" and data.val is None):
     raise ValueError(f"eval.split={config.eval.split!r}: use 'test', or 'val' with data.val_fraction > 0.")
   method = build_method(config, data)
@@ -106,14 +113,16 @@ def setup_run(config: ml_collections.ConfigDict) -> Run:
   return Run(mesh, data, method, schedule, state, steps_per_epoch, total_steps)
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Optional[dict]:
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       data: Optional[HierarchicalData] = None) -> Optional[dict]:
   """Trains `config.method` on `config.data`, evaluates, writes `workdir/results.json`.
 
   Resumes from the newest checkpoint in `workdir`. Returns the results dict, or None
-  when `train.stop_after_steps` stopped the run early.
+  when `train.stop_after_steps` stopped the run early. `data`: in-memory data used instead
+  of loading `config.data` (see `setup_run`); the config still records the run's settings.
   """
   is_main = jax.process_index() == 0
-  run = setup_run(config)
+  run = setup_run(config, data)
   mesh, data, method, state, schedule = run.mesh, run.data, run.method, run.state, run.schedule
   steps_per_epoch, total_steps = run.steps_per_epoch, run.total_steps
 
@@ -197,6 +206,27 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Optio
   return results
 
 
+def load_run_config(workdir: str) -> ml_collections.ConfigDict:
+  """The config a training run wrote to `workdir/config.json` when it started."""
+  path = os.path.join(workdir, "config.json")
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"{path} not found: is {workdir!r} the workdir of a coarse2fine training run?")
+  with open(path, encoding="utf-8") as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
+def restore_newest(workdir: str, config: ml_collections.ConfigDict, fresh_state: TrainState) -> TrainState:
+  """The newest checkpoint's state in `workdir`, shaped and sharded like `fresh_state`."""
+  checkpointer = Checkpointer(workdir, config)
+  try:
+    restored = checkpointer.restore(abstract_like(fresh_state))
+  finally:
+    checkpointer.close()
+  if restored is None:
+    raise FileNotFoundError(f"No checkpoint in {checkpointer.directory}: train that run first, or fix the path.")
+  return restored[0]
+
+
 def features_from_checkpoint(workdir: str, data: HierarchicalData, batch_size: int,
                              key: str = "features") -> np.ndarray:
   """[N_train, D] float32: `key` outputs of the run in `workdir` (newest checkpoint, eval mode) on `data.train`.
@@ -205,19 +235,13 @@ def features_from_checkpoint(workdir: str, data: HierarchicalData, batch_size: i
   training split, unaugmented, in order, so the rows line up with `data.train` whatever
   split the other run trained on (its input shape and normalisation must fit these data).
   """
-  from coarse2fine.evaluate import load_run_config  # evaluate imports this module
   source_config = load_run_config(workdir)
   mesh = sharding.make_mesh()
   method = build_method(source_config, data)
   schedule = optim.make_schedule(source_config.optimizer, 1, 1)
-  state = create_train_state(method, source_config, data.input_shape, mesh, schedule)
-  checkpointer = Checkpointer(workdir, source_config)
-  restored = checkpointer.restore(abstract_like(state))
-  checkpointer.close()
-  if restored is None:
-    raise FileNotFoundError(f"No checkpoint in {checkpointer.directory}: train that run first, or fix the path.")
-  outputs = predict_split(make_predict_step(method, mesh), restored[0], data.train, data, mesh, batch_size,
-                          keys=(key,))
+  state = restore_newest(workdir, source_config,
+                         create_train_state(method, source_config, data.input_shape, mesh, schedule))
+  outputs = predict_split(make_predict_step(method, mesh), state, data.train, data, mesh, batch_size, keys=(key,))
   if key not in outputs:
     raise ValueError(f"Method {source_config.method!r} of {workdir!r} predicts no {key!r}.")
   return outputs[key].astype(np.float32)
@@ -226,12 +250,7 @@ def features_from_checkpoint(workdir: str, data: HierarchicalData, batch_size: i
 def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Evaluates the newest checkpoint in `workdir`; writes `eval.json` and `eval.md` there."""
   run = setup_run(config)
-  checkpointer = Checkpointer(workdir, config)
-  restored = checkpointer.restore(abstract_like(run.state))
-  checkpointer.close()
-  if restored is None:
-    raise FileNotFoundError(f"No checkpoint in {checkpointer.directory}: train first, or check --workdir.")
-  state, _ = restored
+  state = restore_newest(workdir, config, run.state)
   metrics = Evaluator(run.method, run.data, run.mesh, config)(state, config.eval.split)
   step = int(jax.device_get(state.step))
   results = {"method": config.method, "dataset": config.data.name, "taxonomy": run.data.taxonomy.name,

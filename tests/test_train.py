@@ -173,3 +173,31 @@ def test_batch_not_divisible_by_devices(tmp_path):
   done = _run_devices(tmp_path, 8, batch_size=36)
   assert done.returncode != 0
   assert "train.batch_size=36 is not divisible by the 8 devices" in done.stderr
+
+
+CLI_WITH_CHECKPOINT_FEATURES = r"""
+import sys
+import coarse2fine.main  # defines the command line's flags, as `python -m coarse2fine.main` does
+import numpy as np
+from coarse2fine import train
+from coarse2fine.config_base import base_config
+from coarse2fine.data import load_dataset
+config = base_config()
+config.method = "coarse"
+config.data.name = "synthetic"
+config.model.encoder = "mlp"
+config.model.encoder_args.hidden_sizes = (8,)
+config.train.batch_size = 64
+config.logging.progress = False
+train.train_and_evaluate(config, sys.argv[1])
+features = train.features_from_checkpoint(sys.argv[1], load_dataset(config.data), 128)
+print("RESULT", features.shape)
+"""
+
+
+def test_checkpoint_features_work_under_the_command_line(tmp_path):
+  """The library reads another run without importing a command-line module (no duplicate absl flags)."""
+  done = subprocess.run([sys.executable, "-c", CLI_WITH_CHECKPOINT_FEATURES, str(tmp_path)], cwd=REPO,
+                        capture_output=True, text=True, timeout=300)
+  assert done.returncode == 0, done.stderr[-3000:]
+  assert "RESULT (2048, 8)" in done.stdout

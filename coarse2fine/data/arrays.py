@@ -15,7 +15,8 @@ import ml_collections
 import numpy as np
 
 from coarse2fine.data import taxonomies
-from coarse2fine.data.splits import HierarchicalData, carve_validation, make_split
+from coarse2fine.data.splits import HierarchicalData, Split, carve_validation, make_split
+from coarse2fine.data.taxonomy import Taxonomy
 
 
 def _inputs(x: np.ndarray, path: str) -> np.ndarray:
@@ -28,6 +29,27 @@ def _inputs(x: np.ndarray, path: str) -> np.ndarray:
   if x.ndim == 2:
     return x.astype(np.float32)
   raise ValueError(f"{path}: x must be [N, F] vectors or [N, H, W(, C)] images, got shape {x.shape}.")
+
+
+def split_from_arrays(x, coarse, fine, *, taxonomy, where: str) -> Split:
+  """A validated `Split` of raw arrays: x [N, F] vectors or [N, H, W(, C)] uint8 images, [N] labels."""
+  return make_split(_inputs(np.asarray(x), where), fine=fine, coarse=coarse, taxonomy=taxonomy, where=where)
+
+
+def input_statistics(inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """float32 (mean, std): per channel in [0, 1] units for [N, H, W, C] uint8 images, per feature for vectors."""
+  if inputs.ndim == 4:
+    flat = inputs.reshape(-1, inputs.shape[-1]) / 255.0
+    mean, std = flat.mean(0), flat.std(0) + 1e-6
+  else:
+    mean, std = inputs.mean(0), inputs.std(0) + 1e-6
+  return mean.astype(np.float32), std.astype(np.float32)
+
+
+def with_statistics(train: Split, test: Split, taxonomy: Taxonomy) -> HierarchicalData:
+  """The `HierarchicalData` named "arrays" of these splits, normalised by the training split's statistics."""
+  mean, std = input_statistics(train.inputs)
+  return HierarchicalData("arrays", taxonomy, train, test, mean=mean, std=std)
 
 
 def load(data_config: ml_collections.ConfigDict) -> HierarchicalData:
@@ -44,18 +66,13 @@ def load(data_config: ml_collections.ConfigDict) -> HierarchicalData:
   missing = [key for key in ("x", "coarse") if key not in contents]
   if missing:
     raise ValueError(f"{path} lacks the arrays {missing}; it holds {sorted(contents)}.")
-  train = make_split(_inputs(contents["x"], path), fine=contents.get("fine"), coarse=contents["coarse"],
-                     taxonomy=taxonomy, where=f"{path} (x)")
+  train = split_from_arrays(contents["x"], contents["coarse"], contents.get("fine"), taxonomy=taxonomy,
+                            where=f"{path} (x)")
   if "x_test" in contents:
-    test = make_split(_inputs(contents["x_test"], path), fine=contents.get("fine_test"),
-                      coarse=contents.get("coarse_test"), taxonomy=taxonomy, where=f"{path} (x_test)")
+    test = split_from_arrays(contents["x_test"], contents.get("coarse_test"), contents.get("fine_test"),
+                             taxonomy=taxonomy, where=f"{path} (x_test)")
   else:
     train, test = carve_validation(train, data_config.test_fraction, data_config.split_seed)
     if test is None:
       raise ValueError(f"{path} has no x_test; set data.test_fraction > 0 to hold out a test split.")
-  if train.inputs.ndim == 4:
-    flat = train.inputs.reshape(-1, train.inputs.shape[-1]) / 255.0
-    mean, std = flat.mean(0), flat.std(0) + 1e-6
-  else:
-    mean, std = train.inputs.mean(0), train.inputs.std(0) + 1e-6
-  return HierarchicalData("arrays", taxonomy, train, test, mean=mean.astype(np.float32), std=std.astype(np.float32))
+  return with_statistics(train, test, taxonomy)

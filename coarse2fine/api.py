@@ -1,0 +1,493 @@
+"""A Python API for a user's own coarsely labelled arrays: fit, embed, discover, adapt, save, load.
+
+  import coarse2fine as c2f
+  model = c2f.fit(x, coarse, method="scgm_g", workdir="runs/mine", num_fine=9)
+  z = model.embed(x_new)                       # [n, e] embeddings
+  ids, relation = model.discover(x_new)        # [n] discovered fine classes, [r, C] their coarse parents
+  clf = model.adapt(support_x, support_y)      # few-shot logistic regression on the embeddings
+  clf.predict(query_x), clf.predict_proba(query_x)
+  model.save("runs/mine_copy"); model = c2f.load("runs/mine_copy")
+
+Inputs are [N, H, W, C] or [N, H, W] images (uint8 in [0, 255], or float in [0, 1], which is
+rounded to uint8: the data layer keeps images as uint8) or [N, F] vectors. `fit` picks a
+config per method and input kind (`default_config`: the ConvNet and crop-and-flip views of
+the Fashion-MNIST configs for images, an MLP encoder without augmentation for vectors),
+applies `config_overrides` and trains with `train.train_and_evaluate(config, workdir, data)`.
+
+Choices worth knowing:
+  * Evaluation split: the trainer scores a test split at the end (`workdir/results.json`).
+    By default (`test_fraction=0`) that is the training data itself, so every example
+    trains and the scores are training-set scores; `test_fraction > 0` holds out that share
+    of the examples, stratified by coarse class, for honest scores.
+  * Without fine labels the taxonomy has one placeholder fine class per coarse class (the
+    data layer needs a fine class under every coarse class; fine labels are -1, unknown),
+    and only the classification protocol runs. Methods that count fine classes (FALCON's
+    K, SCGM's sub-classes r, SCAN's clusters) then need `num_fine`. With fine labels
+    (-1 where unknown) the taxonomy comes from the (fine, coarse) pairs, `num_fine`
+    defaults to their number, and the discovery metrics run too when the evaluation split
+    is fully labelled.
+  * `discover` returns the method's own classes (FALCON, SCGM, F-SC's sub-centre heads);
+    other methods raise: cluster their `embed` output, e.g. with
+    `coarse2fine.evaluation.kmeans.kmeans_discovery`.
+  * `adapt` is SCGM's few-shot personalisation: `LogisticRegression(C=1)` (scikit-learn's
+    objective, solved by `evaluation.logistic`) on L2-normalised embeddings, without
+    support augmentation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from typing import Any, Mapping, Optional, Sequence
+
+import jax
+import ml_collections
+import numpy as np
+
+from coarse2fine import train
+from coarse2fine.config_base import base_config
+from coarse2fine.data import arrays
+from coarse2fine.data.splits import UNKNOWN_FINE, HierarchicalData, Split, carve_validation
+from coarse2fine.data.taxonomy import Taxonomy
+from coarse2fine.evaluation import fewshot, logistic
+from coarse2fine.evaluation.evaluator import Evaluator, predict_split
+from coarse2fine.methods import METHODS
+from coarse2fine.reporting import write_json_atomically
+
+META_FILE = "api_meta.json"  # next to the run's config.json: what `load` needs besides the checkpoint
+META_FORMAT = 1
+# Methods whose own classes `discover` returns (fsc with fsc.head "fsc" or "softtriple" on coarse labels).
+DISCOVERING = ("falcon", "scgm_g", "scgm_a", "fsc")
+# The config field that `num_fine` sets, for the methods that count fine classes.
+FINE_COUNT_FIELDS = {"falcon": "falcon.num_fine", "scgm_g": "scgm.num_subclasses", "scgm_a": "scgm.num_subclasses",
+                     "scan": "scan.num_clusters", "scan_c": "scan.num_clusters"}
+TWO_VIEW_METHODS = ("scgm_a", "falcon", "maskcon", "ancor")  # query/key or online/teacher views
+EMBEDDER_METHODS = ("scgm_g", "scgm_a", "ancor", "coarse_plus", "fine_plus")
+OPEN_FIELDS = ("model.encoder_args",)  # config nodes whose keys are free: the encoder's keyword arguments
+
+
+# ----------------------------------------------------------------------------- inputs and labels
+
+def as_inputs(x, where: str = "x") -> np.ndarray:
+  """Inputs as the data layer keeps them: [N, H, W, C] uint8 images or [N, F] float32 vectors."""
+  x = np.asarray(x)
+  if x.ndim not in (2, 3, 4) or len(x) == 0:
+    raise ValueError(f"{where}: expected [N, F] vectors or [N, H, W(, C)] images with N > 0, got shape {x.shape}.")
+  numeric = np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)
+  if not numeric or x.dtype == bool:
+    raise ValueError(f"{where}: expected numbers, got dtype {x.dtype}.")
+  if x.ndim == 3:
+    x = x[..., None]  # [N, H, W] grey images
+  if x.ndim == 4 and x.dtype == np.uint8:
+    return x
+  if x.ndim == 4 and not np.issubdtype(x.dtype, np.floating):
+    raise ValueError(f"{where}: images must be uint8 in [0, 255] or float in [0, 1], got dtype {x.dtype}.")
+  bad = ~np.isfinite(x.astype(np.float32))  # also catches float64 values too large for float32
+  if bad.any():
+    raise ValueError(f"{where}: {int(bad.sum())} values are NaN or infinite (e.g. at index "
+                     f"{tuple(int(i) for i in np.argwhere(bad)[0])}); remove or impute them.")
+  if x.ndim == 2:
+    return x.astype(np.float32)
+  low, high = float(x.min()), float(x.max())
+  if low < 0 or high > 1:
+    raise ValueError(f"{where}: float images must lie in [0, 1], got values in [{low:g}, {high:g}]; "
+                     "scale them, or pass uint8 images in [0, 255].")
+  return np.round(x * 255).astype(np.uint8)
+
+
+def class_ids(y, n: int, name: str, unknown_allowed: bool = False) -> np.ndarray:
+  """[n] int64 class ids of `name`, checked: 1-D, one per example, integers, >= 0 (or -1 if unknown is allowed)."""
+  y = np.asarray(y)
+  if y.ndim != 1:
+    raise ValueError(f"{name} must be a 1-D array of class ids, got shape {y.shape}.")
+  if len(y) != n:
+    raise ValueError(f"{name} has {len(y)} labels for the {n} examples of x; give one label per example.")
+  if not np.issubdtype(y.dtype, np.integer):
+    raise ValueError(f"{name} must hold integer class ids, got dtype {y.dtype} (e.g. cast with .astype(int)).")
+  lowest = UNKNOWN_FINE if unknown_allowed else 0
+  if len(y) and y.min() < lowest:
+    allowed = "ids >= 0, or -1 where unknown" if unknown_allowed else "ids >= 0"
+    raise ValueError(f"{name} holds {int((y < lowest).sum())} ids below {lowest} (e.g. {int(y.min())}); "
+                     f"use {allowed}.")
+  return y.astype(np.int64)
+
+
+def user_taxonomy(coarse: np.ndarray, fine: Optional[np.ndarray],
+                  coarse_names: Optional[Sequence[str]]) -> tuple[Taxonomy, Optional[np.ndarray]]:
+  """The taxonomy of the labels, and the fine labels as its ids [N] (-1 unknown), or None without fine labels.
+
+  Coarse ids index `coarse_names` (default "coarse_0", ...). Fine ids are the sorted distinct
+  known fine labels, named by their values; without any, one placeholder per coarse class.
+  """
+  num_coarse = len(coarse_names) if coarse_names is not None else int(coarse.max()) + 1
+  names = [str(name) for name in coarse_names] if coarse_names is not None else [f"coarse_{c}" for c in
+                                                                                   range(num_coarse)]
+  if coarse.max() >= num_coarse:
+    raise ValueError(f"coarse ids must lie in [0, {num_coarse}) for the {num_coarse} coarse_names, "
+                     f"got {int(coarse.max())}.")
+  empty = np.flatnonzero(np.bincount(coarse, minlength=num_coarse) == 0)
+  if empty.size:
+    raise ValueError(f"Coarse classes {[names[c] for c in empty[:5]]} have no examples; coarse ids must be "
+                     "0 .. C-1 with examples in every class.")
+  if fine is None or (fine == UNKNOWN_FINE).all():
+    return Taxonomy.from_groups("user", {name: [f"{name}/unknown"] for name in names}), None
+  known = fine != UNKNOWN_FINE
+  values, fine_ids = np.unique(fine[known], return_inverse=True)
+  pairs = np.unique(np.stack([fine_ids, coarse[known]]), axis=1)  # [2, P] distinct (fine, coarse)
+  parents_per_fine = np.bincount(pairs[0], minlength=len(values))
+  if (parents_per_fine > 1).any():
+    k = int(np.flatnonzero(parents_per_fine > 1)[0])
+    raise ValueError(f"fine class {values[k]} appears under coarse classes "
+                     f"{[names[c] for c in pairs[1][pairs[0] == k]]}; every fine class needs one coarse parent.")
+  childless = sorted(set(range(num_coarse)) - set(pairs[1].tolist()))
+  if childless:
+    raise ValueError(f"Coarse classes {[names[c] for c in childless[:5]]} have no example with a known fine label; "
+                     "label some of their examples, or pass fine=None.")
+  taxonomy = Taxonomy("user", [str(v) for v in values], names, pairs[1][np.argsort(pairs[0])])
+  ids = np.full(len(fine), UNKNOWN_FINE, np.int64)
+  ids[known] = fine_ids
+  return taxonomy, ids
+
+
+def build_data(x, coarse, fine=None, coarse_names=None, test_fraction: float = 0.0,
+               split_seed: int = 0) -> HierarchicalData:
+  """The arrays as `HierarchicalData`; the test split is the training split unless `test_fraction` > 0."""
+  inputs = as_inputs(x)
+  coarse = class_ids(coarse, len(inputs), "coarse")
+  fine = None if fine is None else class_ids(fine, len(inputs), "fine", unknown_allowed=True)
+  if not 0 <= test_fraction < 1:
+    raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}.")
+  taxonomy, fine_ids = user_taxonomy(coarse, fine, coarse_names)
+  train_split = arrays.split_from_arrays(inputs, coarse, fine_ids, taxonomy=taxonomy, where="fit(x)")
+  test_split = train_split
+  if test_fraction > 0:
+    train_split, test_split = carve_validation(train_split, test_fraction, split_seed)
+  return arrays.with_statistics(train_split, test_split, taxonomy)
+
+
+# ----------------------------------------------------------------------------- config
+
+def default_config(method: str, data: HierarchicalData, seed: int = 0) -> ml_collections.ConfigDict:
+  """A config for `method` on `data`: the CPU-sized recipe of configs/*_fashion_mnist.py, adapted.
+
+  Images: ConvNet, pad-2 crop-and-flip views; vectors: MLP 256-256 encoder, no augmentation.
+  20 epochs of SGD (lr 0.05, cosine), batch up to 128 (at least 4 steps an epoch), evaluation
+  on the encoder features.
+  """
+  if method not in METHODS:
+    raise ValueError(f"Unknown method {method!r}; choose one of {sorted(METHODS)}.")
+  config = base_config()
+  config.method = method
+  config.seed = seed
+  config.data.name = "arrays"  # recorded in config.json; the arrays reach the trainer in memory
+  views = ("crop_flip",) if data.is_image else ("none",)
+  if method == "maskcon" and data.is_image:
+    views = ("strong", "weak")  # query, key (configs/maskcon_fashion_mnist.py)
+  config.data.views = views * 2 if method in TWO_VIEW_METHODS and len(views) == 1 else views
+  config.model.encoder = "convnet" if data.is_image else "mlp"
+  if not data.is_image:
+    config.model.encoder_args.hidden_sizes = (256, 256)
+  config.model.embedder = "mlp" if method in EMBEDDER_METHODS else "none"
+  config.optimizer.lr = 0.1 if method == "falcon" else 0.05
+  config.optimizer.weight_decay = 0.0 if method == "falcon" else 5e-4
+  config.train.num_epochs = 20
+  devices = jax.device_count()  # the batch is split over the devices
+  config.train.batch_size = max(devices, min(128, len(data.train) // 4) // devices * devices)
+  config.eval.batch_size = 512 // devices * devices or devices
+  config.eval.features = "features"  # the encoder output, as the Fashion-MNIST configs evaluate
+  config.scgm.num_subclasses = data.num_fine
+  config.scgm.gamma = 0.25  # chosen on validation for configs/scgm_fashion_mnist.py
+  config.scgm.estep_every_epochs = 1
+  config.contrast.queue_size = 4096
+  config.contrast.momentum = 0.99
+  config.maskcon.queue_size = 4096
+  config.maskcon.embedding_dim = 128
+  config.maskcon.w, config.maskcon.t2 = 0.8, 0.1  # chosen on validation for configs/maskcon_fashion_mnist.py
+  config.scan.num_clusters = data.num_fine
+  return config
+
+
+def set_field(config: ml_collections.ConfigDict, key: str, value: Any) -> None:
+  """config[a][b] = value for key "a.b"; a field the config lacks is an error (but see OPEN_FIELDS)."""
+  *path, leaf = key.split(".")
+  node = config
+  for depth, part in enumerate(path):
+    if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+      raise ValueError(f"Unknown config key {key!r}: no field {'.'.join(path[:depth + 1])!r}.")
+    node = node[part]
+  if not isinstance(node, ml_collections.ConfigDict) or (leaf not in node and ".".join(path) not in OPEN_FIELDS):
+    known = sorted(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
+    raise ValueError(f"Unknown config key {key!r}; fields there: {known}.")
+  if isinstance(node.get(leaf), tuple) and isinstance(value, list):
+    value = tuple(value)
+  try:
+    node[leaf] = value
+  except TypeError as error:
+    raise ValueError(f"config_overrides[{key!r}] = {value!r}: {error}") from None
+
+
+def derived_settings(config: ml_collections.ConfigDict, data: HierarchicalData) -> dict[str, Any]:
+  """Settings that follow from the budget and the data, filled in after the user's overrides."""
+  epochs = config.train.num_epochs
+  steps = len(data.train) // config.train.batch_size
+  smallest_class = int(np.bincount(data.train.coarse).min())
+  neighbours = max(1, min(20, smallest_class - 1))  # mined within the coarse class, the example excluded
+  return {
+      "scgm.warmup_epochs": 1 if epochs > 1 else 0,  # as configs/scgm_fashion_mnist.py: an epoch before the E-step
+      "falcon.solve_every": max(1, min(20, (steps - 1) // 2)),  # at least one solve in each epoch
+      "falcon.soft_label_epochs": max(1, round(0.3 * epochs)),  # configs/falcon_fashion_mnist.py: 3 of 10
+      "falcon.warmup_steps": epochs * steps // 20,  # ibid.: 40 of 780 steps
+      "falcon.neighbours": neighbours,
+      "falcon.neighbours_used": min(5, neighbours),
+      "scan.neighbours": neighbours if config.method == "scan_c" else min(20, len(data.train) - 1),
+      "eval.protocols": _protocols(config, data),
+  }
+
+
+def _protocols(config: ml_collections.ConfigDict, data: HierarchicalData) -> tuple[str, ...]:
+  """Classification; with every evaluation example's fine label, the method's own clusters or k-means too."""
+  if (data.test.fine == UNKNOWN_FINE).any():
+    return ("classification",)
+  has_clusters = config.method in FINE_COUNT_FIELDS or (
+      config.method == "fsc" and config.fsc.head in ("fsc", "softtriple") and config.fsc.label == "coarse")
+  return ("classification", "clusters" if has_clusters else "kmeans")
+
+
+def make_config(method: str, data: HierarchicalData, num_fine: Optional[int] = None,
+                overrides: Optional[Mapping[str, Any]] = None, seed: int = 0) -> ml_collections.ConfigDict:
+  """`default_config`, then `num_fine`, then `overrides` ("a.b" keys), then `derived_settings` not overridden."""
+  overrides = dict(overrides or {})
+  config = default_config(method, data, seed)
+  count_field = FINE_COUNT_FIELDS.get(method)
+  has_fine = bool((data.train.fine != UNKNOWN_FINE).any() or (data.test.fine != UNKNOWN_FINE).any())
+  if num_fine is not None:
+    if num_fine < data.num_coarse:
+      raise ValueError(f"num_fine={num_fine} is below the {data.num_coarse} coarse classes; every coarse class "
+                       "needs a fine class.")
+    if count_field:
+      set_field(config, count_field, int(num_fine))
+  elif count_field and not has_fine and count_field not in overrides:
+    raise ValueError(f"Method {method!r} discovers a given number of fine classes: pass num_fine (the fine "
+                     "classes to find over all coarse classes), or fine labels.")
+  for key, value in overrides.items():
+    set_field(config, key, value)
+  for key, value in derived_settings(config, data).items():
+    if key not in overrides:
+      set_field(config, key, value)
+  if method == "falcon" and len(data.train) // config.train.batch_size < 2:
+    raise ValueError(f"FALCON solves its relation within epochs and needs 2 or more steps an epoch; "
+                     f"{len(data.train)} examples make fewer at train.batch_size={config.train.batch_size}.")
+  return config
+
+
+# ----------------------------------------------------------------------------- files
+
+def _read_json(path: str) -> Any:
+  with open(path, encoding="utf-8") as f:
+    return json.load(f)
+
+
+def _fingerprint(data: HierarchicalData) -> str:
+  """sha1 of the training and test arrays, so a workdir is never resumed with other data."""
+  digest = hashlib.sha1()
+  for split in (data.train, data.test):
+    for array in (split.inputs, split.coarse, split.fine):
+      digest.update(np.ascontiguousarray(array).tobytes())
+  return digest.hexdigest()
+
+
+def _meta(data: HierarchicalData) -> dict:
+  taxonomy = data.taxonomy
+  return {
+      "format": META_FORMAT,
+      "input_shape": list(data.input_shape),
+      "num_train": len(data.train),
+      "mean": np.asarray(data.mean, np.float32).tolist(),  # float32 -> float -> JSON round-trips exactly
+      "std": np.asarray(data.std, np.float32).tolist(),
+      "taxonomy": {"name": taxonomy.name, "fine_names": list(taxonomy.fine_names),
+                   "coarse_names": list(taxonomy.coarse_names), "fine_to_coarse": taxonomy.fine_to_coarse.tolist()},
+      "data_sha1": _fingerprint(data),
+  }
+
+
+def _stub_data(meta: dict) -> HierarchicalData:
+  """Data shaped like the training split, without it: what the method and its state are rebuilt from."""
+  n, shape = meta["num_train"], tuple(meta["input_shape"])
+  dtype = np.uint8 if len(shape) == 3 else np.float32
+  inputs = np.broadcast_to(np.zeros((1, *shape), dtype), (n, *shape))  # [N, ...] zeros without the memory
+  split = Split(inputs, np.zeros(n, np.int32), np.full(n, UNKNOWN_FINE, np.int32))
+  t = meta["taxonomy"]
+  taxonomy = Taxonomy(t["name"], t["fine_names"], t["coarse_names"], np.asarray(t["fine_to_coarse"], np.int32))
+  return HierarchicalData("arrays", taxonomy, split, split, mean=np.asarray(meta["mean"], np.float32),
+                          std=np.asarray(meta["std"], np.float32))
+
+
+# ----------------------------------------------------------------------------- the model
+
+@dataclasses.dataclass(frozen=True)
+class FewShotClassifier:
+  """Logistic regression on a model's L2-normalised embeddings (`Model.adapt`)."""
+
+  model: "Model"
+  classes: np.ndarray  # [K] the support labels, sorted
+  coef: np.ndarray  # [K, e] float32
+  intercept: np.ndarray  # [K] float32
+
+  def decision_function(self, x) -> np.ndarray:
+    """[q, K] logits of the inputs x [q, ...]."""
+    return fewshot.l2_normalize(self.model.embed(x)) @ self.coef.T + self.intercept
+
+  def predict_proba(self, x) -> np.ndarray:
+    """[q, K] class probabilities, columns in the order of `classes`."""
+    logits = self.decision_function(x)
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    return p / p.sum(1, keepdims=True)
+
+  def predict(self, x) -> np.ndarray:
+    """[q] predicted labels (values of the support labels)."""
+    return self.classes[self.decision_function(x).argmax(1)]
+
+
+class Model:
+  """A trained method restored from its workdir: embeddings, discovered classes, few-shot adaptation.
+
+  Attributes: workdir, config, method, state (the final `TrainState`), taxonomy.
+  """
+
+  def __init__(self, workdir: str, config: ml_collections.ConfigDict, run: train.Run, state):
+    self.workdir = workdir
+    self.config = config
+    self.method = run.method
+    self.state = state
+    self.taxonomy = run.data.taxonomy
+    self._data, self._mesh = run.data, run.mesh
+    self._evaluator = Evaluator(run.method, run.data, run.mesh, config)
+
+  @property
+  def input_shape(self) -> tuple[int, ...]:
+    return self._data.input_shape
+
+  def _inputs(self, x, where: str) -> np.ndarray:
+    inputs = as_inputs(x, where)
+    if inputs.shape[1:] != self.input_shape:
+      raise ValueError(f"{where}: examples of shape {inputs.shape[1:]}, but the model was trained on "
+                       f"{self.input_shape}.")
+    return inputs
+
+  def embed(self, x) -> np.ndarray:
+    """[n, e] float32 embeddings (`config.eval.features` of the method's predict) of inputs x [n, ...]."""
+    return np.asarray(self._evaluator.embed(self.state, self._inputs(x, "x")), np.float32)
+
+  def discover(self, x) -> tuple[np.ndarray, np.ndarray]:
+    """([n] int64 discovered class of each input, [r, C] int64 0/1 coarse parent of each class)."""
+    relation = self.method.relation(self.state)
+    if relation is None:
+      raise ValueError(f"Method {self.config.method!r} discovers no classes of its own; methods that do: "
+                       f"{', '.join(DISCOVERING)} (fsc with fsc.head 'fsc' or 'softtriple'). Cluster "
+                       "model.embed(x) instead, e.g. with coarse2fine.evaluation.kmeans.kmeans_discovery.")
+    inputs = self._inputs(x, "x")
+    split = Split(inputs, np.zeros(len(inputs), np.int32), np.full(len(inputs), UNKNOWN_FINE, np.int32))
+    logits = predict_split(self._evaluator.predict_step, self.state, split, self._data, self._mesh,
+                           self.config.eval.batch_size, keys=("cluster_logits",))["cluster_logits"]
+    return logits.argmax(1).astype(np.int64), np.asarray(relation, np.int64)
+
+  def adapt(self, support_x, support_y, C: float = 1.0) -> FewShotClassifier:
+    """A classifier of the support labels [s] (any sortable values, 2 or more classes) from inputs [s, ...].
+
+    scikit-learn's `LogisticRegression(C=C)` objective on L2-normalised embeddings, as in
+    SCGM's few-shot protocol (evaluation/fewshot.py), solved by `evaluation.logistic`.
+    """
+    embeddings = fewshot.l2_normalize(self.embed(support_x))
+    labels = np.asarray(support_y)
+    if labels.ndim != 1 or len(labels) != len(embeddings):
+      raise ValueError(f"support_y must hold one label per support example: {len(embeddings)} examples, "
+                       f"labels of shape {labels.shape}.")
+    classes, y = np.unique(labels, return_inverse=True)
+    if len(classes) < 2:
+      raise ValueError(f"support_y has {len(classes)} class; a classifier needs 2 or more.")
+    fit = logistic.fit_logreg(embeddings[None], y[None].astype(np.int32), np.ones((1, len(y)), bool),
+                              num_classes=len(classes), class_mask=np.ones((1, len(classes)), bool), C=C)
+    return FewShotClassifier(self, classes, np.asarray(fit.coef[0]), np.asarray(fit.intercept[0]))
+
+  def save(self, path: str) -> str:
+    """Copies the model (config.json, api_meta.json, results.json, newest checkpoint) into `path`; returns it.
+
+    `path` must not exist or be empty; the copy appears there at once (a folder renamed into
+    place). Saving to the model's own workdir does nothing: it is already saved there.
+    """
+    path = os.path.abspath(path)
+    if os.path.exists(path) and os.path.samefile(path, self.workdir):
+      return path
+    if os.path.exists(path) and os.listdir(path):
+      raise FileExistsError(f"{path} exists and is not empty; save to a new folder.")
+    step = str(int(jax.device_get(self.state.step)))
+    parent = os.path.dirname(path)
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", dir=parent)
+    try:
+      os.chmod(staging, 0o755)  # mkdtemp's folders are private; a saved model is for everyone to read
+      for name in ("config.json", META_FILE, "results.json"):
+        if os.path.isfile(os.path.join(self.workdir, name)):
+          shutil.copy2(os.path.join(self.workdir, name), staging)
+      shutil.copytree(os.path.join(self.workdir, "checkpoints", step), os.path.join(staging, "checkpoints", step))
+      os.replace(staging, path)  # an empty `path` folder is replaced too (POSIX rename)
+    except BaseException:
+      shutil.rmtree(staging, ignore_errors=True)
+      raise
+    return path
+
+
+# ----------------------------------------------------------------------------- entry points
+
+def load(path: str) -> Model:
+  """The model saved in `path` (a `fit` workdir or a `Model.save` folder), at its newest checkpoint."""
+  meta_path = os.path.join(path, META_FILE)
+  if not os.path.isfile(meta_path):
+    raise FileNotFoundError(f"{meta_path} not found: is {path!r} a folder written by coarse2fine.fit or "
+                            "Model.save?")
+  meta = _read_json(meta_path)
+  if meta.get("format") != META_FORMAT:
+    raise ValueError(f"{meta_path} has format {meta.get('format')!r}; this version reads {META_FORMAT}.")
+  config = ml_collections.ConfigDict(_read_json(os.path.join(path, "config.json")))
+  run = train.setup_run(config, _stub_data(meta))
+  return Model(os.path.abspath(path), config, run, train.restore_newest(path, config, run.state))
+
+
+def fit(x, coarse, method: str = "scgm_g", workdir: Optional[str] = None, *, fine=None,
+        coarse_names: Optional[Sequence[str]] = None, num_fine: Optional[int] = None,
+        config_overrides: Optional[Mapping[str, Any]] = None, seed: int = 0, test_fraction: float = 0.0) -> Model:
+  """Trains `method` on coarsely labelled arrays and returns the trained `Model`.
+
+  Args:
+    x: [N, H, W(, C)] uint8 or [0, 1] float images, or [N, F] vectors.
+    coarse: [N] coarse class ids in 0 .. C-1.
+    method: a name in coarse2fine.methods.METHODS (e.g. scgm_g, scgm_a, falcon, maskcon, fsc, coarse).
+    workdir: where the checkpoint, config.json, metrics and results.json go (a new temporary
+      folder if None). A workdir of the same fit resumes; one of another config or other data is refused.
+    fine: optional [N] fine labels (any integer ids, -1 where unknown), for the taxonomy and metrics.
+    coarse_names: optional names of the C coarse classes.
+    num_fine: fine classes to discover over all coarse classes: falcon.num_fine,
+      scgm.num_subclasses or scan.num_clusters; needed by those methods without fine labels.
+    config_overrides: {"a.b": value} over the defaults (see `default_config`), e.g.
+      {"train.num_epochs": 5}; an unknown key is an error.
+    seed: initialisation, data order and augmentation, and the held-out split.
+    test_fraction: share of the examples held out (stratified by coarse class) for the final
+      evaluation; 0 evaluates on the training data.
+  """
+  data = build_data(x, coarse, fine, coarse_names, test_fraction, seed)
+  config = make_config(method, data, num_fine, config_overrides, seed)
+  config.data.test_fraction, config.data.split_seed = test_fraction, seed  # recorded with the run
+  workdir = workdir or tempfile.mkdtemp(prefix="coarse2fine_")
+  os.makedirs(workdir, exist_ok=True)
+  meta = _meta(data)
+  meta_path = os.path.join(workdir, META_FILE)
+  if os.path.isfile(meta_path) and _read_json(meta_path).get("data_sha1") != meta["data_sha1"]:
+    raise ValueError(f"{workdir} holds a model fitted on other arrays; use a fresh workdir.")
+  if jax.process_index() == 0:
+    write_json_atomically(meta_path, meta)
+  train.train_and_evaluate(config, workdir, data=data)
+  return load(workdir)

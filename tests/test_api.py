@@ -1,0 +1,189 @@
+"""The Python API on small arrays: fit, embed, discover, adapt, save/load, and errors on bad input."""
+
+import json
+import types
+
+import ml_collections
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import adjusted_rand_score
+
+import coarse2fine as c2f
+from coarse2fine import api
+from coarse2fine.checkpointing import Checkpointer
+from coarse2fine.data.splits import HierarchicalData, Split, carve_validation
+from coarse2fine.data.taxonomy import Taxonomy
+from coarse2fine.methods import build_method
+
+# Tiny budgets: 3 epochs of batch 32 over 360 points (11 steps an epoch), a small MLP.
+TINY = {"train.num_epochs": 3, "train.batch_size": 32, "model.encoder_args.hidden_sizes": (64, 64),
+        "logging.progress": False}
+CENTRES = np.random.default_rng(0).normal(0, 4.0, (3, 16))  # coarse centres in 16-D
+FINE_CENTRES = np.repeat(CENTRES, 3, 0) + np.random.default_rng(1).normal(0, 2.0, (9, 16))
+
+
+def blobs(per_fine: int, seed: int):
+  """([9 * per_fine, 16] float32 points, coarse [n], fine [n]): 3 coarse x 3 fine Gaussian clusters."""
+  fine = np.repeat(np.arange(9), per_fine)
+  x = FINE_CENTRES[fine] + np.random.default_rng(seed).normal(0, 0.5, (len(fine), 16))
+  return x.astype(np.float32), fine // 3, fine
+
+
+X, COARSE, FINE = blobs(40, seed=2)
+
+
+@pytest.fixture(scope="module")
+def scgm(tmp_path_factory):
+  """SCGM-G trained on coarse labels only."""
+  return c2f.fit(X, COARSE, method="scgm_g", workdir=str(tmp_path_factory.mktemp("scgm")), num_fine=9,
+                 config_overrides=TINY)
+
+
+@pytest.fixture(scope="module")
+def falcon(tmp_path_factory):
+  """FALCON with fine labels given (for its metrics) and a held-out fifth for the final evaluation."""
+  return c2f.fit(X, COARSE, method="falcon", workdir=str(tmp_path_factory.mktemp("falcon")), fine=FINE,
+                 num_fine=9, config_overrides=TINY, test_fraction=0.2)
+
+
+def direct_predict(model, x):
+  """The method's predict on the checkpoint's raw arrays, inputs normalised here: a path independent of api."""
+  with open(f"{model.workdir}/config.json") as f:
+    config = ml_collections.ConfigDict(json.load(f))
+  checkpointer = Checkpointer(model.workdir, config)
+  saved = checkpointer.read_state()
+  checkpointer.close()
+  taxonomy = Taxonomy.from_groups("t", {f"c{c}": [f"f{c}"] for c in range(3)})
+  split = Split(X, COARSE.astype(np.int32), np.full(len(X), -1, np.int32))
+  method = build_method(config, HierarchicalData("t", taxonomy, split, split))
+  train_x = X  # normalised by the statistics of the training part: the same stratified split as fit's
+  if config.data.test_fraction > 0:
+    train_x = carve_validation(split, config.data.test_fraction, config.data.split_seed)[0].inputs
+  mean, std = train_x.mean(0), train_x.std(0) + 1e-6
+  state = types.SimpleNamespace(variables={"params": saved["params"], "batch_stats": saved["batch_stats"]},
+                                extra=saved["extra"])
+  outputs = method.predict(state, ((x - mean) / std).astype(np.float32))
+  return {k: np.asarray(v) for k, v in outputs.items()}, config
+
+
+@pytest.mark.parametrize("name", ["scgm", "falcon"])
+def test_embed_and_discover_match_the_methods_predict(name, request):
+  model = request.getfixturevalue(name)
+  direct, config = direct_predict(model, X)
+  z = model.embed(X)
+  assert z.shape == (len(X), direct[config.eval.features].shape[1]) and z.dtype == np.float32
+  np.testing.assert_allclose(z, direct[config.eval.features], rtol=1e-4, atol=1e-4)
+  ids, relation = model.discover(X)
+  np.testing.assert_array_equal(ids, direct["cluster_logits"].argmax(1))
+  assert relation.shape == (9, 3) and (relation.sum(1) == 1).all()  # one coarse parent per discovered class
+  np.testing.assert_array_equal(relation, model.method.relation(model.state))
+
+
+# Measured with these budgets over seeds 0, 1, 2: SCGM-G ARI 0.39-0.43 and parent accuracy 0.66-0.89,
+# FALCON ARI 0.63-1.0 and parent accuracy 0.97-1.0 (ARI of chance: 0; parent accuracy of chance: 1/3).
+@pytest.mark.parametrize("name,least_ari,least_parent_acc", [("scgm", 0.25, 0.55), ("falcon", 0.45, 0.9)])
+def test_discovered_classes_recover_the_fine_clusters(name, least_ari, least_parent_acc, request):
+  ids, relation = request.getfixturevalue(name).discover(X)
+  assert adjusted_rand_score(FINE, ids) > least_ari
+  # Most points' discovered class sits under the point's own coarse class.
+  assert np.mean(relation[ids].argmax(1) == COARSE) > least_parent_acc
+
+
+def test_falcon_with_fine_labels_reports_discovery_metrics(falcon):
+  results = json.loads(open(f"{falcon.workdir}/results.json").read())
+  assert tuple(falcon.config.eval.protocols) == ("classification", "clusters")
+  assert results["metrics"]["test/coarse_top1"] > 90.0
+  assert "discovery/clusters_ari" in results["metrics"]
+  assert falcon.taxonomy.num_fine == 9 and falcon.taxonomy.num_coarse == 3
+
+
+def test_adapt_is_logistic_regression_on_normalised_embeddings(scgm):
+  support_x, _, support_y = blobs(5, seed=3)
+  query_x, _, query_y = blobs(20, seed=4)
+  clf = scgm.adapt(support_x, support_y)
+  predicted = clf.predict(query_x)
+  assert predicted.shape == (len(query_x),)
+  assert np.mean(predicted == query_y) > 0.5  # 9 classes: chance is 0.11
+  normalise = lambda z: z / np.linalg.norm(z, axis=1, keepdims=True)
+  reference = LogisticRegression(C=1.0, tol=1e-8, max_iter=10000).fit(normalise(scgm.embed(support_x)), support_y)
+  np.testing.assert_array_equal(predicted, reference.predict(normalise(scgm.embed(query_x))))
+  np.testing.assert_allclose(clf.predict_proba(query_x), reference.predict_proba(normalise(scgm.embed(query_x))),
+                             atol=2e-3)
+  # Labels of any kind come back as given.
+  names = np.array([f"type{k}" for k in range(9)])
+  np.testing.assert_array_equal(scgm.adapt(support_x, names[support_y]).predict(query_x), names[predicted])
+
+
+def test_save_and_load_round_trip(scgm, tmp_path):
+  saved = scgm.save(str(tmp_path / "copy"))
+  loaded = c2f.load(saved)
+  np.testing.assert_array_equal(loaded.embed(X), scgm.embed(X))
+  np.testing.assert_array_equal(loaded.discover(X)[0], scgm.discover(X)[0])
+  assert loaded.config.method == "scgm_g" and loaded.taxonomy == scgm.taxonomy
+  with pytest.raises(FileExistsError, match="not empty"):
+    scgm.save(saved)
+  with pytest.raises(FileNotFoundError, match="api_meta.json not found"):
+    c2f.load(str(tmp_path))
+
+
+def test_images_embed_and_discover_needs_a_discovering_method(tmp_path):
+  rng = np.random.default_rng(0)
+  images = rng.random((64, 8, 8, 1)).astype(np.float32)  # floats in [0, 1]
+  coarse = np.arange(64) % 2
+  model = c2f.fit(images, coarse, method="coarse", workdir=str(tmp_path),
+                  config_overrides={"train.num_epochs": 1, "train.batch_size": 16, "logging.progress": False})
+  assert model.config.model.encoder == "convnet" and tuple(model.config.data.views) == ("crop_flip",)
+  z = model.embed((images[:5] * 255).round().astype(np.uint8))
+  assert z.shape == (5, 128)  # the ConvNet's last width
+  np.testing.assert_allclose(model.embed(images[:5, :, :, 0]), z, rtol=1e-5, atol=1e-5)  # [n, H, W] and floats
+  with pytest.raises(ValueError, match="'coarse' discovers no classes.*falcon, scgm_g"):
+    model.discover(images)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(x=X[:, 0]), r"expected \[N, F\] vectors or \[N, H, W\(, C\)\] images"),
+    (dict(coarse=COARSE[:-1]), "coarse has 359 labels for the 360 examples"),
+    (dict(coarse=COARSE.astype(float)), "integer class ids"),
+    (dict(x=np.where(np.arange(16) == 3, np.nan, X)), "360 values are NaN or infinite"),
+    (dict(x=np.full((4, 8, 8), 2.0), coarse=np.array([0, 1, 0, 1])), r"float images must lie in \[0, 1\]"),
+    (dict(method="scgm"), "Unknown method 'scgm'"),
+    (dict(method="falcon", num_fine=None), "pass num_fine"),
+    (dict(num_fine=2), "num_fine=2 is below the 3 coarse classes"),
+    (dict(config_overrides={"train.epochs": 2}), "Unknown config key 'train.epochs'"),
+    (dict(config_overrides={"training.num_epochs": 2}), "no field 'training'"),
+    (dict(fine=np.where(np.arange(360) == 0, 8, FINE)), r"fine class 8 appears under coarse classes"),
+    (dict(coarse_names=["a", "b"]), r"coarse ids must lie in \[0, 2\)"),
+])
+def test_bad_inputs_are_named(kwargs, message, tmp_path):
+  args = dict(x=X, coarse=COARSE, method="scgm_g", num_fine=9, workdir=str(tmp_path), config_overrides=TINY)
+  args.update(kwargs)
+  with pytest.raises(ValueError, match=message):
+    c2f.fit(args.pop("x"), args.pop("coarse"), **args)
+
+
+def test_bad_inputs_to_a_trained_model(scgm, tmp_path):
+  with pytest.raises(ValueError, match=r"examples of shape \(15,\), but the model was trained on \(16,\)"):
+    scgm.embed(X[:, :15])
+  with pytest.raises(ValueError, match="one label per support example"):
+    scgm.adapt(X[:10], FINE[:9])
+  with pytest.raises(ValueError, match="a classifier needs 2 or more"):
+    scgm.adapt(X[:10], np.zeros(10, int))
+  with pytest.raises(ValueError, match="fitted on other arrays"):  # a workdir is never resumed with other data
+    c2f.fit(X[::-1], COARSE[::-1], method="scgm_g", workdir=scgm.workdir, num_fine=9, config_overrides=TINY)
+
+
+def test_config_defaults_overrides_and_derived_settings():
+  data = api.build_data(X, COARSE)
+  assert data.num_fine == 3 and (data.train.fine == -1).all() and data.test is data.train
+  config = api.make_config("falcon", data, num_fine=9, overrides={"train.batch_size": 64, "falcon.neighbours": 7})
+  assert config.falcon.num_fine == 9 and config.data.views == ("none", "none") and config.model.encoder == "mlp"
+  assert config.falcon.neighbours == 7  # an override wins over the derived setting
+  assert config.falcon.solve_every == 2  # 5 steps an epoch at batch 64: solves after steps 2 and 4
+  assert config.eval.protocols == ("classification",)  # no fine labels: nothing else can be scored
+  fine = np.where(np.arange(360) % 4 == 0, -1, FINE * 10 + 5)  # any ids, a quarter unknown
+  with_fine = api.build_data(X, COARSE, fine=fine, test_fraction=0.25)
+  assert with_fine.taxonomy.fine_names == tuple(str(v) for v in range(5, 90, 10))
+  np.testing.assert_array_equal(with_fine.taxonomy.fine_to_coarse, np.arange(9) // 3)
+  assert len(with_fine.test) == 90 and len(with_fine.train) == 270
+  assert set(np.concatenate([with_fine.train.fine, with_fine.test.fine])) == set(range(-1, 9))
