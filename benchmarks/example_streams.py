@@ -44,8 +44,9 @@ def main():
     keys = np.stack([np.zeros(args.batch, int), np.ones(args.batch, int), np.arange(args.batch)], axis=1)
     for view in ("crop_flip", "strong"):
       transform = pipeline.make_transform(data, config, (view,))
-      calls = {"keyed": lambda: transform(indices, pipeline.ExampleStreams(keys)),
-               "shared": lambda: transform(indices, [np.random.default_rng(0)] * args.batch)}
+      example = keys[:, 1:3]
+      calls = {"keyed": lambda: transform(indices, pipeline.ExampleStreams(keys), example),
+               "shared": lambda: transform(indices, [np.random.default_rng(0)] * args.batch, example)}
       times = {name: [] for name in calls}
       for _ in range(args.rounds):
         for name, call in calls.items():

@@ -8,8 +8,8 @@ The reference is the same config with only the method changed: plain cross-entro
 coarse labels (`coarse`, one view) for FALCON and SCAN-C, SupCE (MaskCon's cross-entropy
 member, which skips the key encoder and queue) for MaskCon, the SoftMax head for F-SC;
 encoder, batch size and optimizer are identical. One batch
-per method comes from the real input pipeline (augmented views, sampled neighbours); the
-timed loop then calls the jitted step on it (donated state, blocking on the result) and
+per method comes from the real input pipeline (host views, sampled neighbours); the
+timed loop then calls the jitted step (device augmentation included) on it (donated state, blocking on the result) and
 measures neither data loading nor host hooks. Methods are timed in interleaved rounds, so
 machine noise falls on all of them alike; the figure is the median ms per step over rounds,
 and the ratio is against the reference of the same run. Writes
@@ -22,8 +22,6 @@ import argparse
 import os
 import sys
 import time
-
-import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -48,11 +46,13 @@ def timed_step(config):
   from coarse2fine.methods import make_train_step
 
   run = train.setup_run(config)
+  neighbours = run.method.neighbour_sampling()
   batches = pipeline.train_dataset(run.data, config.data, views=run.method.views,
-                                   global_batch_size=config.train.batch_size, seed=config.seed,
-                                   neighbours=run.method.neighbour_sampling())
+                                   global_batch_size=config.train.batch_size, seed=config.seed, neighbours=neighbours)
   batch = sharding.global_batch(next(iter(batches)), run.mesh)
-  step = jax.jit(make_train_step(run.method, run.schedule), donate_argnums=(0,))
+  augment = pipeline.make_device_augment(run.data, config.data, run.method.views, config.seed,
+                                         with_neighbours=neighbours is not None)
+  step = jax.jit(make_train_step(run.method, run.schedule, augment), donate_argnums=(0,))
   holder = {"state": run.state}
 
   def call():

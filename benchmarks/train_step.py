@@ -53,6 +53,7 @@ def jax_examples_per_second(encoder: str, shape, batch_size: int, steps: int, dt
 
   from coarse2fine import optim, sharding
   from coarse2fine.config_base import base_config
+  from coarse2fine.data.batch import Batch, example_ids
   from coarse2fine.data.splits import HierarchicalData, make_split
   from coarse2fine.data.taxonomy import Taxonomy
   from coarse2fine.methods import build_method, make_train_step
@@ -71,10 +72,11 @@ def jax_examples_per_second(encoder: str, shape, batch_size: int, steps: int, dt
   mesh = sharding.make_mesh()
   schedule = optim.make_schedule(config.optimizer, 100, 100)
   state = create_train_state(method, config, shape, mesh, schedule)
-  step = jax.jit(make_train_step(method, schedule), donate_argnums=(0,))
-  batch = sharding.global_batch({
-      "inputs": rng.normal(size=(batch_size, *shape)).astype(np.float32),
-      "coarse": fake.coarse, "fine": fake.fine}, mesh)
+  step = jax.jit(make_train_step(method, schedule, lambda batch: batch), donate_argnums=(0,))  # pre-augmented
+  zeros = np.zeros(batch_size, np.int32)
+  batch = sharding.global_batch(Batch(
+      views=rng.normal(size=(batch_size, 1, *shape)).astype(np.float32), coarse=fake.coarse, fine=fake.fine,
+      index=zeros, dataset=zeros, example=example_ids(0, np.arange(batch_size))), mesh)
   holder = {"state": state}
 
   def run():

@@ -391,7 +391,7 @@ class Model:
                        "model.embed(x) instead, e.g. with coarse2fine.evaluation.kmeans.kmeans_discovery.")
     inputs = self._inputs(x, "x")
     split = Split(inputs, np.zeros(len(inputs), np.int32), np.full(len(inputs), UNKNOWN_FINE, np.int32))
-    logits = predict_split(self._evaluator.predict_step, self.state, split, self._data, self._mesh,
+    logits = predict_split(self._evaluator.predict_step, self.state, split, self._mesh,
                            self.config.eval.batch_size, keys=("cluster_logits",))["cluster_logits"]
     return logits.argmax(1).astype(np.int64), np.asarray(relation, np.int64)
 

@@ -31,7 +31,9 @@ def base_config() -> ml_collections.ConfigDict:
   data.train_examples = 0  # > 0: train on a fixed random subset of this many examples (after carving val)
   data.extra_taxonomies = ()  # more taxonomies over the same fine classes for parts of train (FALCON, 3.6)
   data.taxonomy_assignment = "halves"  # which part follows which taxonomy: "halves" or "parity" (i mod D)
-  data.num_workers = 0  # grain worker processes for augmentation (0 = in the main process)
+  data.num_workers = 0  # grain worker processes for the host stage of augmentation (0 = in the main process)
+  data.num_threads = 1  # threads per process building batches (decoding and cropping release the GIL)
+  data.device_prefetch = 2  # global batches placed on the devices ahead of the step (0 = none)
   data.views = ("crop_flip",)  # augmentation kind of each view a training example yields
   augment = data.augment = ml_collections.ConfigDict()
   augment.padding = 2  # crop_flip: zero padding before the random crop, pixels
@@ -42,6 +44,10 @@ def base_config() -> ml_collections.ConfigDict:
   augment.jitter_p = 0.8  # strong: probability of colour jitter
   augment.grayscale_p = 0.2  # strong: probability of grayscale
   augment.blur_p = 0.5  # strong: probability of Gaussian blur
+  augment.solarize_p = 0.0  # strong: probability of solarizing (x >= solarize_threshold -> 1 - x)
+  augment.solarize_threshold = 0.5  # strong: in [0, 1] image units
+  augment.perspective_on = "auto"  # RandomPerspective on the "device", the "host", or "auto" (device on accelerators)
+  augment.autoaugment_on = "auto"  # AutoAugment likewise
   synthetic = data.synthetic = ml_collections.ConfigDict()
   synthetic.kind = "vectors"  # "vectors" or "images"
   synthetic.num_coarse = 3

@@ -373,7 +373,7 @@ def load_outputs(workdir: str, split: str = "test") -> RunOutputs:
   run = train.setup_run(config)
   state = train.restore_newest(workdir, config, run.state)
   split_data = getattr(run.data, split)
-  predictions = predict_split(make_predict_step(run.method, run.mesh), state, split_data, run.data, run.mesh,
+  predictions = predict_split(make_predict_step(run.method, run.mesh, run.data), state, split_data, run.mesh,
                               config.eval.batch_size, keys=(map_space(config), "cluster_logits"))
   relation = run.method.relation(state)
   return RunOutputs(config, run.data, split_data, predictions,

@@ -42,10 +42,10 @@ def check_batch_size(global_batch_size: int, mesh: Mesh, what: str = "train.batc
         f"use a multiple of {devices}.")
 
 
-def global_batch(local_batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
-  """Assembles each process's share into global arrays sharded along the batch axis."""
+def global_batch(local_batch: Any, mesh: Mesh) -> Any:
+  """Assembles each process's share (a pytree of [b, ...] arrays) into global arrays sharded along the batch axis."""
   sharding = batch_sharded(mesh)
-  return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v)) for k, v in local_batch.items()}
+  return jax.tree.map(lambda v: jax.make_array_from_process_local_data(sharding, np.asarray(v)), local_batch)
 
 
 def replicate(tree: Any, mesh: Mesh) -> Any:

@@ -1,7 +1,8 @@
 """`train_and_evaluate(config, workdir)`: the one library call behind the command line.
 
-Read top to bottom: data, method (model + loss), train state, jitted step, loop with
-host hooks, logging and checkpoints, evaluation, results.
+Read top to bottom: data, method (model + loss), train state, input pipeline (host stage,
+device prefetch), jitted step (device augmentation, loss, update), loop with host hooks,
+logging and checkpoints, evaluation, results.
 """
 
 from __future__ import annotations
@@ -126,10 +127,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   mesh, data, method, state, schedule = run.mesh, run.data, run.method, run.state, run.schedule
   steps_per_epoch, total_steps = run.steps_per_epoch, run.total_steps
 
-  iterator = iter(pipeline.train_dataset(
+  neighbours = method.neighbour_sampling()
+  host_batches = pipeline.train_dataset(
       data, config.data, views=method.views, global_batch_size=config.train.batch_size, seed=config.seed,
-      process_index=jax.process_index(), process_count=jax.process_count(),
-      neighbours=method.neighbour_sampling()))
+      process_index=jax.process_index(), process_count=jax.process_count(), neighbours=neighbours)
+  iterator = iter(pipeline.device_batches(host_batches, mesh, config.data.device_prefetch))
+  augment = pipeline.make_device_augment(data, config.data, method.views, config.seed,
+                                         with_neighbours=neighbours is not None)
   checkpointer = Checkpointer(workdir, config)
   if is_main:
     write_json_atomically(os.path.join(workdir, "config.json"), config.to_dict())
@@ -139,7 +143,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     state, context.host_state = restored
   start_step = int(jax.device_get(state.step))
 
-  train_step = jax.jit(make_train_step(method, schedule), donate_argnums=(0,))
+  train_step = jax.jit(make_train_step(method, schedule, augment), donate_argnums=(0,))
   evaluator = Evaluator(method, data, mesh, config)
   hooks = method.host_hooks()
   writer = MetricWriter(workdir, enabled=is_main)
@@ -160,8 +164,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   history: list[dict] = []
   start_time = time.perf_counter()
   for step in range(start_step, total_steps):
-    batch = sharding.global_batch(next(iterator), mesh)
-    state, metrics = train_step(state, batch)
+    state, metrics = train_step(state, next(iterator))  # a global batch, already on the devices
     history.append(metrics)
     done = step + 1
     if done % config.train.log_every_steps == 0 or done == total_steps:
@@ -241,7 +244,7 @@ def features_from_checkpoint(workdir: str, data: HierarchicalData, batch_size: i
   schedule = optim.make_schedule(source_config.optimizer, 1, 1)
   state = restore_newest(workdir, source_config,
                          create_train_state(method, source_config, data.input_shape, mesh, schedule))
-  outputs = predict_split(make_predict_step(method, mesh), state, data.train, data, mesh, batch_size, keys=(key,))
+  outputs = predict_split(make_predict_step(method, mesh, data), state, data.train, mesh, batch_size, keys=(key,))
   if key not in outputs:
     raise ValueError(f"Method {source_config.method!r} of {workdir!r} predicts no {key!r}.")
   return outputs[key].astype(np.float32)

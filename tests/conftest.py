@@ -10,6 +10,9 @@ from absl import flags  # noqa: E402
 
 
 def pytest_configure(config):
+  # Multi-device, multi-process and notebook runs take minutes each: `.ci/run` runs them as a
+  # second step (`-m slow`), after the README's default suite (`-m "not slow"`).
+  config.addinivalue_line("markers", "slow: a multi-device, multi-process or notebook run of a minute or more")
   # Compile time dominates these tiny tests; optimised code is not needed to check values.
   jax.config.update("jax_disable_most_optimizations", True)
   # grain's worker processes read absl flags; under pytest nobody parses them.

@@ -106,7 +106,7 @@ def test_maskcon_paper_settings(name):
   assert config.data.views == MASKCON_VIEWS[filename] and config.eval.features == "features"
   for kind in config.data.views:  # each view builds from the config's augmentation spec
     spec = dict(config.data.augment.to_dict(), kind=kind)
-    augment.make_augmentation(spec, (224, 224, 3) if big else (32, 32, 3))
+    augment.make_view(spec, (224, 224, 3) if big else (32, 32, 3))
   assert config.seed == 1228 and config.optimizer.lr == 0.02 and config.optimizer.warmup_epochs == 5
   assert config.model.encoder_args.stem == ("imagenet" if big else "cifar")
   assert (config.train.num_epochs, config.train.batch_size) == ((100, 256) if "imagenet32" in filename else (200, 128))

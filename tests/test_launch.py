@@ -130,7 +130,7 @@ def _free_port() -> int:
 def _two_processes(config, workdir, *overrides):
   port = _free_port()
   done = _launch("local_multiprocess.sh", f"--config={config}", f"--workdir={workdir}", "--num_processes=2",
-                 f"--port={port}", "--", *overrides, timeout=240)
+                 f"--port={port}", "--", *overrides, env={"PYTHON": sys.executable}, timeout=240)
   logs = "".join(open(os.path.join(workdir, f"process_{i}.log")).read() for i in range(2)
                  if os.path.exists(os.path.join(workdir, f"process_{i}.log")))
   assert done.returncode == 0, done.stderr + logs[-3000:]
@@ -144,6 +144,7 @@ def _one_process(config, workdir, devices=2):
   assert done.returncode == 0, done.stderr[-3000:]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["coarse", "scgm_g", "falcon", "maskcon"])
 def test_two_local_processes_train_like_one_process_with_two_devices(tmp_path, method):
   """Same global batches, hooks computed once and shared: every logged loss agrees, step by step."""
@@ -162,6 +163,7 @@ def test_two_local_processes_train_like_one_process_with_two_devices(tmp_path, m
     assert two_metrics[name] == pytest.approx(one_metrics[name], rel=1e-4, abs=1e-4), name
 
 
+@pytest.mark.slow
 def test_a_two_process_checkpoint_resumes(tmp_path):
   """Preempted after step 8 (after one E-step), restarted: the same losses as an uninterrupted run."""
   config = f"{_config_file(tmp_path)}:scgm_g"

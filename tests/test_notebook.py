@@ -11,6 +11,8 @@ from nbclient import NotebookClient
 from coarse2fine.data import fashion_mnist, idx
 from tests import multi_device
 
+pytestmark = pytest.mark.slow  # executes the notebook: about 2 minutes (the second CI step)
+
 NOTEBOOK = os.path.join(multi_device.REPO, "notebooks", "quickstart.ipynb")
 
 

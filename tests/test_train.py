@@ -155,6 +155,7 @@ def _run_devices(tmp_path, devices, batch_size=32):
   return done
 
 
+@pytest.mark.slow
 def test_eight_devices_match_one_device(tmp_path):
   one, eight = _run_devices(tmp_path, 1), _run_devices(tmp_path, 8)
   assert one.returncode == 0, one.stderr[-3000:]

@@ -1,10 +1,9 @@
 """AutoAugment with the CIFAR-10 policy (Cubuk et al. 2019) as a host-side augmentation op.
 
-`AutoAugment` has the Op signature of coarse2fine.data.augment: (image float32 [H, W, C] in
-[0, 1], C = 1 or 3, rng) -> float32 [H, W, C]. It picks one of the policy's 25 sub-policies
-uniformly and applies each of its two ops with that op's probability. The ops run in Pillow
-on uint8 images (the library torchvision's AutoAugment uses on PIL inputs, as MaskCon's
-code feeds it), so an applied sub-policy quantises the image to 1/255 steps.
+`AutoAugment` is a host-stage op (coarse2fine.data.host_augment): (image uint8 [H, W, C],
+C = 1 or 3, rng) -> uint8 [H, W, C]. It picks one of the policy's 25 sub-policies uniformly
+and applies each of its two ops with that op's probability. The ops run in Pillow (the
+library torchvision's AutoAugment uses on PIL inputs, as MaskCon's code feeds it).
 
 Magnitudes follow torchvision's AutoAugment: a bin b in 0..9 (10 bins) indexes an even grid
 from 0 to the op's maximum (ShearX/Y 0.3, TranslateX/Y 150/331 of the width/height in
@@ -172,17 +171,14 @@ def magnitude(name: str, bin_index, height: int, width: int) -> float:
 
 
 def to_pil(image: np.ndarray) -> Image.Image:
-  """float32 [H, W, C] in [0, 1] -> PIL 'L' (C = 1) or 'RGB' (C = 3), rounded to uint8."""
-  u8 = np.clip(image * np.float32(255.0) + np.float32(0.5), 0.0, 255.0).astype(np.uint8)
-  return Image.fromarray(np.ascontiguousarray(u8[..., 0] if u8.shape[2] == 1 else u8))
+  """uint8 [H, W, C] -> PIL 'L' (C = 1) or 'RGB' (C = 3)."""
+  return Image.fromarray(np.ascontiguousarray(image[..., 0] if image.shape[2] == 1 else image))
 
 
 def from_pil(img: Image.Image) -> np.ndarray:
-  """PIL 'L' or 'RGB' -> float32 [H, W, C] in [0, 1], stored channel-planar like augment's ops."""
+  """PIL 'L' or 'RGB' -> uint8 [H, W, C]."""
   u8 = np.asarray(img)
-  if u8.ndim == 2:
-    u8 = u8[..., None]
-  return np.multiply(u8.transpose(2, 0, 1), np.float32(1.0 / 255.0), dtype=np.float32).transpose(1, 2, 0)
+  return u8[..., None] if u8.ndim == 2 else u8
 
 
 class AutoAugment:
@@ -201,7 +197,7 @@ class AutoAugment:
     sub_policy = self.policy[min(int(u[0] * len(self.policy)), len(self.policy) - 1)]
     applied = [(op, u[3 + i]) for i, op in enumerate(sub_policy) if u[1 + i] < op[1]]
     if not applied:
-      return image  # skip the uint8 round trip
+      return image
     height, width = image.shape[:2]
     img = to_pil(image)
     for (name, _, bin_index), sign_draw in applied:

@@ -21,27 +21,25 @@ Files are looked up in `data.dir`, else in `$C2F_DATA_DIR/breeds`:
   train/<wnid>/*.JPEG       optional: ImageNet-1k in the standard layout (symlinks are fine);
   val/<wnid>/*.JPEG         without train/ and val/, tfds `imagenet2012` is read instead
 
-Images are decoded when indexed (`LazyImages`; the whole of Living17 decoded would take
-13 GB): the shorter side is resized to 256 (bilinear), then the centre 224 x 224 is kept,
-the `Resize(256) + CenterCrop(224)` of BREEDS evaluation (and FALCON's deterministic view), so
-`inputs` are [N, 224, 224, 3] uint8. Random crops are drawn from that centre crop rather than
-from the full image. JPEGs larger than twice the target are decoded at a reduced DCT scale
-(PIL's `draft`), which changes pixels slightly but not the content.
+Images stay files (`lazy_images.LazyImages`; the whole of Living17 decoded would take 13 GB).
+Indexed, they decode to the `Resize(256) + CenterCrop(224)` view of BREEDS evaluation (and
+FALCON's deterministic view), so `inputs` are [N, 224, 224, 3] uint8; training views
+(RandomResizedCrop and the like) are cut from the full stored image, as the official code does,
+each decoded at the DCT scale its box needs (`image_codec.decode_box`).
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
-import io
 import json
-import logging
 import os
 from typing import NamedTuple, Optional, Sequence
 
 import ml_collections
 import numpy as np
 
+from coarse2fine.data.lazy_images import IMAGE_SUFFIXES, FolderReader, LazyImages, TfdsReader
 from coarse2fine.data.splits import HierarchicalData, make_split
 from coarse2fine.data.taxonomy import Taxonomy
 
@@ -49,10 +47,13 @@ REQUIRED_FILES = ("class_hierarchy.txt", "dataset_class_info.json", "node_names.
 ROOT_WNID = "n00001740"  # "entity", the root of the BREEDS hierarchy
 SELECTION_SEED = 2  # breeds_helpers draws the subclasses with np.random.RandomState(2)
 ANCESTOR_DEPTH = 20  # breeds_helpers only looks this many edges below `ancestor`
-RESIZE, IMAGE_SIZE = 256, 224  # shorter side after resizing; side of the stored centre crop
-IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
+RESIZE, IMAGE_SIZE = 256, 224  # evaluation view: shorter side resized to 256, centre 224 x 224 crop
 MEAN = np.array([0.4717, 0.4499, 0.3837], np.float32)  # METHODS.md 2.7
 STD = np.array([0.2600, 0.2516, 0.2575], np.float32)
+TFDS_HINT = ("Either put ImageNet's train/<wnid>/ and val/<wnid>/ folders (or symlinks to them) in data.dir, next "
+             "to the hierarchy files, or prepare the dataset with `tfds build imagenet2012 "
+             "--file_format=array_record` (the ILSVRC2012 tars go in <tfds data dir>/downloads/manual) and set "
+             "$TFDS_DATA_DIR.")
 SETUP_HINT = ("Get them from the BREEDS release with `python -c \"from robustness.tools.breeds_helpers "
               "import setup_breeds; setup_breeds('DIR')\"` (or copy imagenet_class_hierarchy/modified/ "
               "of MadryLab/BREEDS-Benchmarks) and set data.dir=DIR.")
@@ -263,152 +264,6 @@ def _check_variant(variant: str) -> str:
 # Lazy images.
 
 
-def decode_image(encoded: bytes, size: int = IMAGE_SIZE, resize: int = RESIZE) -> np.ndarray:
-  """Encoded image -> [size, size, 3] uint8: shorter side to `resize` (bilinear), centre crop."""
-  from PIL import Image  # only needed once images are read
-
-  with Image.open(io.BytesIO(encoded)) as image:
-    image.draft("RGB", (resize, resize))  # JPEG: decode at 1/2, 1/4, 1/8 scale while >= resize
-    image = image.convert("RGB")
-  width, height = image.size
-  # torchvision's Resize(int): the shorter side becomes `resize`, the longer one is truncated.
-  if width <= height:
-    new_size = (resize, max(resize, int(resize * height / width)))
-  else:
-    new_size = (max(resize, int(resize * width / height)), resize)
-  image = image.resize(new_size, Image.Resampling.BILINEAR)
-  left, top = int(round((new_size[0] - size) / 2)), int(round((new_size[1] - size) / 2))
-  return np.asarray(image.crop((left, top, left + size, top + size)), np.uint8)
-
-
-class FolderReader:
-  """Encoded images stored as files; `paths` ([N] bytes) are relative to `root`."""
-
-  def __init__(self, root: str, paths: np.ndarray):
-    self.root, self.paths = root, paths
-
-  def describe(self, i: int) -> str:
-    return os.path.join(self.root, os.fsdecode(self.paths[i]))
-
-  def read(self, indices: np.ndarray) -> list[bytes]:
-    out = []
-    for i in indices:
-      with open(self.describe(i), "rb") as f:
-        out.append(f.read())
-    return out
-
-
-class TfdsReader:
-  """Encoded images of a tfds split, read through `tfds.data_source` without decoding.
-
-  The data source is opened on first use in each process (grain workers get a pickled
-  reader without it).
-  """
-
-  def __init__(self, name: str, split: str, data_dir: Optional[str] = None):
-    self.name, self.split, self.data_dir = name, split, data_dir
-    self._source = None
-
-  def __getstate__(self):
-    return {**self.__dict__, "_source": None}
-
-  def source(self):
-    if self._source is None:
-      import tensorflow_datasets as tfds  # heavy import, only on this path
-
-      try:
-        self._source = tfds.data_source(self.name, split=self.split, data_dir=self.data_dir, download=False,
-                                        decoders={"image": tfds.decode.SkipDecoding()})
-      except Exception as error:  # tfds raises many types: missing files, bad format, ...
-        raise RuntimeError(
-            f"Could not read tfds {self.name!r} (split {self.split!r}, data_dir={self.data_dir!r}): "
-            f"{type(error).__name__}: {error}\nEither put ImageNet's train/<wnid>/ and val/<wnid>/ folders "
-            f"(or symlinks to them) in data.dir, next to the hierarchy files, or prepare the dataset with "
-            f"`tfds build {self.name} --file_format=array_record` (the ILSVRC2012 tars go in "
-            f"<tfds data dir>/downloads/manual) and set $TFDS_DATA_DIR.") from error
-    return self._source
-
-  def describe(self, i: int) -> str:
-    return f"tfds {self.name}/{self.split} record {i}"
-
-  def read(self, indices: np.ndarray) -> list[bytes]:
-    return [record["image"] for record in self.source().__getitems__([int(i) for i in indices])]
-
-  def labels(self, chunk: int = 4096) -> np.ndarray:
-    """[N] int64 labels of every record (parses the whole split once)."""
-    source = self.source()
-    logging.info("Reading the labels of %d records of tfds %s/%s.", len(source), self.name, self.split)
-    labels = np.empty(len(source), np.int64)
-    for start in range(0, len(source), chunk):
-      stop = min(start + chunk, len(source))
-      labels[start:stop] = [r["label"] for r in source.__getitems__(list(range(start, stop)))]
-    return labels
-
-
-class LazyImages:
-  """[N, size, size, 3] uint8 images, decoded only when indexed.
-
-  `images[i]` is one [size, size, 3] image; an integer or boolean array or a slice gives
-  [..., size, size, 3]. `subset(indices)` selects without decoding (`Split.take` uses it).
-  Picklable; `np.asarray(images)` decodes everything.
-  """
-
-  dtype = np.dtype(np.uint8)
-  ndim = 4
-
-  def __init__(self, reader, index: Optional[np.ndarray] = None, num: int = 0,
-               size: int = IMAGE_SIZE, resize: int = RESIZE):
-    if resize < size:
-      raise ValueError(f"resize={resize} must be at least the crop size {size}.")
-    self.reader, self.size, self.resize = reader, size, resize
-    self.index = np.arange(num, dtype=np.int64) if index is None else np.asarray(index, np.int64)
-
-  @property
-  def shape(self) -> tuple[int, int, int, int]:
-    return (len(self.index), self.size, self.size, 3)
-
-  def __len__(self) -> int:
-    return len(self.index)
-
-  def __repr__(self) -> str:
-    return f"LazyImages(shape={self.shape}, reader={type(self.reader).__name__})"
-
-  def _positions(self, key) -> np.ndarray:
-    if isinstance(key, slice):
-      return self.index[key]
-    key = np.asarray(key)
-    if key.dtype == bool:
-      if key.shape != (len(self),):
-        raise IndexError(f"boolean index of shape {key.shape} for {len(self)} images.")
-      return self.index[key]
-    if not np.issubdtype(key.dtype, np.integer):
-      raise IndexError(f"LazyImages takes integer or boolean indices or slices, got {key.dtype}.")
-    return self.index[key]  # numpy checks the bounds
-
-  def subset(self, indices) -> "LazyImages":
-    return LazyImages(self.reader, self._positions(indices), size=self.size, resize=self.resize)
-
-  def __getitem__(self, key) -> np.ndarray:
-    if isinstance(key, (int, np.integer)):
-      return self._decode(np.array([self.index[key]]))[0]
-    positions = self._positions(key)
-    flat = positions.reshape(-1)
-    return self._decode(flat).reshape(*positions.shape, self.size, self.size, 3)
-
-  def _decode(self, positions: np.ndarray) -> np.ndarray:
-    out = np.empty((len(positions), self.size, self.size, 3), np.uint8)
-    for j, (i, encoded) in enumerate(zip(positions, self.reader.read(positions))):
-      try:
-        out[j] = decode_image(encoded, self.size, self.resize)
-      except Exception as error:  # PIL raises several types for bad files
-        raise ValueError(f"Could not decode {self.reader.describe(i)}: {type(error).__name__}: {error}") from error
-    return out
-
-  def __array__(self, dtype=None, copy=None) -> np.ndarray:
-    images = self[np.arange(len(self))]
-    return images if dtype is None else images.astype(dtype)
-
-
 # ------------------------------------------------------------------------------------
 # The loader.
 
@@ -457,7 +312,7 @@ def load_tfds_split(split: str, wnids: Sequence[str], class_index: dict[str, int
   Finding them parses every record once, so the labels are cached in
   `cache_dir/imagenet2012_<split>_labels.npy` when that folder is writable.
   """
-  reader = TfdsReader("imagenet2012", split)
+  reader = TfdsReader("imagenet2012", split, setup_hint=TFDS_HINT)
   cache = os.path.join(cache_dir, f"imagenet2012_{split}_labels.npy")
   labels = np.load(cache) if os.path.isfile(cache) else None
   if labels is None or len(labels) != len(reader.source()):

@@ -1,19 +1,17 @@
-"""The grain input pipeline: per-process slice, seeded shuffle, host augmentation, batches.
+"""The grain input pipeline: per-process slice, seeded shuffle, host stage of the views, batches, device prefetch.
 
-Training batches are dicts of numpy arrays for this process's share of the global batch:
-  inputs: [b, H, W, C] float32 (one view) or `views`: [b, V, H, W, C] (several views);
-  vectors are [b, F] (or [b, V, F]);
-  coarse, fine, index: [b] int32 (fine is -1 where unknown; index is the example's
-  position in the training split, which methods use to keep per-example state);
-  dataset: [b] int32 with several taxonomies: which one the example's coarse label follows;
-  neighbours: [b, m, ...] when the method asks for them (`NeighbourSampling`): m of each
-  example's mined neighbours, drawn without replacement, in the last view's augmentation.
+Training batches are `batch.Batch`es of numpy arrays for this process's share of the global
+batch: views [b, V, H, W, C] uint8 (vectors [b, V, F] float32), cut, resized and flipped on
+the host (`augment`, `host_augment`); colour, blur and normalisation follow on the device
+inside the jitted step (`device_augment`). `device_batches` places each global batch on the
+mesh from a background thread, a few steps ahead, so host work, transfer and the step overlap.
 The global batches are a pure function of (seed, batch size), whatever the number of
 processes, workers or devices: epoch e is a seeded permutation of the training split cut
 into global batches, process p reads the p-th of `process_count` equal parts of each, and
-every example's augmentation draws come from its own generator, keyed by (seed, global
-batch number, position in the global batch). So N processes together train on exactly the
-batches one process would, and the grain iterator state restores the exact position.
+every example's host draws come from its own generator, keyed by (seed, global batch
+number, position in the global batch); its device draws from a JAX key of the same triple.
+So N processes together train on exactly the batches one process would, and the grain
+iterator state restores the exact position.
 """
 
 from __future__ import annotations
@@ -25,7 +23,9 @@ import grain
 import ml_collections
 import numpy as np
 
-from coarse2fine.data import augment
+from coarse2fine.data import augment, device_augment
+from coarse2fine.data.batch import Batch
+from coarse2fine.data.host_augment import HostView
 from coarse2fine.data.splits import HierarchicalData, Split
 
 
@@ -119,29 +119,30 @@ class NeighbourSampling:
     return self.table[index, order]
 
 
+def stored_example(inputs, index: int):
+  """What a view's host stage reads for training example `index`: its file, or its array."""
+  if getattr(inputs, "stores_files", False):
+    return inputs.stored_file(index)
+  return inputs[index]
+
+
 @dataclasses.dataclass
 class BatchTransform:
-  """Gathers a batch by example index, augments each example into its views, normalises.
+  """Gathers a batch by example index and runs the host stage of each example's views: a `Batch`.
 
   Working on whole batches keeps grain's per-element overhead out of the hot path: grain
   shuffles and batches plain indices. Each example draws from its own generator (`rngs`),
   in a fixed order (its views in turn, then its neighbours' choice and their views), so a
-  batch does not depend on the number of workers or on how processes split it.
-  Picklable, for grain's worker processes.
+  batch does not depend on the number of workers or on how processes split it. A stored
+  file is read once per example for all of its views. Picklable, for grain's worker processes.
   """
 
   split: Split
-  view_fns: Sequence  # one augmentation callable per view; empty for vectors
-  mean: np.ndarray
-  std: np.ndarray
-  stack_views: bool
+  views: Sequence[Optional[HostView]]  # host stage per view; None for vectors
   neighbours: Optional[NeighbourSampling] = None
 
-  def _normalised(self, x: np.ndarray) -> np.ndarray:
-    return ((x - self.mean) / self.std).astype(np.float32)
-
-  def __call__(self, indices: np.ndarray, rngs: Sequence[np.random.Generator]) -> dict:
-    """The batch of training positions `indices` [b], example i drawing from `rngs[i]`.
+  def __call__(self, indices: np.ndarray, rngs: Sequence[np.random.Generator], example: np.ndarray) -> Batch:
+    """The batch of training positions `indices` [b], example i drawing from `rngs[i]`; `example` [b, 2].
 
     Example-major: all of example i's draws (views, then neighbours) happen before example
     i + 1's, so `rngs` may be an `ExampleStreams`.
@@ -150,53 +151,69 @@ class BatchTransform:
     if len(rngs) != len(indices):
       raise ValueError(f"{len(indices)} examples need as many generators, got {len(rngs)}.")
     inputs = self.split.inputs
-    fns = list(self.view_fns)
-    views, neighbours = [], []
-    if not fns and self.neighbours is None:  # vectors, nothing to draw: one gather
-      views = self._normalised(inputs[indices][:, None])
+    hosts = list(self.views)
+    if hosts[0] is None:  # vectors: no draws but the neighbours', one gather
+      views = np.repeat(np.asarray(inputs[indices], np.float32)[:, None], len(hosts), axis=1)
+      neighbours = None
+      if self.neighbours is not None:
+        chosen = np.stack([self.neighbours.draw_one(index, rngs[i]) for i, index in enumerate(indices)])
+        neighbours = np.asarray(inputs[chosen], np.float32)  # [b, m, F]
     else:
+      views, neighbours = [], []
       for i, index in enumerate(indices):
-        rng = rngs[i]
-        views.append([fn(inputs[index], rng) for fn in fns] or [inputs[index]])
+        rng, stored = rngs[i], stored_example(inputs, index)
+        views.append([view(stored, rng) for view in hosts])
         if self.neighbours is not None:
           chosen = self.neighbours.draw_one(index, rng)  # [m]
-          neighbours.append([fns[-1](inputs[c], rng) for c in chosen] if fns else inputs[chosen])
-      views = self._normalised(np.asarray(views))  # [b, V, ...]
-    out = {
-        "coarse": self.split.coarse[indices],
-        "fine": self.split.fine[indices],
-        "index": indices.astype(np.int32),
-    }
-    if self.split.dataset is not None:
-      out["dataset"] = self.split.dataset[indices]
-    if self.stack_views:
-      out["views"] = views
-    else:
-      out["inputs"] = views[:, 0]
-    if self.neighbours is not None:
-      out["neighbours"] = self._normalised(np.asarray(neighbours))  # [b, m, ...]
-    return out
+          neighbours.append([hosts[-1](stored_example(inputs, c), rng) for c in chosen])
+      views = np.stack([np.stack(v) for v in views])  # [b, V, h, w, C] uint8
+      neighbours = np.stack([np.stack(n) for n in neighbours]) if self.neighbours is not None else None
+    return Batch(
+        views=views,
+        coarse=self.split.coarse[indices],
+        fine=self.split.fine[indices],
+        index=indices.astype(np.int32),
+        dataset=self.split.dataset_ids[indices],
+        example=np.asarray(example, np.int32),
+        neighbours=neighbours,
+    )
 
-  def keyed(self, element: dict) -> dict:
+  def keyed(self, element: dict) -> Batch:
     """A batch from an `EpochBatches` element: generators keyed per example (grain `map`)."""
-    return self(element["indices"], ExampleStreams(element["keys"]))
+    keys = element["keys"]
+    return self(element["indices"], ExampleStreams(keys), keys[:, 1:3])
 
 
 def make_transform(data: HierarchicalData, data_config: ml_collections.ConfigDict, views: Sequence[str],
                    neighbours: Optional[NeighbourSampling] = None) -> BatchTransform:
-  """Builds the batch transform of the training split for the augmentation kinds in `views`."""
+  """Builds the host stage of the training split's batches for the augmentation kinds in `views`."""
   if not views:
     raise ValueError("A method must ask for at least one view.")
-  view_fns = []
-  if data.is_image:
-    for kind in views:
-      spec = ml_collections.ConfigDict(data_config.augment.to_dict())
-      spec.kind = kind
-      view_fns.append(augment.make_augmentation(spec, data.input_shape))
   if neighbours is not None and len(neighbours.table) != len(data.train):
     raise ValueError(f"The neighbour table has {len(neighbours.table)} rows for {len(data.train)} training examples.")
-  return BatchTransform(data.train, view_fns, data.mean, data.std, stack_views=len(views) > 1,
-                        neighbours=neighbours)
+  made = augment.make_views(data_config.augment, views, data.input_shape if data.is_image else None)
+  return BatchTransform(data.train, [view.host for view in made], neighbours=neighbours)
+
+
+def make_device_augment(data: HierarchicalData, data_config: ml_collections.ConfigDict, views: Sequence[str],
+                        seed: int, with_neighbours: bool = False, stream: int = device_augment.TRAIN_STREAM
+                        ) -> device_augment.DeviceAugment:
+  """The device stage of the batches `make_transform` builds for the same `views`."""
+  made = augment.make_views(data_config.augment, views, data.input_shape if data.is_image else None)
+  return augment.device_augment(made, data.mean, data.std, seed, neighbours=made[-1] if with_neighbours else None,
+                                stream=stream)
+
+
+def read_options(data_config: ml_collections.ConfigDict) -> grain.ReadOptions:
+  """Threads building batches in each process, and how many finished batches each may hold.
+
+  Elements here are whole batches (at 224 px, hundreds of MB each), so the buffer is a few
+  batches, not grain's default of 500 elements.
+  """
+  threads = data_config.num_threads
+  if threads < 0:
+    raise ValueError(f"data.num_threads must be >= 0, got {threads}.")
+  return grain.ReadOptions(num_threads=threads, prefetch_buffer_size=max(2 * threads, 1))
 
 
 def train_dataset(
@@ -210,11 +227,11 @@ def train_dataset(
     process_count: int = 1,
     neighbours: Optional[NeighbourSampling] = None,
 ) -> grain.IterDataset:
-  """An endless, shuffled, augmented, batched dataset of this process's part of each global batch.
+  """An endless, shuffled, batched dataset of this process's part of each global batch (host stage done).
 
   Process p produces examples [p L, (p + 1) L) of every global batch (L = global_batch_size /
   process_count); see the module docstring. With `neighbours`, each batch also carries the
-  drawn neighbours' inputs.
+  drawn neighbours' views.
   """
   if global_batch_size % process_count:
     raise ValueError(f"train.batch_size={global_batch_size} is not divisible by {process_count} processes.")
@@ -224,10 +241,24 @@ def train_dataset(
   batches = EpochBatches(len(data.train), global_batch_size, seed, process_index, process_count)
   transform = make_transform(data, data_config, views, neighbours)
   dataset = grain.MapDataset.source(batches).map(transform.keyed)
-  iter_dataset = dataset.to_iter_dataset()
+  iter_dataset = dataset.to_iter_dataset(read_options(data_config))
   if data_config.num_workers > 0:
     iter_dataset = iter_dataset.mp_prefetch(grain.MultiprocessingOptions(num_workers=data_config.num_workers))
   return iter_dataset
+
+
+def device_batches(dataset: grain.IterDataset, mesh, prefetch: int) -> grain.IterDataset:
+  """`dataset`'s batches as global arrays on `mesh`, placed `prefetch` batches ahead by a background thread.
+
+  Each batch is transferred (as uint8 for images) while earlier steps run; the iterator's
+  state counts the batches the loop took, not those in flight, so checkpoints resume exactly.
+  """
+  from coarse2fine import sharding  # the data layer needs jax only from here on
+
+  if prefetch < 0:
+    raise ValueError(f"data.device_prefetch must be >= 0, got {prefetch}.")
+  placed = dataset.map(lambda batch: sharding.global_batch(batch, mesh))
+  return grain.experimental.ThreadPrefetchIterDataset(placed, prefetch_buffer_size=prefetch) if prefetch else placed
 
 
 def steps_per_epoch(data: HierarchicalData, global_batch_size: int) -> int:
@@ -236,12 +267,13 @@ def steps_per_epoch(data: HierarchicalData, global_batch_size: int) -> int:
 
 
 def eval_batches(
-    split: Split, data: HierarchicalData, batch_size: int, *, process_index: int = 0, process_count: int = 1
+    split: Split, batch_size: int, *, process_index: int = 0, process_count: int = 1
 ) -> Iterator[dict[str, np.ndarray]]:
-  """This process's share of every example of `split`, in order, without augmentation.
+  """This process's share of every example of `split`, in order, as stored (uint8 images, float vectors).
 
   The last batch is padded to `batch_size`; `mask` ([b] bool) marks real examples.
   Every process yields the same number of batches so collectives stay in step.
+  Normalisation happens on the device (`device_augment.normalise`).
   """
   local_batch = batch_size // process_count
   num_batches = -(-len(split) // batch_size)
@@ -249,15 +281,10 @@ def eval_batches(
     idx = np.arange(b * batch_size + process_index * local_batch, b * batch_size + (process_index + 1) * local_batch)
     mask = idx < len(split)
     idx = np.where(mask, idx, 0)
-    x = split.inputs[idx]
-    x = x.astype(np.float32) / 255.0 if data.is_image else x
-    x = (x - data.mean) / data.std
     yield {
-        "inputs": x.astype(np.float32),
+        "inputs": np.asarray(split.inputs[idx]),
         "coarse": split.coarse[idx],
         "fine": split.fine[idx],
         "index": idx.astype(np.int32),
         "mask": mask,
     }
-
-

@@ -1,21 +1,19 @@
 """Lazily decoded images squashed to a fixed square, for datasets whose images vary in size (Cars196, SOP).
 
 MaskCon evaluates these at `Resize((224, 224))`: the whole image is resized to a square, whatever its aspect
-ratio, with no crop (its training views are random resized crops of the full image). `ResizedImages` stores that
-view: [N, size, size, 3] uint8, decoded when indexed like `breeds.LazyImages` (which keeps a centre crop
-instead), so random crops are drawn from the squashed image. Readers are those of `breeds` (`FolderReader`) or
-`TfdsReader` below.
+ratio, with no crop. `ResizedImages` decodes that view when indexed: [N, size, size, 3] uint8, like
+`lazy_images.LazyImages` (which keeps a centre crop instead); its training views are random resized crops of
+the full stored image, as in the official code (`lazy_images`).
 """
 
 from __future__ import annotations
 
-import io
 from typing import Optional
 
 import ml_collections
 import numpy as np
 
-from coarse2fine.data import breeds
+from coarse2fine.data.lazy_images import LazyImages, TfdsReader
 from coarse2fine.data.splits import make_split
 
 DEFAULT_IMAGE_SIZE = 224
@@ -31,64 +29,22 @@ def image_size(data_config: ml_collections.ConfigDict) -> int:
   return int(size)
 
 
-def decode_resized(encoded: bytes, size: int) -> np.ndarray:
-  """Encoded image -> [size, size, 3] uint8, the whole image resized (bilinear, antialiased) to a square."""
-  from PIL import Image  # only needed once images are read
-
-  with Image.open(io.BytesIO(encoded)) as image:
-    image.draft("RGB", (size, size))  # JPEG: decode at a reduced scale while both sides stay >= size
-    image = image.convert("RGB")
-  if image.size != (size, size):
-    image = image.resize((size, size), Image.Resampling.BILINEAR)
-  return np.asarray(image, np.uint8)
-
-
-class ResizedImages(breeds.LazyImages):
+class ResizedImages(LazyImages):
   """[N, size, size, 3] uint8 images, decoded and squashed to size x size only when indexed.
 
-  Indexing, `subset` and pickling behave as for `breeds.LazyImages`.
+  Indexing, `subset`, `encoded` and pickling behave as for `lazy_images.LazyImages`.
   """
 
   def __init__(self, reader, index: Optional[np.ndarray] = None, num: int = 0, size: int = DEFAULT_IMAGE_SIZE):
-    super().__init__(reader, index, num, size=size, resize=size)
-
-  def subset(self, indices) -> "ResizedImages":
-    return ResizedImages(self.reader, self._positions(indices), size=self.size)
-
-  def _decode(self, positions: np.ndarray) -> np.ndarray:
-    out = np.empty((len(positions), self.size, self.size, 3), np.uint8)
-    for j, (i, encoded) in enumerate(zip(positions, self.reader.read(positions))):
-      try:
-        out[j] = decode_resized(encoded, self.size)
-      except Exception as error:  # PIL raises several types for bad files
-        raise ValueError(f"Could not decode {self.reader.describe(i)}: {type(error).__name__}: {error}") from error
-    return out
+    super().__init__(reader, index, num, size=size, resize=0)
 
 
-class TfdsReader(breeds.TfdsReader):
-  """Encoded images of any tfds split (`breeds.TfdsReader` with a dataset-specific setup hint).
-
-  `data_dir` is the tfds data folder (data.dir; None = $TFDS_DATA_DIR or ~/tensorflow_datasets).
-  """
-
-  def __init__(self, name: str, split: str, data_dir: Optional[str] = None, hint: str = ""):
-    super().__init__(name, split, data_dir)
-    self.hint = hint
-
-  def source(self):
-    if self._source is None:
-      import tensorflow_datasets as tfds  # heavy import, only on this path
-
-      try:
-        self._source = tfds.data_source(self.name, split=self.split, data_dir=self.data_dir, download=True,
-                                        decoders={"image": tfds.decode.SkipDecoding()})
-      except Exception as error:  # tfds raises many types: network, missing files, bad format, ...
-        raise RuntimeError(
-            f"Could not read tfds dataset {self.name!r} (split {self.split!r}, data_dir={self.data_dir!r}): "
-            f"{type(error).__name__}: {error}\nPrepare it with `tfds build {self.name} --file_format=array_record` "
-            f"(on a machine with network access if need be, then copy the tensorflow_datasets folder here) and "
-            f"set data.dir (or $TFDS_DATA_DIR) to that folder. {self.hint}".rstrip()) from error
-    return self._source
+def tfds_reader(name: str, split: str, data_dir: Optional[str] = None, hint: str = "") -> TfdsReader:
+  """A reader of tfds `name`/`split` that downloads and prepares the dataset when it can."""
+  setup = (f"Prepare it with `tfds build {name} --file_format=array_record` (on a machine with network access "
+           f"if need be, then copy the tensorflow_datasets folder here) and set data.dir (or $TFDS_DATA_DIR) to "
+           f"that folder. {hint}").rstrip()
+  return TfdsReader(name, split, data_dir, download=True, setup_hint=setup)
 
 
 def load_tfds_classes(builder: str, dataset: str, data_config: ml_collections.ConfigDict, taxonomy, index_map,
@@ -102,7 +58,7 @@ def load_tfds_classes(builder: str, dataset: str, data_config: ml_collections.Co
   size = image_size(data_config)
   splits = {}
   for split in ("train", "test"):
-    reader = TfdsReader(builder, split, data_config.dir or None, hint)
+    reader = tfds_reader(builder, split, data_config.dir or None, hint)
     labels = reader.labels()
     where = f"{dataset}/{split}"
     bad = (labels < 0) | (labels >= len(index_map))

@@ -40,7 +40,8 @@ from typing import NamedTuple, Sequence
 import ml_collections
 import numpy as np
 
-from coarse2fine.data import breeds, resized
+from coarse2fine.data import resized
+from coarse2fine.data.lazy_images import FolderReader
 from coarse2fine.data.splits import HierarchicalData, make_split
 from coarse2fine.data.taxonomy import Taxonomy
 
@@ -250,7 +251,7 @@ def load(data_config: ml_collections.ConfigDict) -> HierarchicalData:
   splits = {}
   for split, selected in (("train", train), ("test", test)):
     chosen = rows.take(selected)
-    reader = breeds.FolderReader(root, np.array([os.fsencode(p) for p in chosen.path], dtype=np.bytes_))
+    reader = FolderReader(root, np.array([os.fsencode(p) for p in chosen.path], dtype=np.bytes_))
     fine = np.array([fine_of[p] for p in chosen.class_id.tolist()], np.int32)
     splits[split] = make_split(resized.ResizedImages(reader, num=len(chosen.path), size=size), fine=fine,
                                taxonomy=taxonomy, where=f"{NAME}/{split}")

@@ -23,7 +23,7 @@ class Split:
 
   Attributes:
     inputs: [N, H, W, C] uint8 images or [N, F] float32 vectors (an ndarray, or a lazy
-      array-like with a `subset(indices)` method, e.g. `breeds.LazyImages`).
+      array-like with a `subset(indices)` method, e.g. `lazy_images.LazyImages`).
     coarse: [N] int32 coarse labels in [0, C_d) of the example's taxonomy d.
     fine: [N] int32 fine labels in [0, K), or -1 where unknown.
     dataset: [N] int32 taxonomy index d of each example (`HierarchicalData.taxonomies`),
@@ -39,7 +39,7 @@ class Split:
     return len(self.coarse)
 
   def take(self, indices: np.ndarray) -> "Split":
-    # Lazy inputs (e.g. breeds.LazyImages) select with `subset` rather than decode.
+    # Lazy inputs (e.g. lazy_images.LazyImages) select with `subset` rather than decode.
     inputs = self.inputs.subset(indices) if hasattr(self.inputs, "subset") else self.inputs[indices]
     dataset = None if self.dataset is None else self.dataset[indices]
     return Split(inputs, self.coarse[indices], self.fine[indices], dataset)
@@ -101,7 +101,7 @@ def make_split(inputs, fine=None, coarse=None, *, taxonomy: Taxonomy, where: str
   Coarse labels are derived from fine ones when absent; when both are given they
   must agree with the taxonomy. `where` names the data in error messages.
   """
-  if not hasattr(inputs, "subset"):  # lazy inputs (e.g. breeds.LazyImages) stay lazy
+  if not hasattr(inputs, "subset"):  # lazy inputs (e.g. lazy_images.LazyImages) stay lazy
     inputs = np.asarray(inputs)
   if fine is None and coarse is None:
     raise ValueError(f"{where}: neither coarse nor fine labels were given.")

@@ -49,7 +49,7 @@ as bytes (`encoding='bytes'`, or bytes keys in re-pickled copies), and one treat
 a dict (`.keys()`), hence the dict forms above. Pickles are read with `encoding="latin1"`, which Python 2 pickles holding numpy
 arrays need and Python 3 pickles ignore.
 
-Images are decoded when indexed (`breeds.LazyImages`; the train split decoded would take 9.5 GB).
+Images are decoded when indexed (`lazy_images.LazyImages`; the train split decoded would take 9.5 GB).
 So that grain workers do not each receive a pickled copy of the multi-GB list of PNGs, the first
 load writes the PNGs back to back into `<split>_images_png.blob.npy` (about the pickle's size) with
 their offsets in `<split>_images_png.offsets.npy`, next to the pickle, and later loads memory-map
@@ -72,7 +72,7 @@ from typing import NamedTuple, Optional, Sequence
 import ml_collections
 import numpy as np
 
-from coarse2fine.data.breeds import LazyImages
+from coarse2fine.data.lazy_images import LazyImages
 from coarse2fine.data.splits import HierarchicalData, make_split
 from coarse2fine.data.taxonomy import Taxonomy
 

@@ -21,7 +21,7 @@ Files are looked up in `data.dir`, else in `$C2F_DATA_DIR/tiered_union`:
                                      without them, tfds imagenet2012's own label names (the wnids in
                                      class-index order) are used
 
-Images are read as in `breeds`: decoded when indexed (`breeds.LazyImages`), shorter side resized
+Images are read as in `breeds`: decoded when indexed (`lazy_images.LazyImages`), shorter side resized
 to 256, centre 224 x 224 kept, so `inputs` are [N, 224, 224, 3] uint8.
 """
 

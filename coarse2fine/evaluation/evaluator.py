@@ -19,12 +19,15 @@ from __future__ import annotations
 from typing import Callable
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from sklearn.metrics import homogeneity_score
 
 from coarse2fine import sharding
 from coarse2fine.data import augment as augment_lib
+from coarse2fine.data import device_augment
+from coarse2fine.data.batch import Batch, example_ids
 from coarse2fine.data.pipeline import eval_batches
 from coarse2fine.data.splits import HierarchicalData, Split
 from coarse2fine.evaluation import discovery, fewshot, kmeans, retrieval
@@ -35,22 +38,28 @@ PROTOCOLS = ("classification", "fewshot", "retrieval", "kmeans", "clusters")
 FEATURES = ("embedding", "features")
 
 
-def make_predict_step(method, mesh) -> Callable:
-  """jit of `method.predict` on a batch sharded along `data`, outputs replicated."""
-  return jax.jit(method.predict, out_shardings=sharding.replicated(mesh))
+def make_predict_step(method, mesh, data: HierarchicalData) -> Callable:
+  """jit of `method.predict` on raw inputs sharded along `data` (uint8 images or vectors, normalised on
+  the device with the dataset's mean and std), outputs replicated."""
+  mean, std = np.asarray(data.mean, np.float32), np.asarray(data.std, np.float32)
+
+  def predict(state, inputs):
+    return method.predict(state, device_augment.normalise(inputs, mean, std))
+
+  return jax.jit(predict, out_shardings=sharding.replicated(mesh))
 
 
-def predict_split(predict_step, state, split: Split, data: HierarchicalData, mesh, batch_size: int,
+def predict_split(predict_step, state, split: Split, mesh, batch_size: int,
                   keys=("coarse_logits", "fine_logits")) -> dict[str, np.ndarray]:
   """Concatenated predictions `{key: [N, ...]}` for every example of `split`, in order.
 
-  Batches are padded at the end of the split; the padding rows are cut off here.
+  Batches travel as stored (uint8 images); the padding rows of the last one are cut off here.
   """
   sharding.check_batch_size(batch_size, mesh, "eval.batch_size")
   collected: dict[str, list] = {}
-  for batch in eval_batches(split, data, batch_size,
-                            process_index=jax.process_index(), process_count=jax.process_count()):
-    outputs = predict_step(state, sharding.global_batch({"inputs": batch["inputs"]}, mesh)["inputs"])
+  for batch in eval_batches(split, batch_size, process_index=jax.process_index(),
+                            process_count=jax.process_count()):
+    outputs = predict_step(state, sharding.global_batch(batch["inputs"], mesh))
     for key in keys:
       if key in outputs:
         collected.setdefault(key, []).append(np.asarray(jax.device_get(outputs[key])))
@@ -101,12 +110,14 @@ class Evaluator:
     self.mesh = mesh
     self.config = config
     self.eval_config = config.eval
-    self.predict_step = make_predict_step(method, mesh)
+    self.predict_step = make_predict_step(method, mesh, data)  # raw inputs
+    self._predict_normalised = jax.jit(method.predict, out_shardings=sharding.replicated(mesh))
     self._fewshot_augment = None
     if "fewshot" in config.eval.protocols and data.is_image and config.eval.fewshot_augmented > 0:
-      spec = ml_collections.ConfigDict(config.data.augment.to_dict())
-      spec.kind = config.eval.fewshot_augment
-      self._fewshot_augment = augment_lib.make_augmentation(spec, data.input_shape)
+      views = augment_lib.make_views(config.data.augment, (config.eval.fewshot_augment,), data.input_shape)
+      self._fewshot_augment = views[0].host
+      self._fewshot_device = device_augment.jitted(augment_lib.device_augment(
+          views, data.mean, data.std, seed=config.seed, stream=device_augment.EVAL_STREAM))
 
   def _needs_embeddings(self) -> bool:
     return bool({"fewshot", "retrieval", "kmeans"} & set(self.eval_config.protocols))
@@ -116,21 +127,29 @@ class Evaluator:
 
   def embed(self, state, inputs: np.ndarray) -> np.ndarray:
     """[n, e] embeddings of raw inputs: uint8 images, [0, 1] float images, or vectors."""
-    x = np.asarray(inputs)
-    if self.data.is_image and x.dtype == np.uint8:
-      x = x.astype(np.float32) / 255.0
-    x = ((x - self.data.mean) / self.data.std).astype(np.float32)
+    return self._embed(self.predict_step, state, np.asarray(inputs))
+
+  def _embed(self, predict, state, x: np.ndarray) -> np.ndarray:
     batch = self.eval_config.batch_size
     n = len(x)
-    padded = np.concatenate([x, np.zeros((-n % batch, *x.shape[1:]), np.float32)])
+    padded = np.concatenate([x, np.zeros((-n % batch, *x.shape[1:]), x.dtype)])
     chunks = []
     for start in range(0, len(padded), batch):
-      block = sharding.global_batch({"inputs": padded[start:start + batch]}, self.mesh)["inputs"]
-      chunks.append(np.asarray(jax.device_get(self.predict_step(state, block)[self.eval_config.features])))
+      block = sharding.global_batch(padded[start:start + batch], self.mesh)
+      chunks.append(np.asarray(jax.device_get(predict(state, block)[self.eval_config.features])))
     return np.concatenate(chunks)[:n]
 
   def _augment_images(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    return np.stack([self._fewshot_augment(image, rng) for image in images])
+    """Support copies of uint8 `images` [n, H, W, C]: host stage with `rng`, device stage keyed from it.
+
+    Returns normalised float32 views [n, h, w, C], for `_embed(self._predict_normalised, ...)`.
+    """
+    views = np.stack([self._fewshot_augment(image, rng) for image in images])[:, None]
+    n = len(views)
+    batch = Batch(views=views, coarse=np.zeros(n, np.int32), fine=np.zeros(n, np.int32), index=np.zeros(n, np.int32),
+                  dataset=np.zeros(n, np.int32), example=example_ids(0, np.arange(n)))
+    salt = jnp.asarray(rng.integers(1 << 31), jnp.int32)
+    return np.asarray(self._fewshot_device(jax.device_put(batch), salt).views[:, 0])
 
   def __call__(self, state, split_name: str = "test") -> dict[str, float]:
     split = getattr(self.data, split_name)
@@ -138,7 +157,7 @@ class Evaluator:
     protocols = set(cfg.protocols)
     metrics: dict[str, float] = {}
     keys = ["coarse_logits", "fine_logits", "cluster_logits"] + ([cfg.features] if self._needs_embeddings() else [])
-    predictions = predict_split(self.predict_step, state, split, self.data, self.mesh, cfg.batch_size, keys)
+    predictions = predict_split(self.predict_step, state, split, self.mesh, cfg.batch_size, keys)
     if "classification" in protocols:
       metrics.update(classification_metrics(predictions, split, split_name))
     if not self._needs_fine_labels():
@@ -166,7 +185,7 @@ class Evaluator:
                         if k.startswith(prefix) and not k.startswith(prefix + "within_")})
     if "fewshot" in protocols:
       metrics.update(fewshot.evaluate_fewshot(
-          lambda x: self.embed(state, x), split.inputs, split.fine, taxonomy.fine_to_coarse,
+          lambda x: self._embed(self._predict_normalised, state, x), split.inputs, split.fine, taxonomy.fine_to_coarse,
           fewshot_settings(cfg), num_augmented=cfg.fewshot_augmented if self.data.is_image else 0,
           augment_fn=self._augment_images if self._fewshot_augment is not None else None,
           num_episodes=cfg.fewshot_episodes, seed=self.config.seed, n_query=cfg.fewshot_queries,

@@ -19,6 +19,7 @@ import ml_collections
 import optax
 
 from coarse2fine import models
+from coarse2fine.data.batch import Batch
 from coarse2fine.data.splits import HierarchicalData
 from coarse2fine.methods import superclass_queues
 from coarse2fine.methods.base import LossAux, Method
@@ -68,15 +69,15 @@ class Ancor(Method):
         jax.random.PRNGKey(self.config.seed + 1), variables, self.data.num_coarse, self.contrast.queue_size,
         self.config.model.embedding_dim)}
 
-  def loss(self, params, state: TrainState, batch: dict, rng: jax.Array):
+  def loss(self, params, state: TrainState, batch: Batch, rng: jax.Array):
     outputs, updated = self._model.apply(
-        {"params": params, "batch_stats": state.batch_stats}, batch["views"][:, 0], train=True,
+        {"params": params, "batch_stats": state.batch_stats}, batch.views[:, 0], train=True,
         mutable=["batch_stats"], rngs={"dropout": rng})
     batch_stats = updated.get("batch_stats", {})
-    coarse = batch["coarse"]
+    coarse = batch.coarse
     l_ce = optax.softmax_cross_entropy_with_integer_labels(outputs["logits"], coarse).mean()
     keys, momentum = superclass_queues.momentum_keys(
-        self._model, params, batch_stats, state.extra["momentum"], batch["views"][:, 1], self.contrast.momentum,
+        self._model, params, batch_stats, state.extra["momentum"], batch.views[:, 1], self.contrast.momentum,
         jax.random.fold_in(rng, 1))
     reference = params["classifier"]["fc"]["kernel"].T  # [C, e]: the classifier rows w_c
     l_nce = superclass_queues.within_superclass_infonce(

@@ -7,7 +7,7 @@ predictions for evaluation. It never edits the loop, the data layer or the evalu
 from __future__ import annotations
 
 import abc
-from typing import Any, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import flax.linen as nn
 import jax
@@ -16,6 +16,7 @@ import ml_collections
 import numpy as np
 import optax
 
+from coarse2fine.data.batch import Batch
 from coarse2fine.data.pipeline import NeighbourSampling
 from coarse2fine.data.splits import HierarchicalData
 from coarse2fine.hooks import HostHook
@@ -49,7 +50,7 @@ class Method(abc.ABC):
 
   @property
   def views(self) -> tuple[str, ...]:
-    """Augmentation kind of each view the loss expects (`batch["views"]` if more than one)."""
+    """Augmentation kind of each view the loss expects (`Batch.views[:, v]`)."""
     return tuple(self.config.data.views)
 
   @abc.abstractmethod
@@ -66,7 +67,7 @@ class Method(abc.ABC):
     return {}
 
   @abc.abstractmethod
-  def loss(self, params: Any, state: TrainState, batch: dict, rng: jax.Array) -> tuple[jax.Array, LossAux]:
+  def loss(self, params: Any, state: TrainState, batch: Batch, rng: jax.Array) -> tuple[jax.Array, LossAux]:
     """Scalar loss on the global batch and its `LossAux`."""
 
   def after_update(self, state: TrainState) -> TrainState:
@@ -77,7 +78,7 @@ class Method(abc.ABC):
     return []
 
   def neighbour_sampling(self) -> Optional[NeighbourSampling]:
-    """Neighbours the input pipeline loads with each training example (`batch["neighbours"]`), or None."""
+    """Neighbours the input pipeline loads with each training example (`Batch.neighbours`), or None."""
     return None
 
   def relation(self, state: TrainState) -> Optional[np.ndarray]:
@@ -98,10 +99,15 @@ class Method(abc.ABC):
     """
 
 
-def make_train_step(method: Method, schedule: optax.Schedule):
-  """The step function `(state, batch) -> (state, metrics)` to be jitted."""
+def make_train_step(method: Method, schedule: optax.Schedule, augment: Callable[[Batch], Batch]):
+  """The step function `(state, batch) -> (state, metrics)` to be jitted.
 
-  def train_step(state: TrainState, batch: dict):
+  `augment` (`device_augment.DeviceAugment`) turns the pipeline's uint8 views into the float
+  views the loss reads, on the device and on the whole global batch.
+  """
+
+  def train_step(state: TrainState, batch: Batch):
+    batch = augment(batch)
     grad_fn = jax.value_and_grad(method.loss, has_aux=True)
     (loss, aux), grads = grad_fn(state.params, state, batch, state.step_rng())
     updates, opt_state = state.tx.update(grads, state.opt_state, state.params)

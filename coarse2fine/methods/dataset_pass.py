@@ -1,9 +1,10 @@
-"""One pass of a model over the whole training split, for host hooks (SCGM's E-step).
+"""One pass of a model over the whole training split, for host hooks (SCGM's E-step, MaskCon's queue fill).
 
 The E-step of SCGM needs an output for every training example, in index order, computed
 with the training augmentation (and, in the reference code, with BatchNorm in train
 mode). `training_split_pass` feeds the split in order in global batches, sharded over
-the mesh like the train step, and keeps the outputs on the devices.
+the mesh like the train step, through the same two stages as training (host crop, device
+colour and normalisation), and keeps the outputs on the devices.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ import ml_collections
 import numpy as np
 
 from coarse2fine import sharding
-from coarse2fine.data import pipeline
+from coarse2fine.data import device_augment, pipeline
+from coarse2fine.data.batch import example_ids
 from coarse2fine.data.splits import HierarchicalData
 
-# (carry, inputs [b, ...], batch number) -> (carry, outputs [b, ...]); jitted by the caller.
+# (carry, inputs [b, ...] float32, batch number) -> (carry, outputs [b, ...]); jitted by the caller.
 PassStep = Callable[[Any, jax.Array, jax.Array], tuple[Any, jax.Array]]
 
 
@@ -32,13 +34,16 @@ def training_split_pass(step: PassStep, carry: Any, data: HierarchicalData, data
 
   Batches are global batches of `batch_size`; the last one is filled up with the first
   examples of the split (rather than zeros) so that train-mode BatchNorm statistics stay
-  those of real data, and the extra rows are cut off. Each example's augmentation draws
-  come from its own generator, keyed by (seed, batch number, position in the global
-  batch), so the pass is the same for any number of processes. `carry` threads state such
-  as BN statistics through the pass.
+  those of real data, and the extra rows are cut off. Each example's host draws come from
+  its own generator, keyed by (seed, batch number, position in the global batch), and its
+  device draws from the matching JAX key on a stream of their own, so the pass is the same
+  for any number of processes. `carry` threads state such as BN statistics through the pass.
   """
   sharding.check_batch_size(batch_size, mesh)
   transform = pipeline.make_transform(data, data_config, (view,))
+  # Seed 0 plus a traced salt: one compiled augmentation serves every pass, each with its own draws.
+  augment = device_augment.jitted(pipeline.make_device_augment(data, data_config, (view,), seed=0,
+                                                               stream=device_augment.PASS_STREAM))
   order = np.arange(len(data.train)) if indices is None else np.asarray(indices)
   n = len(order)
   process_index, process_count = jax.process_index(), jax.process_count()
@@ -49,9 +54,9 @@ def training_split_pass(step: PassStep, carry: Any, data: HierarchicalData, data
     positions = (number * batch_size + in_batch) % n
     # Keys of 4 entries, so they never coincide with the training pipeline's 3-entry ones.
     keys = np.stack([np.full(local, seed), np.full(local, number), in_batch, np.ones(local, np.int64)], axis=1)
-    inputs = transform(order[positions], pipeline.ExampleStreams(keys))["inputs"]
-    batch = sharding.global_batch({"inputs": inputs}, mesh)
-    carry, out = step(carry, batch["inputs"], jnp.asarray(number, jnp.int32))
+    host_batch = transform(order[positions], pipeline.ExampleStreams(keys), example_ids(number, in_batch))
+    batch = augment(sharding.global_batch(host_batch, mesh), jnp.asarray(seed % (1 << 31), jnp.int32))
+    carry, out = step(carry, batch.views[:, 0], jnp.asarray(number, jnp.int32))
     outputs.append(out)
   return carry, jnp.concatenate(outputs)[:n]
 

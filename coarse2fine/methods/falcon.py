@@ -42,6 +42,7 @@ import numpy as np
 
 from coarse2fine import sharding
 from coarse2fine.data import pipeline
+from coarse2fine.data.batch import Batch
 from coarse2fine.data.splits import HierarchicalData
 from coarse2fine.hooks import HookContext, HostHook
 from coarse2fine.methods import falcon_losses as losses
@@ -120,17 +121,14 @@ class Falcon(Method):
 
   # ----------------------------------------------------------------------------- step
 
-  def loss(self, params, state: TrainState, batch: dict, rng: jax.Array):
+  def loss(self, params, state: TrainState, batch: Batch, rng: jax.Array):
     hp = self.hp
     extra = state.extra
-    if "views" in batch:
-      online_inputs, teacher_inputs = batch["views"][:, 0], batch["views"][:, 1]
-    else:  # vectors: both views are the input itself
-      online_inputs = teacher_inputs = batch["inputs"]
-    neighbours = batch["neighbours"]  # [B, m, ...]
+    online_inputs, teacher_inputs = batch.views[:, 0], batch.views[:, 1]
+    neighbours = batch.neighbours  # [B, m, ...]
     b, m = neighbours.shape[:2]
-    coarse = batch["coarse"]
-    dataset = batch.get("dataset", jnp.zeros_like(coarse))
+    coarse = batch.coarse
+    dataset = batch.dataset
 
     forward = functools.partial(train_mode_logits, self._model)
     # Teacher forwards in train mode: batch statistics, and they update the shared running stats.

@@ -28,6 +28,7 @@ import ml_collections
 import numpy as np
 import optax
 
+from coarse2fine.data.batch import Batch
 from coarse2fine.data.splits import HierarchicalData
 from coarse2fine.methods import fsc_losses as losses
 from coarse2fine.methods.base import LossAux, Method, coarse_logits_from_fine
@@ -116,12 +117,12 @@ class SubCentreClassifier(Method):
     return {"sub_centres": losses.sample_sub_centres(rng, self.num_classes, self.hp.num_sub, dim, self.hp.sigma2,
                                                      self.hp.centre_init)}
 
-  def loss(self, params, state: TrainState, batch: dict, rng: jax.Array):
+  def loss(self, params, state: TrainState, batch: Batch, rng: jax.Array):
     hp = self.hp
-    outputs, updated = self._model.apply({"params": params, "batch_stats": state.batch_stats}, batch["inputs"],
+    outputs, updated = self._model.apply({"params": params, "batch_stats": state.batch_stats}, batch.views[:, 0],
                                          train=True, mutable=["batch_stats"], rngs={"dropout": rng})
     batch_stats = updated.get("batch_stats", state.batch_stats)
-    labels = batch[hp.label]
+    labels = getattr(batch, hp.label)
     x = outputs["features"]
     extra = state.extra
     if hp.head == "fsc":

@@ -44,6 +44,7 @@ import numpy as np
 import optax
 
 from coarse2fine import models, sharding
+from coarse2fine.data.batch import Batch
 from coarse2fine.data.splits import HierarchicalData
 from coarse2fine.hooks import HookContext, HostHook
 from coarse2fine.methods import maskcon_losses as losses
@@ -123,17 +124,17 @@ class MaskCon(Method):
                                          mutable=["batch_stats"], rngs={"dropout": rng})
     return outputs, updated.get("batch_stats", batch_stats)
 
-  def loss(self, params, state: TrainState, batch: dict, rng: jax.Array):
+  def loss(self, params, state: TrainState, batch: Batch, rng: jax.Array):
     hp = self.hp
     key_state: KeyEncoderState = state.extra["key"]
-    labels = batch["fine"] if self.uses_fine else batch["coarse"]
-    outputs, batch_stats = self._encode(params, state.batch_stats, batch["views"][:, 0], jax.random.fold_in(rng, 1))
+    labels = batch.fine if self.uses_fine else batch.coarse
+    outputs, batch_stats = self._encode(params, state.batch_stats, batch.views[:, 0], jax.random.fold_in(rng, 1))
     if hp.mode in ("supce", "supfine"):  # w = 1: the contrastive term, key encoder and queue play no part
       loss = optax.softmax_cross_entropy_with_integer_labels(outputs["logits"], labels).mean()
       metrics = {"train/class_accuracy": jnp.mean(jnp.argmax(outputs["logits"], -1) == labels)}
       return loss, LossAux(metrics, batch_stats, state.extra)
     key_params = momentum_update(key_state.params, jax.lax.stop_gradient(params), hp.momentum)
-    key_outputs, key_batch_stats = self._encode(key_params, key_state.batch_stats, batch["views"][:, 1],
+    key_outputs, key_batch_stats = self._encode(key_params, key_state.batch_stats, batch.views[:, 1],
                                                 jax.random.fold_in(rng, 2))
     q = l2_normalize(outputs["embedding"])
     k = jax.lax.stop_gradient(l2_normalize(key_outputs["embedding"]))

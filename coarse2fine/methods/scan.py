@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from coarse2fine.data import pipeline
+from coarse2fine.data.batch import Batch
 from coarse2fine.data.splits import HierarchicalData
 from coarse2fine.methods import falcon_losses as losses
 from coarse2fine.methods import neighbours as neighbour_mining
@@ -55,10 +56,10 @@ class Scan(Method):
       self._neighbours = pipeline.NeighbourSampling(table, 1)
     return self._neighbours
 
-  def loss(self, params, state: TrainState, batch: dict, rng: jax.Array):
-    logits, stats = train_mode_logits(self._model, params, state.batch_stats, batch["inputs"],
+  def loss(self, params, state: TrainState, batch: Batch, rng: jax.Array):
+    logits, stats = train_mode_logits(self._model, params, state.batch_stats, batch.views[:, 0],
                                       jax.random.fold_in(rng, 1))
-    neighbour_logits, stats = train_mode_logits(self._model, params, stats, batch["neighbours"][:, 0],
+    neighbour_logits, stats = train_mode_logits(self._model, params, stats, batch.neighbours[:, 0],
                                                 jax.random.fold_in(rng, 2))
     log_probs = jax.nn.log_softmax(logits)
     neighbour_log_probs = jax.nn.log_softmax(neighbour_logits)  # the gradient flows through both, as in SCAN

@@ -35,6 +35,7 @@ import optax
 from sklearn import metrics as sk_metrics
 
 from coarse2fine import sharding
+from coarse2fine.data.batch import Batch
 from coarse2fine.data.splits import HierarchicalData
 from coarse2fine.hooks import HookContext, HostHook
 from coarse2fine.methods import scgm_estep, superclass_queues
@@ -156,16 +157,16 @@ class SCGM(Method):
 
   # ----------------------------------------------------------------------------- M-step
 
-  def loss(self, params, state: TrainState, batch: dict, rng: jax.Array):
+  def loss(self, params, state: TrainState, batch: Batch, rng: jax.Array):
     hp = self.hp
-    inputs = batch["inputs"] if self.variant == "g" else batch["views"][:, 0]
+    inputs = batch.views[:, 0]
     outputs, updated = self._model.apply(
         {"params": params, "batch_stats": state.batch_stats}, inputs, train=True,
         mutable=["batch_stats"], rngs={"dropout": rng})
     batch_stats = updated.get("batch_stats", {})
     v, mu_y, mu_z = outputs["embedding"], outputs["mu_y"], outputs["mu_z"]
-    coarse = batch["coarse"]
-    codes = state.extra["codes"][batch["index"]]
+    coarse = batch.coarse
+    codes = state.extra["codes"][batch.index]
     coarse_logits = superclass_logits(v, mu_y)
     l_ce = optax.softmax_cross_entropy_with_integer_labels(coarse_logits, coarse).mean()
     extra = state.extra
@@ -177,7 +178,7 @@ class SCGM(Method):
     else:
       momentum = extra["momentum"]
       keys, momentum = superclass_queues.momentum_keys(
-          self._model, params, batch_stats, momentum, batch["views"][:, 1], self.contrast.momentum,
+          self._model, params, batch_stats, momentum, batch.views[:, 1], self.contrast.momentum,
           jax.random.fold_in(rng, 1))
       l_nce = superclass_queues.within_superclass_infonce(
           v, keys, coarse, mu_y, momentum.queues, self.contrast.temperature)

@@ -16,6 +16,7 @@ import ml_collections
 import optax
 
 from coarse2fine import models
+from coarse2fine.data.batch import Batch
 from coarse2fine.data.splits import HierarchicalData
 from coarse2fine.methods.base import LossAux, Method, coarse_logits_from_fine
 from coarse2fine.train_state import TrainState
@@ -79,11 +80,11 @@ class Supervised(Method):
   def model(self) -> nn.Module:
     return self._model
 
-  def loss(self, params, state: TrainState, batch: dict, rng: jax.Array):
+  def loss(self, params, state: TrainState, batch: Batch, rng: jax.Array):
     outputs, updated = self._model.apply(
-        {"params": params, "batch_stats": state.batch_stats}, batch["inputs"], train=True,
+        {"params": params, "batch_stats": state.batch_stats}, batch.views[:, 0], train=True,
         mutable=["batch_stats"], rngs={"dropout": rng})
-    labels = batch[self.label]
+    labels = getattr(batch, self.label)
     ce = optax.softmax_cross_entropy_with_integer_labels(outputs["logits"], labels).mean()
     accuracy = jnp.mean(jnp.argmax(outputs["logits"], -1) == labels)
     metrics = {"train/ce": ce, f"train/{self.label}_accuracy": accuracy}

@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from coarse2fine.config_base import base_config
-from coarse2fine.data import breeds, load_dataset
+from coarse2fine.data import breeds, lazy_images, load_dataset
+from coarse2fine.data.crop_boxes import EvalView
 from tests.data.fake_tfds import FakeSource
 
 ROOT, LIVING, NONLIVING = "n00001740", "n00004258", "n00021939"
@@ -160,7 +161,7 @@ def test_unknown_variant_and_missing_files(tmp_path, monkeypatch):
 # Images.
 
 
-def test_decode_image_resizes_the_shorter_side_and_crops_the_centre():
+def test_evaluation_view_resizes_the_shorter_side_and_crops_the_centre():
   for size in ((60, 20), (20, 60)):  # wide and tall: red | green | blue thirds
     image = Image.new("RGB", size)
     wide = size[0] > size[1]
@@ -170,7 +171,7 @@ def test_decode_image_resizes_the_shorter_side_and_crops_the_centre():
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     # Shorter side 20 -> 8, longer 60 -> 24; the centre 4 pixels come from the green third only.
-    out = breeds.decode_image(buffer.getvalue(), size=4, resize=8)
+    out = lazy_images.decode_view(buffer.getvalue(), EvalView(4, resize=8))
     assert out.shape == (4, 4, 3) and out.dtype == np.uint8
     np.testing.assert_array_equal(out, np.broadcast_to(np.array([0, 255, 0], np.uint8), (4, 4, 3)))
 

@@ -251,7 +251,7 @@ def test_several_taxonomies_relabel_parts_of_train(tmp_path, assignment):
   assert data.test.dataset is None  # evaluation keeps the main taxonomy
   from coarse2fine.data import pipeline
   batch = next(iter(pipeline.train_dataset(data, config, views=("none",), global_batch_size=10, seed=0)))
-  np.testing.assert_array_equal(batch["dataset"], dataset[batch["index"]])
+  np.testing.assert_array_equal(batch.dataset, dataset[batch.index])
 
 
 def test_several_taxonomies_need_the_same_fine_classes(tmp_path):

@@ -14,6 +14,7 @@ from coarse2fine.methods import build_method, falcon, relation_solver
 from coarse2fine.methods.base import make_train_step
 from coarse2fine.train import create_train_state
 from tests import multi_device
+from tests.methods import initial_state
 
 
 @pytest.fixture
@@ -70,8 +71,9 @@ def _batch(data, method, rng, size=16):
   index = rng.permutation(len(data.train))[:size]
   table = method.neighbour_sampling().table
   nb = table[index][:, :method.hp.neighbours_used]
-  return {"inputs": jnp.asarray(data.train.inputs[index]), "coarse": jnp.asarray(data.train.coarse[index]),
-          "index": jnp.asarray(index, jnp.int32), "neighbours": jnp.asarray(data.train.inputs[nb])}
+  x = data.train.inputs[index]
+  return initial_state.batch(np.stack([x, x], 1), data.train.coarse[index], index=index,
+                             neighbours=data.train.inputs[nb])
 
 
 def test_step_loss_matches_numpy_and_accumulates_the_cost(falcon_config):
@@ -85,15 +87,15 @@ def test_step_loss_matches_numpy_and_accumulates_the_cost(falcon_config):
   apply = lambda params, x: np.asarray(method.model().apply(
       {"params": params, "batch_stats": state.batch_stats}, x, train=True, mutable=["batch_stats"])[0]["logits"])
   batches = [_batch(data, method, rng) for _ in range(2)]
-  step = jax.jit(make_train_step(method, schedule))
+  step = jax.jit(make_train_step(method, schedule, lambda batch: batch))  # batches arrive augmented here
   want_cost = np.zeros(relation.shape)
   for batch in batches:
     loss, _ = method.loss(state.params, state, batch, jax.random.key(0))
-    b, m = batch["neighbours"].shape[:2]
-    nb_logits = apply(state.extra["teacher"], batch["neighbours"].reshape(b * m, -1)).reshape(b, m, -1)
-    teacher_logits = apply(state.extra["teacher"], batch["inputs"])
-    coarse = np.asarray(batch["coarse"])
-    want = _numpy_loss(method.hp, apply(state.params, batch["inputs"]), teacher_logits, nb_logits, relation,
+    b, m = batch.neighbours.shape[:2]
+    nb_logits = apply(state.extra["teacher"], batch.neighbours.reshape(b * m, -1)).reshape(b, m, -1)
+    teacher_logits = apply(state.extra["teacher"], batch.views[:, 1])
+    coarse = np.asarray(batch.coarse)
+    want = _numpy_loss(method.hp, apply(state.params, batch.views[:, 0]), teacher_logits, nb_logits, relation,
                        coarse, tau=1.0)  # epoch 1: tau = 1
     assert float(loss) == pytest.approx(want, rel=1e-5)
     want_cost += _softmax(np.asarray(teacher_logits, np.float64)).T @ np.eye(data.num_coarse)[coarse]
@@ -124,10 +126,10 @@ def test_warmup_steps_train_the_neighbour_objective_only(falcon_config):
   batch = _batch(data, method, np.random.default_rng(1))
   apply = lambda x: np.asarray(method.model().apply(
       state.variables, x, train=True, mutable=["batch_stats"])[0]["logits"])  # teacher = online at init
-  b, m = batch["neighbours"].shape[:2]
-  logits = apply(batch["inputs"])
-  nb_logits = apply(batch["neighbours"].reshape(b * m, -1)).reshape(b, m, -1)
-  coarse = np.asarray(batch["coarse"])
+  b, m = batch.neighbours.shape[:2]
+  logits = apply(batch.views[:, 0])
+  nb_logits = apply(batch.neighbours.reshape(b * m, -1)).reshape(b, m, -1)
+  coarse = np.asarray(batch.coarse)
   spe = method.steps_per_epoch
   assert spe == 16
   # (step, warm-up?, tau): the warm-up is steps 0-19, across the epoch boundary; the tau schedule is
@@ -222,6 +224,7 @@ config.eval.protocols = ("classification", "clusters")
 """ + multi_device.TRAIN_AND_DUMP_STATE
 
 
+@pytest.mark.slow
 def test_eight_devices_match_one_device(tmp_path):
   one, eight = multi_device.states_on_one_and_eight(MULTI_DEVICE_SCRIPT, tmp_path)
   assert any("relations" in name for name in one) and any("teacher" in name for name in one)

@@ -10,8 +10,7 @@ import pytest
 from coarse2fine import train
 from coarse2fine.checkpointing import Checkpointer
 from coarse2fine.data import load_dataset
-from coarse2fine.methods import build_method
-from coarse2fine.methods import fsc_losses
+from coarse2fine.methods import build_method, fsc_losses
 from tests import multi_device
 from tests.methods import initial_state
 from tests.methods.test_fsc_losses import fsc_reference, softtriple_reference
@@ -33,8 +32,7 @@ def _setup(config):
 
 def _batch(data, size=32):
   index = np.random.default_rng(0).permutation(len(data.train))[:size]
-  return {"inputs": jnp.asarray(data.train.inputs[index]), "coarse": jnp.asarray(data.train.coarse[index]),
-          "fine": jnp.asarray(data.train.fine[index])}
+  return initial_state.batch(data.train.inputs[index][:, None], data.train.coarse[index], data.train.fine[index])
 
 
 def _features(method, state, inputs):
@@ -94,9 +92,9 @@ def test_fsc_step_loss_matches_numpy(fsc_config, assign):
   data, method, state = _setup(fsc_config)
   batch = _batch(data)
   loss, aux = method.loss(state.params, state, batch, jax.random.key(0))
-  x = np.asarray(_features(method, state, batch["inputs"])["features"], np.float64)
+  x = np.asarray(_features(method, state, batch.views[:, 0])["features"], np.float64)
   centres = np.asarray(state.extra["sub_centres"], np.float64)
-  want, want_sub, want_scc = fsc_reference(x, centres, np.asarray(batch["coarse"]), 0.01, assign)
+  want, want_sub, want_scc = fsc_reference(x, centres, np.asarray(batch.coarse), 0.01, assign)
   assert float(aux.metrics["train/sub_ce"]) == pytest.approx(want_sub, rel=1e-5)
   assert float(aux.metrics["train/compactness"]) == pytest.approx(want_scc, rel=1e-5)
   assert float(loss) == pytest.approx(want, rel=1e-5)
@@ -119,9 +117,9 @@ def test_centre_head_loss_and_moving_centres_match_wen_et_al(fsc_config):
   centres = np.random.default_rng(1).normal(size=state.extra["centres"].shape).astype(np.float32)
   state = state.replace(extra={"centres": jnp.asarray(centres)})
   batch = _batch(data)
-  labels = np.asarray(batch["coarse"])
+  labels = np.asarray(batch.coarse)
   loss, aux = method.loss(state.params, state, batch, jax.random.key(0))
-  outputs = _features(method, state, batch["inputs"])
+  outputs = _features(method, state, batch.views[:, 0])
   x, logits = np.asarray(outputs["features"], np.float64), np.asarray(outputs["logits"], np.float64)
   shifted = logits - logits.max(1, keepdims=True)
   ce = -np.mean(shifted[np.arange(len(labels)), labels] - np.log(np.exp(shifted).sum(1)))
@@ -139,10 +137,10 @@ def test_softtriple_step_loss_matches_numpy(fsc_config):
   data, method, state = _setup(fsc_config)
   batch = _batch(data)
   loss, _ = method.loss(state.params, state, batch, jax.random.key(0))
-  outputs = _features(method, state, batch["inputs"])
+  outputs = _features(method, state, batch.views[:, 0])
   assert outputs["centres"].shape == (data.num_coarse, 3, fsc_config.model.encoder_args.hidden_sizes[-1])
   want, _, _ = softtriple_reference(np.asarray(outputs["features"], np.float64),
-                                    np.asarray(outputs["centres"], np.float64), np.asarray(batch["coarse"]),
+                                    np.asarray(outputs["centres"], np.float64), np.asarray(batch.coarse),
                                     20.0, 0.1, 0.01, 0.2)
   assert float(loss) == pytest.approx(want, rel=1e-4)
 
@@ -193,6 +191,7 @@ config.data.views = ("crop_flip",)
 """ + multi_device.TRAIN_AND_DUMP_STATE
 
 
+@pytest.mark.slow
 def test_eight_devices_match_one_device(tmp_path):
   """The moving centres see the whole global batch, whatever the device count."""
   one, eight = multi_device.states_on_one_and_eight(MULTI_DEVICE_SCRIPT, tmp_path)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from coarse2fine import hooks
-from coarse2fine.data import load_dataset, pipeline
+from coarse2fine.data import load_dataset
 from coarse2fine.methods import build_method
 from tests import multi_device
 from tests.methods import initial_state
@@ -36,8 +36,7 @@ def _batch(data, rng, size=16):
   index = rng.permutation(len(data.train))[:size]
   x = data.train.inputs[index]
   noisy = x + 0.1 * rng.normal(size=x.shape).astype(np.float32)  # a key view that differs from the query
-  return {"views": jnp.asarray(np.stack([x, noisy], 1)), "coarse": jnp.asarray(data.train.coarse[index]),
-          "fine": jnp.asarray(data.train.fine[index])}
+  return initial_state.batch(np.stack([x, noisy], 1), data.train.coarse[index], data.train.fine[index])
 
 
 def _n(x):
@@ -97,11 +96,11 @@ def test_step_loss_momentum_and_enqueue_match_numpy(maskcon_config, mode):
 
   want_key_params = jax.tree.map(lambda k, p: hp.momentum * np.asarray(k) + (1 - hp.momentum) * np.asarray(p),
                                  key.params, state.params)
-  online, _ = _apply(method, state.params, state.batch_stats, batch["views"][:, 0])
-  keyed, key_stats = _apply(method, want_key_params, key.batch_stats, batch["views"][:, 1])
+  online, _ = _apply(method, state.params, state.batch_stats, batch.views[:, 0])
+  keyed, key_stats = _apply(method, want_key_params, key.batch_stats, batch.views[:, 1])
   q, k = _n(online["embedding"]), _n(keyed["embedding"])
   queue, queue_labels = np.asarray(key.queue.keys, np.float64), np.asarray(key.queue.labels)
-  labels = np.asarray(batch["fine"] if mode == "supfine" else batch["coarse"])
+  labels = np.asarray(batch.fine if mode == "supfine" else batch.coarse)
   logits = np.concatenate([np.sum(q * k, -1, keepdims=True), q @ queue.T], -1) / hp.t1
   if mode in ("coins", "supce", "supfine"):
     w = hp.w if mode == "coins" else 1.0
@@ -139,8 +138,7 @@ def test_fill_queue_writes_key_encoder_outputs_of_a_seeded_permutation(maskcon_c
   # Keys are the key encoder's normalised embeddings of those examples (train mode: batch statistics of each
   # batch of 16), fed as the pipeline feeds them (view "none": standardised inputs).
   key = state.extra["key"]
-  transform = pipeline.make_transform(data, maskcon_config.data, ("none",))
-  inputs = lambda rows: transform(rows, [np.random.default_rng(0)] * len(rows))["inputs"]
+  inputs = lambda rows: (data.train.inputs[rows] - data.mean) / data.std
   want = np.concatenate([_n(_apply(method, key.params, key.batch_stats, inputs(order[i:i + 16]))[0]["embedding"])
                          for i in range(0, QUEUE, 16)])
   np.testing.assert_allclose(np.asarray(queue.keys), want, rtol=1e-4, atol=1e-5)
@@ -171,6 +169,7 @@ config.eval.protocols = ("retrieval",)
 """ + multi_device.TRAIN_AND_DUMP_STATE
 
 
+@pytest.mark.slow
 def test_eight_devices_match_one_device(tmp_path):
   """The global batch is enqueued whole and in order, whatever the device count."""
   one, eight = multi_device.states_on_one_and_eight(MULTI_DEVICE_SCRIPT, tmp_path)

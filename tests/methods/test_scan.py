@@ -3,7 +3,6 @@
 import math
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -11,6 +10,7 @@ from coarse2fine import optim, sharding, train
 from coarse2fine.data import load_dataset
 from coarse2fine.methods import build_method
 from coarse2fine.train import create_train_state
+from tests.methods import initial_state
 
 
 @pytest.fixture
@@ -49,12 +49,12 @@ def test_loss_matches_numpy_and_neighbours_follow_the_variant(scan_config, metho
   rng = np.random.default_rng(0)
   index = rng.permutation(len(data.train))[:16]
   nb = table[index, :1]
-  batch = {"inputs": jnp.asarray(data.train.inputs[index]), "coarse": jnp.asarray(data.train.coarse[index]),
-           "index": jnp.asarray(index, jnp.int32), "neighbours": jnp.asarray(data.train.inputs[nb])}
+  batch = initial_state.batch(data.train.inputs[index][:, None], data.train.coarse[index], index=index,
+                              neighbours=data.train.inputs[nb])
   loss, _ = scan.loss(state.params, state, batch, jax.random.key(0))
   apply = lambda x: np.asarray(scan.model().apply(state.variables, x, train=True, mutable=["batch_stats"])[0]["logits"],
                                np.float64)
-  p, q = _softmax(apply(batch["inputs"])), _softmax(apply(batch["neighbours"][:, 0]))
+  p, q = _softmax(apply(batch.views[:, 0])), _softmax(apply(batch.neighbours[:, 0]))
   pbar = p.mean(0)
   want = -np.mean(np.log(np.sum(p * q, 1))) + 5.0 * (math.log(p.shape[1]) + np.sum(pbar * np.log(pbar)))
   assert float(loss) == pytest.approx(want, rel=1e-5)

@@ -51,8 +51,8 @@ def _setup(config, batch_size=16):
   index = rng.permutation(len(data.train))[:batch_size].astype(np.int32)
   x = data.train.inputs[index].astype(np.float32)
   views = np.stack([x, x + 0.1 * rng.normal(size=x.shape).astype(np.float32)], axis=1)
-  batch = {"inputs": jnp.asarray(x), "views": jnp.asarray(views), "coarse": jnp.asarray(data.train.coarse[index]),
-           "index": jnp.asarray(index)}
+  views = views if config.method in ("scgm_a", "ancor") else x[:, None]
+  batch = initial_state.batch(views, data.train.coarse[index], index=index)
   return data, method, state, batch, codes[index]
 
 
@@ -67,13 +67,13 @@ def _query_outputs_and_keys(method, state, batch, m):
   The key encoder moves towards the online parameters and the BN statistics the online
   forward just updated (the reference order), then encodes view 1 in train mode.
   """
-  out = _forward(method, state.variables, batch["views"][:, 0])
-  _, updated = method.model().apply(state.variables, batch["views"][:, 0], train=True, mutable=["batch_stats"])
+  out = _forward(method, state.variables, batch.views[:, 0])
+  _, updated = method.model().apply(state.variables, batch.views[:, 0], train=True, mutable=["batch_stats"])
   momentum = state.extra["momentum"]
   key_vars = {"params": jax.tree.map(lambda k, o: m * k + (1 - m) * o, momentum.params, state.params),
               "batch_stats": jax.tree.map(lambda k, o: m * k + (1 - m) * o, momentum.batch_stats,
                                           updated["batch_stats"])}
-  return out, _forward(method, key_vars, batch["views"][:, 1])["embedding"]
+  return out, _forward(method, key_vars, batch.views[:, 1])["embedding"]
 
 
 @pytest.mark.parametrize("use_pi", [False, True])
@@ -82,8 +82,8 @@ def test_scgm_g_loss_matches_numpy(scgm_config, use_pi):
   hp = scgm_config.scgm
   _, method, state, batch, z = _setup(scgm_config)
   loss, aux = method.loss(state.params, state, batch, jax.random.PRNGKey(0))
-  out = _forward(method, state.variables, batch["inputs"])
-  v, mu_y, mu_z, y = out["embedding"], out["mu_y"], out["mu_z"], np.asarray(batch["coarse"])
+  out = _forward(method, state.variables, batch.views[:, 0])
+  v, mu_y, mu_z, y = out["embedding"], out["mu_y"], out["mu_z"], np.asarray(batch.coarse)
   sub = _n(v) @ _n(mu_z).T / hp.sigma2
   if use_pi:  # pi^i_k = softmax_k(cos(mu_z[k], mu_y[y_i]) / sigmabar2)
     b = _n(mu_y) @ _n(mu_z).T / hp.sigmabar2
@@ -107,7 +107,7 @@ def test_scgm_a_loss_matches_numpy(scgm_config, detach_means):
 
   out, k = _query_outputs_and_keys(method, state, batch, m)
   momentum = state.extra["momentum"]
-  v, mu_y, mu_z, y = out["embedding"], out["mu_y"], out["mu_z"], np.asarray(batch["coarse"])
+  v, mu_y, mu_z, y = out["embedding"], out["mu_y"], out["mu_z"], np.asarray(batch.coarse)
   queue = np.asarray(momentum.queues.keys, np.float64)
   l1 = _ce(np.maximum(_n(v), 0) @ mu_y.T, y)
   l2 = []
@@ -164,7 +164,7 @@ def test_ancor_loss_matches_numpy(scgm_config):
   loss, _ = method.loss(state.params, state, batch, jax.random.PRNGKey(0))
   out, k = _query_outputs_and_keys(method, state, batch, m)
   momentum = state.extra["momentum"]
-  v, y = out["embedding"], np.asarray(batch["coarse"])
+  v, y = out["embedding"], np.asarray(batch.coarse)
   w_all = np.asarray(state.params["classifier"]["fc"]["kernel"], np.float64).T
   queue = np.asarray(momentum.queues.keys, np.float64)
   l_nce = np.mean([_ce((np.concatenate([[_ang(v[i], w_all[y[i]]) @ _ang(k[i], w_all[y[i]])],
@@ -233,6 +233,7 @@ config.contrast.momentum = 0.9
 """ + multi_device.TRAIN_AND_DUMP_STATE
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["scgm_a", "ancor"])
 def test_eight_devices_match_one_device(tmp_path, method):
   one, eight = multi_device.states_on_one_and_eight(MULTI_DEVICE_SCRIPT, tmp_path, [method])

@@ -24,12 +24,11 @@ def test_loss_is_cross_entropy_on_the_right_labels(tiny_config, name):
   tiny_config.method = name
   tiny_config.model.embedder = "mlp" if name.endswith("plus") else "none"
   data, method, state, _ = initial_state.build(tiny_config)
-  batch = {"inputs": jnp.asarray(data.train.inputs[:16]), "coarse": jnp.asarray(data.train.coarse[:16]),
-           "fine": jnp.asarray(data.train.fine[:16])}
+  batch = initial_state.batch(data.train.inputs[:16, None], data.train.coarse[:16], data.train.fine[:16])
   loss, aux = method.loss(state.params, state, batch, jax.random.PRNGKey(0))
-  outputs, _ = method.model().apply(state.variables, batch["inputs"], train=True, mutable=["batch_stats"])
+  outputs, _ = method.model().apply(state.variables, batch.views[:, 0], train=True, mutable=["batch_stats"])
   logits = np.asarray(outputs["logits"], np.float64)
-  labels = np.asarray(batch["fine" if name.startswith("fine") else "coarse"])
+  labels = np.asarray(batch.fine if name.startswith("fine") else batch.coarse)
   assert logits.shape[1] == (9 if name.startswith("fine") else 3)
   log_probs = logits - np.log(np.exp(logits).sum(1, keepdims=True))
   assert float(loss) == pytest.approx(-log_probs[np.arange(16), labels].mean(), rel=1e-5)
