@@ -42,7 +42,7 @@ METHOD_SETUPS = {
 
 def sizes(small: bool) -> dict:
   if small:
-    return {"batch": 8, "image": 64, "encoder": "resnet18", "dtype": "float32", "steps": 2, "n_estep": 20_000,
+    return {"batch": 8, "image": 32, "encoder": "resnet18", "dtype": "float32", "steps": 2, "n_estep": 20_000,
             "r": 50, "n_nb": 20_000, "d_nb": 64, "episodes": 20}
   return {"batch": 256, "image": 224, "encoder": "resnet50", "dtype": "bfloat16", "steps": 10, "n_estep": 1_000_000,
           "r": 500, "n_nb": 1_000_000, "d_nb": 2048, "episodes": 1000}
@@ -65,7 +65,7 @@ def method_config(method: str, s: dict):
   config.data.name = "synthetic"
   config.data.synthetic.kind = "images"
   config.data.synthetic.image_shape = (s["image"], s["image"], 3)
-  config.data.synthetic.num_train = 4 * s["batch"]
+  config.data.synthetic.num_train = max(4 * s["batch"], 128)  # FALCON mines 20 neighbours within each coarse class
   config.data.synthetic.num_test = 16
   config.data.views = views
   config.data.augment.min_scale = 0.2

@@ -545,7 +545,8 @@ def main():
              f"stage = the jitted colour/blur/normalisation on this machine ({common.machine_description()['devices']}),"
              f" per global batch of {device_batch}; examples/s: host stage with 0/1/2 worker processes (ours: grain,"
              f" batch {throughput_batch}; reference: torch DataLoader). Reference: torchvision transforms on PIL "
-             f"images + ToTensor + Normalize. Legacy: commit {args.legacy_commit}'s numpy host pipeline.")
+             f"images + ToTensor + Normalize."
+             + (f" Legacy: commit {args.legacy_commit}'s numpy host pipeline." if legacy else ""))
     out_dir = args.results_dir
     common.save(name, rows, columns, notes=notes, out_dir=out_dir)
     if big and not args.quick:

@@ -1,7 +1,7 @@
 """AutoAugment with the CIFAR-10 policy (Cubuk et al. 2019) as a host-side augmentation op.
 
 `AutoAugment` is a host-stage op (coarse2fine.data.host_augment): (image uint8 [H, W, C],
-C = 1 or 3, rng) -> uint8 [H, W, C]. It picks one of the policy's 25 sub-policies uniformly
+C = 1 or 3, or a Pillow image, rng) -> the same kind. It picks one of the policy's 25 sub-policies uniformly
 and applies each of its two ops with that op's probability. The ops run in Pillow (the
 library torchvision's AutoAugment uses on PIL inputs, as MaskCon's code feeds it).
 
@@ -198,11 +198,11 @@ class AutoAugment:
     applied = [(op, u[3 + i]) for i, op in enumerate(sub_policy) if u[1 + i] < op[1]]
     if not applied:
       return image
-    height, width = image.shape[:2]
-    img = to_pil(image)
+    img = image if isinstance(image, Image.Image) else to_pil(image)  # host views may already be Pillow images
+    width, height = img.size
     for (name, _, bin_index), sign_draw in applied:
       m = magnitude(name, bin_index, height, width)
       if name in SIGNED and sign_draw < 0.5:
         m = -m
       img = OPS[name](img, m)
-    return from_pil(img)
+    return img if isinstance(image, Image.Image) else from_pil(img)

@@ -17,8 +17,10 @@ torchvision's definitions (checked in tests against Pillow, colorsys, scipy and 
                   as two small matrix products per example.
   RandomSolarize  x >= threshold -> 1 - x.
   RandomPerspective  torchvision's corner draws; bilinear sampling with zero fill.
-None of them branches on a traced value: an op applied with probability p computes its result
-for every example and selects, which is what vmapped code does anyway.
+Each op takes its branches with `lax.cond` (`maybe`): vmapped over a batch, as on accelerators,
+that becomes a select and every example computes every branch; mapped one example at a
+time, as `DeviceAugment` does on a CPU, an op that an example skips costs nothing
+(benchmarks/input_pipeline.py).
 """
 
 from __future__ import annotations
@@ -40,6 +42,11 @@ LUMA = (0.299, 0.587, 0.114)
 TRAIN_STREAM, PASS_STREAM, EVAL_STREAM = 0, 1, 2
 
 DeviceOp = Callable[[jax.Array, jax.Array], jax.Array]
+
+
+def maybe(apply: jax.Array, fn: Callable[[jax.Array], jax.Array], image: jax.Array) -> jax.Array:
+  """fn(image) where `apply`, else the image: a real branch per example under `lax.map`, a select under vmap."""
+  return jax.lax.cond(apply, fn, lambda x: x, image)
 
 
 def gray(image: jax.Array) -> jax.Array:
@@ -230,9 +237,11 @@ class ColorJitter:
     hue_at = jnp.argmax(order == 3) if use_hue else 4  # ops before it run before the hue rotation
 
     def slot(x, op, active):
-      degenerate = jnp.where(op == 0, 0.0, jnp.where(op == 1, jnp.mean(gray(x)), gray(x)))
-      factor = jnp.where(active & (op < 3), factors[jnp.minimum(op, 2)], 1.0)
-      return blend(x, degenerate, factor)
+      def adjust(x):
+        degenerate = jnp.where(op == 0, 0.0, jnp.where(op == 1, jnp.mean(gray(x)), gray(x)))
+        return blend(x, degenerate, factors[jnp.minimum(op, 2)])
+
+      return maybe(active & (op < 3), adjust, x)
 
     x = image
     for k in range(3 if use_hue else 4):
@@ -245,7 +254,7 @@ class ColorJitter:
 
   def __call__(self, image: jax.Array, key: jax.Array) -> jax.Array:
     apply, factors, shift, order = self.draw(key)
-    return jnp.where(apply, self.apply(image, factors, shift, order), image)
+    return maybe(apply, lambda x: self.apply(x, factors, shift, order), image)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -253,9 +262,9 @@ class RandomGrayscale:
   p: float = 0.2
 
   def __call__(self, image: jax.Array, key: jax.Array) -> jax.Array:
-    if image.shape[-1] == 1:
+    if image.shape[-1] == 1 or self.p == 0:
       return image
-    return jnp.where(jax.random.uniform(key) < self.p, to_grayscale(image), image)
+    return maybe(jax.random.uniform(key) < self.p, to_grayscale, image)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -273,9 +282,11 @@ class GaussianBlur:
       raise ValueError(f"GaussianBlur sigma range {self.sigma} must satisfy 0 < low <= high.")
 
   def __call__(self, image: jax.Array, key: jax.Array) -> jax.Array:
+    if self.p == 0:
+      return image
     k_apply, k_sigma = jax.random.split(key)
     sigma = jax.random.uniform(k_sigma, minval=self.sigma[0], maxval=self.sigma[1])
-    return jnp.where(jax.random.uniform(k_apply) < self.p, gaussian_blur(image, sigma, self.kernel_size), image)
+    return maybe(jax.random.uniform(k_apply) < self.p, lambda x: gaussian_blur(x, sigma, self.kernel_size), image)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -284,7 +295,9 @@ class RandomSolarize:
   p: float = 0.0
 
   def __call__(self, image: jax.Array, key: jax.Array) -> jax.Array:
-    return jnp.where(jax.random.uniform(key) < self.p, solarize(image, self.threshold), image)
+    if self.p == 0:
+      return image
+    return maybe(jax.random.uniform(key) < self.p, lambda x: solarize(x, self.threshold), image)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -305,8 +318,8 @@ class RandomPerspective:
     offsets = jnp.floor(jax.random.uniform(k_offsets, (4, 2)) * (limits + 1))
     corners = image_corners(height, width)
     moved = corners + jnp.asarray([[1, 1], [-1, 1], [-1, -1], [1, -1]], jnp.float32) * offsets
-    warped = warp_perspective(image, solve_homography(moved, corners))
-    return jnp.where(jax.random.uniform(k_apply) < self.p, warped, image)
+    warp = lambda x: warp_perspective(x, solve_homography(moved, corners))
+    return maybe(jax.random.uniform(k_apply) < self.p, warp, image)
 
 
 # ------------------------------------------------------------------------------------
@@ -359,7 +372,11 @@ class DeviceAugment:
     if stack.dtype != jnp.uint8 or not view.ops:
       return normalise(stack, self.mean, self.std)
     x = stack.astype(jnp.float32) * (1.0 / 255.0)
-    x = jax.vmap(view)(x, jax.vmap(lambda k: jax.random.fold_in(k, slot))(keys))
+    view_keys = jax.vmap(lambda k: jax.random.fold_in(k, slot))(keys)
+    if jax.default_backend() == "cpu":  # one example at a time: branches an example skips cost nothing
+      x = jax.lax.map(lambda args: view(*args), (x, view_keys))
+    else:  # accelerators: the whole batch at once, every branch computed and selected
+      x = jax.vmap(view)(x, view_keys)
     return (x - jnp.asarray(self.mean, jnp.float32)) / jnp.asarray(self.std, jnp.float32)
 
   def __call__(self, batch: Batch, salt: Optional[jax.Array] = None) -> Batch:

@@ -5,9 +5,9 @@ on pixel values 0..255 rounded to integers after every op as Pillow's uint8 imag
 geometric ops (shear, translate, rotate) are one nearest-neighbour affine warp with fill 0
 (Pillow's `transform`: pixel centres, coordinates floored); Brightness, Color, Contrast and
 Sharpness blend with a degenerate image and truncate (`ImageEnhance`); Posterize, Solarize,
-AutoContrast, Equalize and Invert follow `ImageOps`. Under vmap every example computes every
-op of its two slots and selects its own, so the cost is that of all ten op kinds per slot:
-cheap next to a train step on an accelerator, not on a CPU (benchmarks/input_pipeline.py).
+AutoContrast, Equalize and Invert follow `ImageOps`. The op kind is a `lax.switch`: vmapped,
+as on accelerators, every example computes all ten kinds of its two slots and selects its own,
+cheap next to a train step there; mapped one example at a time, as on a CPU, only its own.
 """
 
 from __future__ import annotations
@@ -163,15 +163,16 @@ class AutoAugment:
   policy: tuple = host_policy.CIFAR10_POLICY
 
   def apply_op(self, x: jax.Array, op: jax.Array, m: jax.Array) -> jax.Array:
-    """x (0..255 values) through op index `op` of NAMES at signed magnitude m; every kind computed, one kept."""
+    """x (0..255 values) through op index `op` of NAMES at signed magnitude m (a `lax.switch` over the kinds)."""
     h, w = x.shape[:2]
     geometric = op < len(GEOMETRIC)
-    warped = affine_nearest(x, geometric_matrix(jnp.minimum(op, len(GEOMETRIC) - 1), m, h, w))
-    results = jnp.stack([
-        warped, brightness(x, 1.0 + m), color(x, 1.0 + m), contrast(x, 1.0 + m), sharpness(x, 1.0 + m),
-        posterize(x, m), solarize(x, m), autocontrast(x), equalize(x), 255.0 - x])
+    matrix = geometric_matrix(jnp.minimum(op, len(GEOMETRIC) - 1), m, h, w)
+    branches = [lambda x, m: affine_nearest(x, matrix), lambda x, m: brightness(x, 1.0 + m),
+                lambda x, m: color(x, 1.0 + m), lambda x, m: contrast(x, 1.0 + m),
+                lambda x, m: sharpness(x, 1.0 + m), posterize, solarize, lambda x, m: autocontrast(x),
+                lambda x, m: equalize(x), lambda x, m: 255.0 - x]
     kind = jnp.where(geometric, 0, op - len(GEOMETRIC) + 1)
-    return results[kind]
+    return jax.lax.switch(kind, branches, x, m)
 
   def __call__(self, image: jax.Array, key: jax.Array) -> jax.Array:
     h, w = image.shape[:2]
@@ -183,5 +184,5 @@ class AutoAugment:
     x = jnp.round(image * 255.0)
     for k in range(2):
       m = jnp.where(negate[k], -mags[s, k], mags[s, k])
-      x = jnp.where(applied[k], self.apply_op(x, ops[s, k], m), x)
+      x = jax.lax.cond(applied[k], lambda x: self.apply_op(x, ops[s, k], m), lambda x: x, x)
     return x / 255.0

@@ -85,10 +85,11 @@ def _decode_pil(image: EncodedImage, channels: int):
     return opened.convert("L" if channels == 1 else "RGB")
 
 
-def decode_box(image: EncodedImage, box, size, channels: int = 3) -> np.ndarray:
-  """The box (top, left, height, width) of `image`, resized to size (h, w): uint8 [h, w, channels].
+def decode_box_pil(image: EncodedImage, box, size, channels: int = 3):
+  """The box (top, left, height, width) of `image`, resized to size (h, w): a Pillow image ("RGB" or "L").
 
   Coordinates are in the original image's pixels and may be fractional (`crop_boxes.EvalView`).
+  Host ops that follow (flip, AutoAugment) work on the Pillow image without a copy to numpy.
   """
   from PIL import Image
 
@@ -100,10 +101,21 @@ def decode_box(image: EncodedImage, box, size, channels: int = 3) -> np.ndarray:
     factor, pil = 1, _decode_pil(image, channels)
   else:
     # libjpeg's scaled pixel i covers original pixels [i f, (i + 1) f): the box scales by 1/f.
-    pil = Image.fromarray(pixels[..., 0] if channels == 1 else pixels)
+    mode = "L" if channels == 1 else "RGB"
+    pil = Image.frombuffer(mode, (pixels.shape[1], pixels.shape[0]), pixels, "raw", mode, 0, 1)  # no copy
   crop = (left / factor, top / factor, (left + width) / factor, (top + height) / factor)
-  out = np.asarray(pil.resize((out_w, out_h), Image.Resampling.BILINEAR, box=crop))
-  return out[..., None] if channels == 1 else out
+  return pil.resize((out_w, out_h), Image.Resampling.BILINEAR, box=crop)
+
+
+def to_array(image) -> np.ndarray:
+  """A Pillow image ("RGB" or "L") or an array -> uint8 [H, W, C]."""
+  out = np.asarray(image)
+  return out[..., None] if out.ndim == 2 else out
+
+
+def decode_box(image: EncodedImage, box, size, channels: int = 3) -> np.ndarray:
+  """`decode_box_pil` as uint8 [h, w, channels]."""
+  return to_array(decode_box_pil(image, box, size, channels))
 
 
 def decode_full(data: bytes, channels: int = 3) -> np.ndarray:

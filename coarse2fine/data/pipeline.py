@@ -159,15 +159,22 @@ class BatchTransform:
         chosen = np.stack([self.neighbours.draw_one(index, rngs[i]) for i, index in enumerate(indices)])
         neighbours = np.asarray(inputs[chosen], np.float32)  # [b, m, F]
     else:
-      views, neighbours = [], []
+      shapes = {view.out_shape for view in hosts}
+      if len(shapes) > 1:
+        raise ValueError(f"The views of a batch must share one output size, got {sorted(shapes)}; set "
+                         "data.augment.size for all of them.")
+      (shape,) = shapes
+      views = np.empty((len(indices), len(hosts), *shape), np.uint8)  # each view is written here once
+      neighbours = None
+      if self.neighbours is not None:
+        neighbours = np.empty((len(indices), self.neighbours.per_example, *shape), np.uint8)
       for i, index in enumerate(indices):
         rng, stored = rngs[i], stored_example(inputs, index)
-        views.append([view(stored, rng) for view in hosts])
-        if self.neighbours is not None:
-          chosen = self.neighbours.draw_one(index, rng)  # [m]
-          neighbours.append([hosts[-1](stored_example(inputs, c), rng) for c in chosen])
-      views = np.stack([np.stack(v) for v in views])  # [b, V, h, w, C] uint8
-      neighbours = np.stack([np.stack(n) for n in neighbours]) if self.neighbours is not None else None
+        for v, view in enumerate(hosts):
+          view.into(views[i, v], stored, rng)
+        if neighbours is not None:
+          for j, c in enumerate(self.neighbours.draw_one(index, rng)):
+            hosts[-1].into(neighbours[i, j], stored_example(inputs, c), rng)
     return Batch(
         views=views,
         coarse=self.split.coarse[indices],

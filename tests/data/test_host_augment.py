@@ -97,6 +97,8 @@ def test_flip():
   image = _u8((8, 8, 3), seed=5)
   rng = np.random.default_rng(0)
   np.testing.assert_array_equal(host.HorizontalFlip(1.0)(image, rng), image[:, ::-1])
+  pil = Image.fromarray(image)  # a file's view is a Pillow image until it is written into the batch
+  np.testing.assert_array_equal(np.asarray(host.HorizontalFlip(1.0)(pil, rng)), image[:, ::-1])
   np.testing.assert_array_equal(host.HorizontalFlip(0.0)(image, rng), image)
   flips = [not np.array_equal(host.HorizontalFlip(0.5)(image, rng), image) for _ in range(400)]
   assert 0.4 < np.mean(flips) < 0.6
@@ -111,7 +113,7 @@ def test_resized_crop_of_a_file_is_torchvisions_resized_crop_of_the_whole_image(
   op = host.ResizedCrop((32, 32), scale=(0.2, 1.0))
   for seed in range(5):
     top, left, h, w = ResizedCropBoxes((0.2, 1.0)).sample(90, 120, np.random.default_rng(seed))
-    got = op(stored, np.random.default_rng(seed))
+    got = image_codec.to_array(op(stored, np.random.default_rng(seed)))  # files stay Pillow images until written
     # torchvision's F.resized_crop on PIL: crop, then resize (bilinear, antialiased); the box
     # resize reads past the crop's edge where the crop clamps, hence a little slack there.
     pil = Image.open(io.BytesIO(stored.image.data)).convert("RGB")
@@ -126,7 +128,8 @@ def test_stored_view_and_padded_crop_of_a_file_start_from_its_evaluation_view():
   from coarse2fine.data.lazy_images import decode_view
 
   evaluation = decode_view(stored.image.data, stored.view)
-  np.testing.assert_array_equal(host.StoredView((24, 24))(stored, np.random.default_rng(0)), evaluation)
+  np.testing.assert_array_equal(image_codec.to_array(host.StoredView((24, 24))(stored, np.random.default_rng(0))),
+                                evaluation)
   for seed in range(20):
     want = host.PaddedCrop((24, 24), padding=3)(evaluation, np.random.default_rng(seed))
     np.testing.assert_array_equal(host.PaddedCrop((24, 24), padding=3)(stored, np.random.default_rng(seed)), want)
