@@ -17,7 +17,8 @@ INSTALL_REQUIRES = [
     "absl-py>=2.0",
     "tensorboardX>=2.6",
     "pillow>=9.1",  # image files other than JPEG; antialiased box resizes (Image.Resampling)
-    "simplejpeg>=1.7",  # libjpeg-turbo JPEG decoding at DCT scales, 1.6x Pillow's speed (data/image_codec.py)
+    "simplejpeg>=1.7",
+    "dm-pix>=0.4",  # device augmentation: hue rotation, grayscale, solarize (data/device_augment.py)  # libjpeg-turbo JPEG decoding at DCT scales, 1.6x Pillow's speed (data/image_codec.py)
 ]
 
 EXTRAS_REQUIRE = {

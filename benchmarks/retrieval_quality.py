@@ -114,6 +114,7 @@ def main():
   parser.add_argument("--workdir", default="workdirs/retrieval_quality")
   parser.add_argument("--only", default="", help="comma-separated methods")
   parser.add_argument("--seeds", default="0", help="final stage: comma-separated seeds (data order, init)")
+  parser.add_argument("--out", default="", help="results name (default retrieval_quality[_select])")
   args = parser.parse_args()
   methods = [m for m in CANDIDATES if not args.only or m in args.only.split(",")]
   if args.stage == "select":
@@ -141,7 +142,7 @@ def main():
   columns = ["method", "setting", "seeds", *[c for k in KS for c in (f"R@{k}", f"R@{k}_sd")], "per_seed_R@1"]
   columns = [c for c in columns if any(c in r for r in rows)]
   notes = (f"Split: {split}. " if split == "val" else "") + __doc__.split("\n\n", 2)[2].strip()
-  common.save(output, rows, columns, notes=notes)
+  common.save(args.out or output, rows, columns, notes=notes)
 
 
 if __name__ == "__main__":

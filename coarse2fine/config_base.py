@@ -46,8 +46,8 @@ def base_config() -> ml_collections.ConfigDict:
   augment.blur_p = 0.5  # strong: probability of Gaussian blur
   augment.solarize_p = 0.0  # strong: probability of solarizing (x >= solarize_threshold -> 1 - x)
   augment.solarize_threshold = 0.5  # strong: in [0, 1] image units
-  augment.perspective_on = "auto"  # RandomPerspective on the "device", the "host", or "auto" (device on accelerators)
-  augment.autoaugment_on = "auto"  # AutoAugment likewise
+  augment.perspective_on = "device"  # RandomPerspective in the jitted step ("device") or in the pipeline ("host")
+  augment.autoaugment_on = "device"  # AutoAugment likewise
   synthetic = data.synthetic = ml_collections.ConfigDict()
   synthetic.kind = "vectors"  # "vectors" or "images"
   synthetic.num_coarse = 3
@@ -299,11 +299,11 @@ def maskcon_paper(config: ml_collections.ConfigDict, arg: str, best_w: dict, dat
 
   Deviations the user should know: the official code starts from ImageNet-supervised
   torchvision weights (METHODS.md 10.11); this project has no ImageNet weights, so the
-  backbone starts from random weights. The augmentations are numpy/Pillow re-implementations
-  of torchvision's (AutoAugment's ops run in Pillow as torchvision's do on PIL images; the
-  perspective warp and the Cars colour/blur ops are numpy), so they match in distribution,
-  not bit for bit; the Cars blur uses our `strong` preset's kernel (about 10% of the side,
-  sigma .1-2).
+  backbone starts from random weights. The augmentations are JAX re-implementations of
+  torchvision's that run on the device (AutoAugment's ops checked against the Pillow ops
+  torchvision applies to PIL images; the perspective warp and the Cars colour/blur ops against
+  torchvision's definitions), so they match in distribution, not bit for bit; the Cars blur
+  uses our `strong` preset's kernel (about 10% of the side, sigma .1-2).
   """
   from coarse2fine.methods.maskcon import MODES
   if arg not in MODES:

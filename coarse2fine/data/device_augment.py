@@ -8,7 +8,11 @@ global batch)`, folded once more with the view's index, so any number of process
 devices computes exactly what one device would.
 
 Ops map (image float32 [H, W, C] in [0, 1], key) -> image, C = 1 or 3, and follow
-torchvision's definitions (checked in tests against Pillow, colorsys, scipy and numpy):
+torchvision's definitions (checked in tests against Pillow, colorsys, scipy and numpy).
+dm-pix supplies the hue rotation, grayscale and solarize, which mean what torchvision's do;
+its brightness (additive), contrast (per-channel mean), saturation (HSV scaling) and blur
+(zero padding, a depthwise convolution: 34 ms per 224-px image on this CPU against 3 ms for
+the two matrix products here) do not, so those are written here:
   ColorJitter     brightness, contrast, saturation and hue in a random order, with probability p;
                   the first three blend with a "degenerate" image (black, the mean luma, the luma
                   image), as Pillow's ImageEnhance and torchvision do; hue rotates HSV hue.
@@ -29,6 +33,7 @@ import dataclasses
 import functools
 from typing import Callable, Optional
 
+import dm_pix
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -74,36 +79,22 @@ def adjust_saturation(image: jax.Array, factor) -> jax.Array:
 
 
 def adjust_hue(image: jax.Array, shift) -> jax.Array:
-  """Rotates the HSV hue by `shift` turns (in [-0.5, 0.5]); no-op for C = 1.
-
-  Hue in sectors (60 degrees each; 0 red, 2 green, 4 blue) from max, min and the channel that
-  peaks, then each channel is min + (max - min) clip(d - 1, 0, 1), d the circular distance
-  from the rotated hue to the hue opposite that channel's peak: the standard HSV -> RGB map
-  without its six-way case split.
-  """
+  """Rotates the HSV hue by `shift` turns (in [-0.5, 0.5]); no-op for C = 1 (dm-pix's HSV round trip)."""
   if image.shape[-1] == 1:
     return image
-  r, g, b = image[..., 0], image[..., 1], image[..., 2]
-  maxc = jnp.maximum(jnp.maximum(r, g), b)
-  minc = jnp.minimum(jnp.minimum(r, g), b)
-  delta = maxc - minc
-  # Grey pixels have delta = 0 and equal channels, so any positive divisor gives hue 0.
-  safe = jnp.maximum(delta, 1e-12)
-  twice = delta + delta
-  numerator = jnp.where(r == maxc, g - b, jnp.where(g == maxc, (b - r) + twice, (r - g) + (twice + twice)))
-  hue6 = numerator / safe + 6.0 * shift  # in sectors, anywhere in [-4, 8]
-  opposite = jnp.asarray([3.0, 5.0, 1.0], image.dtype)  # cyan for R, magenta for G, yellow for B
-  d = jnp.mod(hue6[..., None] - opposite, 6.0)
-  distance = jnp.minimum(d, 6.0 - d)
-  return jnp.minimum(minc[..., None] + delta[..., None] * jnp.clip(distance - 1.0, 0.0, 1.0), 1.0)
+  return jnp.clip(dm_pix.adjust_hue(image, shift), 0.0, 1.0)
 
 
 def to_grayscale(image: jax.Array) -> jax.Array:
-  return jnp.broadcast_to(gray(image), image.shape)
+  """ITU-R 601 luma replicated over the channels (dm-pix; torchvision's rgb_to_grayscale)."""
+  if image.shape[-1] == 1:
+    return image
+  return dm_pix.rgb_to_grayscale(image, keep_dims=True)
 
 
 def solarize(image: jax.Array, threshold) -> jax.Array:
-  return jnp.where(image >= threshold, 1.0 - image, image)
+  """x >= threshold -> 1 - x (dm-pix)."""
+  return dm_pix.solarize(image, threshold)
 
 
 # ------------------------------------------------------------------------------------

@@ -65,9 +65,9 @@ def test_which_ops_run_where():
   assert _types(on_host.host.ops) == [host.HorizontalFlip, host.PerspectiveWarp]
   assert _types(on_host.device.ops) == colour
   assert _types(ops("perspective", flip=False, perspective_on="device").host.ops) == []
-  # "auto" (the default) puts both on the host when JAX runs on a CPU, as these tests do.
-  assert _types(ops("perspective").host.ops) == [host.HorizontalFlip, host.PerspectiveWarp]
-  assert _types(ops("autoaugment").host.ops) == [host.HorizontalFlip, AutoAugment]
+  # Both run on the device unless the spec says "host".
+  assert _types(ops("perspective").device.ops) == [dev.RandomPerspective]
+  assert _types(ops("autoaugment").device.ops) == [device_autoaugment.AutoAugment]
 
 
 def test_config_dict_fields_reach_the_ops():

@@ -62,7 +62,7 @@ def test_hue_against_colorsys(shift):
 
 def test_grayscale_and_solarize_against_numpy():
   image = np.random.default_rng(4).random((16, 12, 3)).astype(np.float32)
-  luma = 0.299 * image[..., 0] + 0.587 * image[..., 1] + 0.114 * image[..., 2]
+  luma = 0.2989 * image[..., 0] + 0.587 * image[..., 1] + 0.114 * image[..., 2]  # torchvision's rgb_to_grayscale
   np.testing.assert_allclose(dev.to_grayscale(jnp.asarray(image)), np.stack([luma] * 3, -1), atol=1e-6)
   np.testing.assert_allclose(dev.solarize(jnp.asarray(image), 0.6), np.where(image >= 0.6, 1 - image, image))
   grey = np.random.default_rng(4).random((16, 12, 1)).astype(np.float32)
