@@ -47,6 +47,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LEGACY_COMMIT = "e49951a"  # the last commit whose pipeline augmented on the host, in numpy
 RECIPES = ("crop_flip", "weak", "strong", "autoaugment", "falcon")
 NEIGHBOURS = 5
+REPEATS = 3  # host-stage timings: the median of this many passes, after one warm-up pass
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
@@ -153,10 +154,8 @@ def ours_host_ms_per_example(data, config, views, neighbours, examples: int) -> 
   transform = pipeline.make_transform(data, config, views, neighbours)
   indices = np.arange(examples) % len(data.train)
   keys = np.stack([np.zeros(examples, int), np.ones(examples, int), np.arange(examples)], 1)
-  transform(indices[:4], pipeline.ExampleStreams(keys[:4]), keys[:4, 1:])  # warm caches
-  start = time.perf_counter()
-  transform(indices, pipeline.ExampleStreams(keys), keys[:, 1:])
-  return 1000 * (time.perf_counter() - start) / examples
+  run = lambda: transform(indices, pipeline.ExampleStreams(keys), keys[:, 1:])
+  return 1000 * common.median(common.time_calls(run, repeats=REPEATS, warmup=1)) / examples
 
 
 def ours_device_ms_per_batch(data, config, views, neighbours, batch: int, repeats: int) -> float:
@@ -243,11 +242,8 @@ class ReferenceDataset:
 
 
 def reference_ms_per_example(dataset: ReferenceDataset, examples: int) -> float:
-  dataset[0]
-  start = time.perf_counter()
-  for i in range(examples):
-    dataset[i % len(dataset)]
-  return 1000 * (time.perf_counter() - start) / examples
+  run = lambda: [dataset[i % len(dataset)] for i in range(examples)]
+  return 1000 * common.median(common.time_calls(run, repeats=REPEATS, warmup=1)) / examples
 
 
 def reference_examples_per_second(dataset: ReferenceDataset, workers: int, batch: int, batches: int) -> float:
@@ -377,6 +373,7 @@ def codec_rows(folder: str, names: list[str]) -> list[dict]:
 def host_or_device_rows(batch: int) -> list[dict]:
   """RandomPerspective and AutoAugment at 224 px: host ms per image against device ms per image (batch / n)."""
   import jax
+  from PIL import Image
 
   from coarse2fine.data import augment
   from coarse2fine.data.batch import Batch, example_ids
@@ -389,16 +386,27 @@ def host_or_device_rows(batch: int) -> list[dict]:
   rows = []
   for kind, fields, side in (("perspective", {"perspective_p": 1.0}, "perspective_on"),
                              ("autoaugment", {}, "autoaugment_on")):
-    host_view = augment.make_view({"kind": kind, side: "host", **fields}, (224, 224, 3)).host
+    host_ops = augment.make_view({"kind": kind, side: "host", **fields}, (224, 224, 3)).host.ops
     count = 32
-    seconds = common.median(common.time_calls(
-        lambda: [host_view(images[i], np.random.default_rng(i)) for i in range(count)], repeats=3, warmup=1))
-    rows.append({"op": kind, "where": "host (numpy / Pillow), one thread", "ms_per_image": 1000 * seconds / count})
+
+    def host_ops_alone():  # the op after the crop, on the Pillow image a file's crop leaves
+      for i in range(count):
+        image, rng = Image.fromarray(images[i]), np.random.default_rng(i)
+        for op in host_ops:
+          image = op(image, rng)
+
+    seconds = common.median(common.time_calls(host_ops_alone, repeats=3, warmup=1))
+    rows.append({"op": kind, "where": "host (Pillow), one thread; flip included", "ms_per_image": 1000 * seconds / count})
     views = [augment.make_view({"kind": kind, side: "device", **fields}, (224, 224, 3))]
     device = jax.jit(augment.device_augment(views, IMAGENET_MEAN, IMAGENET_STD, seed=0))
     seconds = common.median(common.time_calls(lambda: jax.block_until_ready(device(placed)), repeats=3, warmup=1))
-    rows.append({"op": kind, "where": f"device (JAX on {jax.default_backend()}), batch {batch}",
-                 "ms_per_image": 1000 * seconds / batch})
+    rows.append({"op": kind, "where": f"device (JAX on {jax.default_backend()}), batch {batch}; normalisation "
+                 "included", "ms_per_image": 1000 * seconds / batch})
+  normalise = jax.jit(augment.device_augment([augment.make_view({"kind": "none"}, (224, 224, 3))], IMAGENET_MEAN,
+                                             IMAGENET_STD, seed=0))
+  seconds = common.median(common.time_calls(lambda: jax.block_until_ready(normalise(placed)), repeats=3, warmup=1))
+  rows.append({"op": "normalisation alone", "where": f"device (JAX on {jax.default_backend()}), batch {batch}",
+               "ms_per_image": 1000 * seconds / batch})
   return rows
 
 
@@ -550,8 +558,8 @@ def main():
       print({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}, flush=True)
     columns = list(dict.fromkeys(k for row in rows for k in row))
     name = args.out or f"input_pipeline_{args.size}"
-    notes = (f"{description}; output {out_size} px; {examples} examples timed per figure, one thread; device "
-             f"stage = the jitted colour/blur/normalisation on this machine ({common.machine_description()['devices']}),"
+    notes = (f"{description}; output {out_size} px; host ms: the median of {REPEATS} passes over {examples} "
+             f"examples, one thread; device stage = the jitted colour/blur/normalisation on this machine ({common.machine_description()['devices']}),"
              f" per global batch of {device_batch}; examples/s: host stage with 0/1/2 worker processes (ours: grain,"
              f" batch {throughput_batch}; reference: torch DataLoader). Reference: torchvision transforms on PIL "
              f"images + ToTensor + Normalize."
