@@ -165,7 +165,7 @@ def torch_step_rows(s: dict) -> list[dict]:
 def estep_rows(s: dict) -> list[dict]:
   import jax
 
-  from coarse2fine.methods import scgm_estep
+  from coarse2fine.methods.scgm import estep as scgm_estep
 
   n, r = s["n_estep"], s["r"]
   log_p = jax.nn.log_softmax(2.0 * jax.random.normal(jax.random.PRNGKey(0), (n, r)), axis=1)
@@ -184,7 +184,7 @@ def estep_rows(s: dict) -> list[dict]:
 def neighbour_rows(s: dict) -> list[dict]:
   import jax
 
-  from coarse2fine.methods import neighbours
+  from coarse2fine.methods.common import neighbours
 
   n, d = s["n_nb"], s["d_nb"]
   features = jax.random.normal(jax.random.PRNGKey(1), (n, d), jax.numpy.float32)

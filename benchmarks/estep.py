@@ -37,11 +37,12 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from benchmarks import common  # noqa: E402
-from coarse2fine.methods import scgm_estep  # noqa: E402
 from ott.geometry import geometry  # noqa: E402
 from ott.problems.linear import linear_problem  # noqa: E402
 from ott.solvers.linear import sinkhorn  # noqa: E402
+
+from benchmarks import common  # noqa: E402
+from coarse2fine.methods.scgm import estep as scgm_estep  # noqa: E402
 
 LAM = 25.0
 COLUMNS = ["problem", "variant", "seconds", "iterations", "speedup", "ref_agree_%", "agree_%", "converged",

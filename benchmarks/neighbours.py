@@ -38,7 +38,7 @@ sys.path.insert(0, REPO)
 
 from benchmarks import common  # noqa: E402
 from coarse2fine.data import fashion_mnist  # noqa: E402
-from coarse2fine.methods import neighbours  # noqa: E402
+from coarse2fine.methods.common import neighbours  # noqa: E402
 
 K = 20
 COLUMNS = ["N", "D", "groups", "block", "window", "jax_first_s", "jax_s", "numpy_f64_s", "speedup", "same_set_%",

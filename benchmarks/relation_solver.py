@@ -27,7 +27,7 @@ from scipy.optimize import linear_sum_assignment
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks import common  # noqa: E402
-from coarse2fine.methods import relation_solver  # noqa: E402
+from coarse2fine.methods.falcon import relation_solver  # noqa: E402
 
 COLUMNS = ["problem", "beta", "exact_s", "milp_s", "slots_s", "milp/exact", "slots/exact", "exact_objective",
            "milp_objective", "milp_optimal", "agree", "counts_min_max"]

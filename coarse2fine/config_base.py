@@ -305,7 +305,7 @@ def maskcon_paper(config: ml_collections.ConfigDict, arg: str, best_w: dict, dat
   torchvision's definitions), so they match in distribution, not bit for bit; the Cars blur
   uses our `strong` preset's kernel (about 10% of the side, sigma .1-2).
   """
-  from coarse2fine.methods.maskcon import MODES
+  from coarse2fine.methods.maskcon.method import MODES
   if arg not in MODES:
     raise ValueError(f"MaskCon configs take a mode from {MODES}, got {arg!r}.")
   config.method = "maskcon"

@@ -15,7 +15,7 @@ next to few-shot, Recall@K and k-means on the features.
 """
 
 from coarse2fine.config_base import base_config, fashion_mnist_cpu
-from coarse2fine.methods.fsc import HEADS, LABELS
+from coarse2fine.methods.fsc.method import HEADS, LABELS
 
 
 def get_config(arg: str = "fsc,coarse"):

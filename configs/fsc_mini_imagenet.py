@@ -28,12 +28,12 @@ data come through the generic `arrays` loader (coarse2fine/data/arrays.py), from
 
 Until data.path is set, loading fails with "data.name='arrays' needs data.path"; then it asks for
 data.taxonomy. Scores: top-1 over the 100 classes on x_test. Recipe and deviations (random initial weights,
-our epochs and batch): `coarse2fine.recipes_fsc.fsc_paper`. The paper reports F-SC 1.07 points of top-1
+our epochs and batch): `coarse2fine.methods.fsc.recipes.fsc_paper`. The paper reports F-SC 1.07 points of top-1
 above SoftTriple here (its table's numbers are not in our sources).
 """
 
 from coarse2fine.config_base import base_config
-from coarse2fine.recipes_fsc import fsc_paper
+from coarse2fine.methods.fsc.recipes import fsc_paper
 
 
 def get_config(arg: str = "fsc"):

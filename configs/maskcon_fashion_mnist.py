@@ -21,7 +21,7 @@ projector), so a MaskCon step takes 1.74x SupCE's here (benchmarks/method_step.p
 """
 
 from coarse2fine.config_base import base_config, fashion_mnist_cpu
-from coarse2fine.methods.maskcon import MODES
+from coarse2fine.methods.maskcon.method import MODES
 
 
 def get_config(mode: str = "maskcon"):

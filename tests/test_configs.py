@@ -8,7 +8,7 @@ import pytest
 
 from coarse2fine import train
 from coarse2fine.data import augment
-from coarse2fine.methods.supervised import build_encoder
+from coarse2fine.methods.common.network import build_encoder
 from coarse2fine.models import ENCODERS
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")

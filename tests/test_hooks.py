@@ -8,7 +8,7 @@ import pytest
 
 from coarse2fine import methods, train
 from coarse2fine.hooks import HostHook
-from coarse2fine.methods.supervised import Supervised
+from coarse2fine.methods.supervised.method import Supervised
 
 
 class CountingMethod(Supervised):

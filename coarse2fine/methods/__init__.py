@@ -7,8 +7,14 @@ from typing import Callable
 import ml_collections
 
 from coarse2fine.data.splits import HierarchicalData
-from coarse2fine.methods import ancor, falcon, fsc, maskcon, scan, scgm, supervised
 from coarse2fine.methods.base import LossAux, Method, make_train_step
+from coarse2fine.methods.falcon import method as falcon
+from coarse2fine.methods.falcon import scan
+from coarse2fine.methods.fsc import method as fsc
+from coarse2fine.methods.maskcon import method as maskcon
+from coarse2fine.methods.scgm import ancor
+from coarse2fine.methods.scgm import method as scgm
+from coarse2fine.methods.supervised import method as supervised
 
 METHODS: dict[str, Callable[[ml_collections.ConfigDict, HierarchicalData], Method]] = {
     "coarse": supervised.coarse,

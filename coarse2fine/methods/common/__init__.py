@@ -1,0 +1,2 @@
+"""What several methods share: network assembly, L2 normalisation, momentum updates,
+neighbour mining and passes over the training split."""

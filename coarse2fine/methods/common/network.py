@@ -1,0 +1,49 @@
+"""Network assembly shared by the methods: encoder and embedder from the config, the classifier net."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from coarse2fine import models
+
+
+class ClassifierNet(nn.Module):
+  """encoder -> optional embedder -> linear classifier.
+
+  Returns {"features": [b, D], "embedding": [b, e] (= features without embedder),
+  "logits": [b, num_classes]}.
+  """
+
+  encoder: nn.Module
+  embedder: Optional[nn.Module]
+  num_classes: int
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> dict[str, jax.Array]:
+    features = self.encoder(x, train=train)
+    embedding = self.embedder(features, train=train) if self.embedder is not None else features
+    logits = models.Classifier(self.num_classes, name="classifier")(embedding, train=train)
+    return {"features": features, "embedding": embedding, "logits": logits}
+
+
+def train_mode_logits(model: nn.Module, params, batch_stats, inputs: jax.Array, rng: jax.Array):
+  """(logits [b, classes], updated batch_stats) of a `ClassifierNet` forward in train mode."""
+  outputs, updated = model.apply({"params": params, "batch_stats": batch_stats}, inputs, train=True,
+                                 mutable=["batch_stats"], rngs={"dropout": rng})
+  return outputs["logits"], updated.get("batch_stats", batch_stats)
+
+
+def build_encoder(model_config: ml_collections.ConfigDict) -> nn.Module:
+  return models.build_encoder(
+      model_config.encoder, dtype=jnp.dtype(model_config.dtype), **model_config.encoder_args.to_dict())
+
+
+def build_embedder(model_config: ml_collections.ConfigDict) -> Optional[nn.Module]:
+  if model_config.embedder == "none":
+    return None
+  return models.Embedder(kind=model_config.embedder, dim=model_config.embedding_dim, dtype=jnp.dtype(model_config.dtype))

@@ -1,0 +1,85 @@
+"""SCAN and SCAN-C: clustering by neighbour consistency, the FALCON paper's baselines (METHODS.md 6).
+
+A classifier over K clusters is trained so that each example and one of its mined neighbours
+get the same prediction, with an entropy term that keeps the clusters in use:
+
+  L = -mean_i log(p_i . p_j(i)) + w_ent sum_k pbar_k log pbar_k      (+ w_ent log K, a constant)
+
+`scan` mines neighbours over the whole training set and never sees a label (Van Gansbeke et
+al., 2020); `scan_c` mines them within each coarse class, its only use of the coarse labels.
+Both share FALCON's neighbour mining and losses. SCAN's self-labelling stage is not included.
+The clusters' coarse parents, for the relation metrics, are their majority coarse labels
+(the evaluator's fallback for a method without a relation).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from coarse2fine.data import pipeline
+from coarse2fine.data.batch import Batch
+from coarse2fine.data.splits import HierarchicalData
+from coarse2fine.methods.base import LossAux, Method
+from coarse2fine.methods.common import neighbours as neighbour_mining
+from coarse2fine.methods.common.dataset_pass import views_checked
+from coarse2fine.methods.common.network import (
+  ClassifierNet,
+  build_encoder,
+  train_mode_logits,
+)
+from coarse2fine.methods.falcon import losses
+from coarse2fine.train_state import TrainState
+
+
+class Scan(Method):
+  """SCAN (`within_coarse=False`) or SCAN-C (`within_coarse=True`); see the module docstring."""
+
+  def __init__(self, config: ml_collections.ConfigDict, data: HierarchicalData, within_coarse: bool):
+    super().__init__(config, data)
+    self.hp = config.scan
+    self.within_coarse = within_coarse
+    self.num_clusters = self.hp.num_clusters or data.num_fine
+    self._views = views_checked(config.data.views, 1, config.method)
+    self._model = ClassifierNet(encoder=build_encoder(config.model), embedder=None, num_classes=self.num_clusters)
+    self._neighbours: Optional[pipeline.NeighbourSampling] = None
+
+  def model(self) -> nn.Module:
+    return self._model
+
+  def neighbour_sampling(self) -> pipeline.NeighbourSampling:
+    """One of `scan.neighbours` mined neighbours per example and step."""
+    if self._neighbours is None:
+      table = neighbour_mining.training_neighbours(self.data, self.hp.neighbour_features, self.hp.neighbours,
+                                                   within_coarse=self.within_coarse,
+                                                   batch_size=self.config.eval.batch_size)
+      self._neighbours = pipeline.NeighbourSampling(table, 1)
+    return self._neighbours
+
+  def loss(self, params, state: TrainState, batch: Batch, rng: jax.Array):
+    logits, stats = train_mode_logits(self._model, params, state.batch_stats, batch.views[:, 0],
+                                      jax.random.fold_in(rng, 1))
+    neighbour_logits, stats = train_mode_logits(self._model, params, stats, batch.neighbours[:, 0],
+                                                jax.random.fold_in(rng, 2))
+    log_probs = jax.nn.log_softmax(logits)
+    neighbour_log_probs = jax.nn.log_softmax(neighbour_logits)  # the gradient flows through both, as in SCAN
+    l_cons = losses.neighbour_consistency_loss(log_probs, neighbour_log_probs[:, None])
+    l_ent = losses.entropy_regulariser(jnp.exp(log_probs))
+    loss = l_cons + self.hp.entropy_weight * l_ent
+    return loss, LossAux({"train/consistency": l_cons, "train/entropy_reg": l_ent}, stats, state.extra)
+
+  def predict(self, state: TrainState, inputs: jax.Array) -> dict[str, jax.Array]:
+    outputs = self._model.apply(state.variables, inputs, train=False)
+    return {"features": outputs["features"], "embedding": outputs["features"], "cluster_logits": outputs["logits"]}
+
+
+def scan(config, data):
+  return Scan(config, data, within_coarse=False)
+
+
+def scan_c(config, data):
+  return Scan(config, data, within_coarse=True)

@@ -1,0 +1,1 @@
+"""F-SC: fixed sub-centre heads, their comparison heads, and the paper recipes."""

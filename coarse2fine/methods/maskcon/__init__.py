@@ -1,0 +1,1 @@
+"""MaskCon and its family (SelfCon, Grafit, SupCon, CoIns, SupCE, SupFINE)."""

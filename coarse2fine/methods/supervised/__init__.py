@@ -1,0 +1,1 @@
+"""The supervised baselines: coarse, coarse_plus, fine, fine_plus."""

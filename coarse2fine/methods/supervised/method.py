@@ -1,0 +1,83 @@
+"""The supervised baselines of the SCGM paper: Coarse, Coarse+, Fine and Fine+.
+
+* `coarse`: encoder -> Linear(D, C), cross-entropy on coarse labels.
+* `coarse_plus`: encoder -> embedder (MLP D-D-e) -> Linear(e, C).
+* `fine`, `fine_plus`: the same on fine labels (upper bounds that see fine labels).
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from coarse2fine.data.batch import Batch
+from coarse2fine.data.splits import HierarchicalData
+from coarse2fine.methods.base import LossAux, Method, coarse_logits_from_fine
+from coarse2fine.methods.common.network import (
+  ClassifierNet,
+  build_embedder,
+  build_encoder,
+)
+from coarse2fine.train_state import TrainState
+
+
+class Supervised(Method):
+  """Cross-entropy on one label level (`label`: "coarse" or "fine")."""
+
+  def __init__(self, config: ml_collections.ConfigDict, data: HierarchicalData, label: str, with_embedder: bool):
+    super().__init__(config, data)
+    self.label = label
+    if label == "fine" and (data.train.fine < 0).any():
+      raise ValueError(
+          f"Method {config.method!r} trains on fine labels, but {int((data.train.fine < 0).sum())} "
+          f"training examples of {data.name!r} have no fine label.")
+    if with_embedder and config.model.embedder == "none":
+      raise ValueError(f"Method {config.method!r} needs model.embedder 'fc' or 'mlp', not 'none'.")
+    self.num_classes = data.num_fine if label == "fine" else data.num_coarse
+    self._model = ClassifierNet(
+        encoder=build_encoder(config.model),
+        embedder=build_embedder(config.model) if with_embedder else None,
+        num_classes=self.num_classes)
+
+  def model(self) -> nn.Module:
+    return self._model
+
+  def loss(self, params, state: TrainState, batch: Batch, rng: jax.Array):
+    outputs, updated = self._model.apply(
+        {"params": params, "batch_stats": state.batch_stats}, batch.views[:, 0], train=True,
+        mutable=["batch_stats"], rngs={"dropout": rng})
+    labels = getattr(batch, self.label)
+    ce = optax.softmax_cross_entropy_with_integer_labels(outputs["logits"], labels).mean()
+    accuracy = jnp.mean(jnp.argmax(outputs["logits"], -1) == labels)
+    metrics = {"train/ce": ce, f"train/{self.label}_accuracy": accuracy}
+    return ce, LossAux(metrics, updated.get("batch_stats", {}), state.extra)
+
+  def predict(self, state: TrainState, inputs: jax.Array) -> dict[str, jax.Array]:
+    outputs = self._model.apply(state.variables, inputs, train=False)
+    result = {"features": outputs["features"], "embedding": outputs["embedding"]}
+    if self.label == "fine":
+      result["fine_logits"] = outputs["logits"]
+      result["coarse_logits"] = coarse_logits_from_fine(
+          outputs["logits"], self.data.taxonomy.fine_to_coarse, self.data.num_coarse)
+    else:
+      result["coarse_logits"] = outputs["logits"]
+    return result
+
+
+def coarse(config, data):
+  return Supervised(config, data, label="coarse", with_embedder=False)
+
+
+def coarse_plus(config, data):
+  return Supervised(config, data, label="coarse", with_embedder=True)
+
+
+def fine(config, data):
+  return Supervised(config, data, label="fine", with_embedder=False)
+
+
+def fine_plus(config, data):
+  return Supervised(config, data, label="fine", with_embedder=True)
