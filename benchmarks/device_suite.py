@@ -9,8 +9,8 @@ Sections (`--sections`):
               FALCON also on pre-augmented float views, which shows what the augmentation costs;
   torch_step  PyTorch's ResNet-50 step on the same batch (channels-last, bfloat16 autocast, SGD),
               where torch and torchvision are installed;
-  estep       SCGM's E-step (`scgm_estep.balanced_codes`) at n = 1M, r = 500;
-  neighbours  within-group neighbour mining (`neighbours.mine_neighbours`) at 1M x 2048, 20 groups;
+  estep       SCGM's E-step (`scgm.estep.balanced_codes`) at n = 1M, r = 500;
+  neighbours  within-group neighbour mining (`common.neighbours.mine_neighbours`) at 1M x 2048, 20 groups;
   fewshot     the few-shot protocol's batched logistic regressions, 1000 all-way 1-shot episodes.
 Every figure is the median of timed calls after a compiled warm-up. Writes
 benchmarks/results/device_<section><suffix>.{json,md} (suffix `_gpu` by default).

@@ -1,4 +1,4 @@
-"""SCGM E-step: `scgm_estep.balanced_codes` (ott-jax Sinkhorn, float32) against the official float64 loop.
+"""SCGM E-step: `scgm.estep.balanced_codes` (ott-jax Sinkhorn, float32) against the official float64 loop.
 
   python benchmarks/estep.py                 # all sizes (about 30 minutes on 2 cores)
   python benchmarks/estep.py --sizes=6000x50 --out=/tmp/estep_smoke   # a one-minute smoke run

@@ -1,4 +1,4 @@
-"""FALCON's relation solver: the exact shortest-path backend against HiGHS (and METHODS.md's slots).
+"""FALCON's relation solver: the exact shortest-path backend against HiGHS and the slot assignment.
 
   python benchmarks/relation_solver.py                           # all rows (about a minute on 2 cores)
   python benchmarks/relation_solver.py --sizes=100x20 --out-dir=/tmp/relation_smoke
@@ -8,9 +8,10 @@ Cost matrices S [K, C] of two kinds, each row summing to 1/K like FALCON's avera
   * realistic: a planted relation: every fine class has a true parent (each coarse class gets at
     least one), S[k] = (0.8 one-hot(parent) + 0.2 Dirichlet(1)) / K, as a trained model's cost.
 Each backend solves the same matrix in the same process: `exact` (the default) timed as the
-median of `--repeats` calls, `milp` (scipy HiGHS, `--milp-time-limit` s) and `slots` (METHODS.md's
-rectangular assignment to K x (C cap) slots with its cap doubling, scipy's linear_sum_assignment) as the median
-of fewer calls. `agree` is |objective(exact) - objective(milp)| <= 1e-9 max(1, |objective|);
+median of `--repeats` calls, `milp` (scipy HiGHS, `--milp-time-limit` s) and `slots` (the
+rectangular assignment to K x (C cap) slots with its cap doubling of
+docs/methods/falcon.md#relation-solver, scipy's linear_sum_assignment) as the median of fewer
+calls. `agree` is |objective(exact) - objective(milp)| <= 1e-9 max(1, |objective|);
 `milp/exact` and `slots/exact` are time ratios.
 """
 
@@ -47,7 +48,10 @@ def make_cost(kind: str, num_fine: int, num_coarse: int, seed: int = 0) -> np.nd
 
 
 def solve_slots(cost: np.ndarray, beta: float) -> np.ndarray:
-  """METHODS.md 3.4's exact rectangular assignment to slots (c, s), with its cap-doubling rule."""
+  """The exact rectangular assignment to slots (c, s), with its cap doubling.
+
+  See docs/methods/falcon.md#relation-solver.
+  """
   k, c = cost.shape
   cap = min(2 * -(-k // c) + 2, k - c + 1)
   big = 10.0 * (np.abs(cost).max() + beta * (2 * k + 1) / c) + 1.0

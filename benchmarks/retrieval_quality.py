@@ -9,7 +9,7 @@ same fixed 20k-image subset of the training set (batch 256, SGD 0.05 with a 1-ep
 and cosine decay, weight decay 5e-4; configs/maskcon_fashion_mnist.py, whose ConvNet keeps its
 last 3x3 map rather than averaging it). Recall@K (%) is
 computed on the L2-normalised backbone features of the evaluation split, each image
-querying all others (METHODS.md 7.3). Candidates (w, T2, views) are scored on a validation
+querying all others (docs/evaluation.md#retrieval-recallk-maskcon). Candidates (w, T2, views) are scored on a validation
 split (10% of the training set, stratified by coarse class; the 20k subset is drawn from
 the rest); each method then runs on test with its best validation setting by Recall@1, as
 the paper picks w per dataset. SupFINE (fine labels) is the upper reference; `raw pixels`

@@ -117,7 +117,7 @@ def base_config() -> ml_collections.ConfigDict:
   evaluation.retrieval_ks = (1, 2, 5, 10)  # Recall@K
   evaluation.kmeans_clusters = 0  # k-means discovery: clusters overall (0 = the true number of fine classes)
 
-  scgm = config.scgm = ml_collections.ConfigDict()  # methods scgm_g and scgm_a (shared/METHODS.md 2)
+  scgm = config.scgm = ml_collections.ConfigDict()  # methods scgm_g and scgm_a (docs/methods/scgm.md#defaults)
   scgm.num_subclasses = 100  # r, latent sub-classes (the paper's grid: 100..500 in steps of 50)
   scgm.sigma2 = 0.1  # sigma^2, sub-class temperature ("tau" in the reference code)
   scgm.sigmabar2 = 1.0  # sigmabar^2, super-class temperature
@@ -130,7 +130,7 @@ def base_config() -> ml_collections.ConfigDict:
   scgm.use_pi = False  # paper: super-class-conditional mixing weights pi in the sub-class posterior
   scgm.detach_means = True  # scgm_a: reference code (mu_z never trained, L4 constant); False = paper
 
-  falcon = config.falcon = ml_collections.ConfigDict()  # method falcon (shared/METHODS.md 3)
+  falcon = config.falcon = ml_collections.ConfigDict()  # method falcon (docs/methods/falcon.md#defaults)
   falcon.num_fine = 0  # K, fine classes to discover (0 = the dataset's true count)
   falcon.lambda_coarse = 0.5  # lambda1
   falcon.lambda_consistency = 0.5  # lambda2, on L_conf + L_cons
@@ -158,7 +158,8 @@ def base_config() -> ml_collections.ConfigDict:
   contrast.momentum = 0.999  # key encoder: xi <- m xi + (1 - m) theta
   contrast.temperature = 0.2  # InfoNCE temperature
 
-  maskcon = config.maskcon = ml_collections.ConfigDict()  # method maskcon and its family (shared/METHODS.md 4)
+  # method maskcon and its family (docs/methods/maskcon.md#defaults)
+  maskcon = config.maskcon = ml_collections.ConfigDict()
   maskcon.mode = "maskcon"  # maskcon, selfcon, grafit, supcon, coins, supce or supfine (fine labels)
   maskcon.w = 0.5  # weight of the soft (maskcon, grafit) or classifier (coins) term against SelfCon
   maskcon.t1 = 0.1  # temperature of the contrastive logits
@@ -169,7 +170,8 @@ def base_config() -> ml_collections.ConfigDict:
   maskcon.projector_hidden = 0  # projector hidden width (0 = the encoder's feature width D)
   maskcon.fill_queue = True  # fill the queue with key-encoder outputs before the first step
 
-  fsc = config.fsc = ml_collections.ConfigDict()  # method fsc: F-SC and its comparison heads (shared/METHODS.md 5-6)
+  # method fsc: F-SC and its comparison heads (docs/methods/fsc.md#defaults)
+  fsc = config.fsc = ml_collections.ConfigDict()
   fsc.head = "fsc"  # "fsc" (fixed sub-centres), "softmax", "centre" (centre loss) or "softtriple"
   fsc.label = "coarse"  # labels the head is trained on: "coarse" or "fine"
   fsc.num_sub = 4  # s, sub-centres per class (fsc); K, centres per class (softtriple)
@@ -246,7 +248,9 @@ def fashion_mnist_cpu(config: ml_collections.ConfigDict) -> ml_collections.Confi
 
 
 def falcon_imagenet(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """FALCON's recipe on full-size ImageNet images (BREEDS, tieredImageNet; shared/METHODS.md 3.7).
+  """FALCON's recipe on full-size ImageNet images (BREEDS, tieredImageNet).
+
+  The settings are listed in docs/methods/falcon.md#paper-settings.
 
   ResNet-50 (ImageNet stem, bfloat16) whose online view is the strong augmentation and whose
   teacher and neighbours see the centre crop as loaded; SGD lr 0.1, momentum 0.9, no weight
@@ -285,7 +289,9 @@ def falcon_imagenet(config: ml_collections.ConfigDict) -> ml_collections.ConfigD
 
 def maskcon_paper(config: ml_collections.ConfigDict, arg: str, best_w: dict, datasets_stem: str,
                   t2: float = 0.05, views=("autoaugment", "weak")) -> ml_collections.ConfigDict:
-  """MaskCon's recipe for its paper's benchmarks (shared/METHODS.md 4.4); `arg` names the family member.
+  """MaskCon's recipe for its paper's benchmarks; `arg` names the family member.
+
+  The settings are listed in docs/methods/maskcon.md#paper-settings.
 
   ResNet-18 (CIFAR stem at 32 px, ImageNet stem at 224 px), projector 512-512-ReLU-256, queue
   8192, m = 0.99, T1 = 0.1, SGD lr 0.02, momentum 0.9, weight decay 5e-4, batch 128, 200
@@ -297,12 +303,12 @@ def maskcon_paper(config: ml_collections.ConfigDict, arg: str, best_w: dict, dat
   AutoAugment's CIFAR-10 policy; crop and flip), ("strong_perspective", "weak_perspective")
   for Cars196 and ("perspective", "weak_perspective") for SOP, as in the official code.
 
-  Deviations the user should know: the official code starts from ImageNet-supervised
-  torchvision weights (METHODS.md 10.11); this project has no ImageNet weights, so the
-  backbone starts from random weights. The augmentations are JAX re-implementations of
-  torchvision's that run on the device (AutoAugment's ops checked against the Pillow ops
-  torchvision applies to PIL images; the perspective warp and the Cars colour/blur ops against
-  torchvision's definitions), so they match in distribution, not bit for bit; the Cars blur
+  Deviations the user should know: the official code starts from ImageNet-supervised torchvision
+  weights (docs/methods/maskcon.md#departures-from-the-paper-and-the-official-code); this project
+  has no ImageNet weights, so the backbone starts from random weights. The augmentations are JAX
+  re-implementations of torchvision's that run on the device (AutoAugment's ops checked against the
+  Pillow ops torchvision applies to PIL images; the perspective warp and the Cars colour/blur ops
+  against torchvision's definitions), so they match in distribution, not bit for bit; the Cars blur
   uses our `strong` preset's kernel (about 10% of the side, sigma .1-2).
   """
   from coarse2fine.methods.maskcon.method import MODES
@@ -335,6 +341,7 @@ def maskcon_paper(config: ml_collections.ConfigDict, arg: str, best_w: dict, dat
   config.eval.features = "features"
   config.eval.protocols = ("retrieval",)
   config.eval.retrieval_ks = (1, 2, 5, 10, 50, 100)
-  config.eval.every_epochs = 10  # METHODS.md 10.15: every 10 epochs and the final model
+  # every 10 epochs and the final model (docs/evaluation.md#differences-from-maskcons-code)
+  config.eval.every_epochs = 10
   config.eval.batch_size = 500
   return config

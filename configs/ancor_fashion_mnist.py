@@ -3,7 +3,7 @@ r"""ANCOR on Fashion-MNIST (fmnist3), sized for a 2-core CPU (a few minutes).
   python -m coarse2fine.main --config=configs/ancor_fashion_mnist.py --workdir=workdirs/ancor_fmnist
 
 Coarse cross-entropy plus momentum contrast within super-classes with angular
-normalisation (SCGM paper's baseline; shared/METHODS.md 6). `model.embedder="fc"` gives
+normalisation (SCGM paper's baseline; docs/methods/scgm.md#ancor-loss). `model.embedder="fc"` gives
 ANCOR-fc.
 """
 

@@ -1,4 +1,6 @@
-r"""FALCON on BREEDS with the paper's hyper-parameters (Grcic et al., ICML 2024; shared/METHODS.md 3.7).
+r"""FALCON on BREEDS with the paper's hyper-parameters (Grcic et al., ICML 2024).
+
+The settings are listed in docs/methods/falcon.md#paper-settings.
 
   python -m coarse2fine.main --config=configs/falcon_breeds.py:living17 --workdir=workdirs/falcon_living17 \
       --config.data.dir=/data/breeds --config.falcon.neighbour_features=checkpoint:workdirs/<a pretrained run>

@@ -1,4 +1,6 @@
-r"""FALCON on CIFAR-100 with the paper's hyper-parameters (Grcic et al., ICML 2024; shared/METHODS.md 3.7).
+r"""FALCON on CIFAR-100 with the paper's hyper-parameters (Grcic et al., ICML 2024).
+
+The settings are listed in docs/methods/falcon.md#paper-settings.
 
   python -m coarse2fine.main --config=configs/falcon_cifar100.py --workdir=workdirs/falcon_cifar100 \
       --config.falcon.neighbour_features=checkpoint:workdirs/<a pretrained run>
@@ -9,7 +11,8 @@ r"""FALCON on CIFAR-100 with the paper's hyper-parameters (Grcic et al., ICML 20
 `get_config("<dataset>")`: cifar100 (default; the official 20 super-classes, T1), cifar68
 (32 fine classes removed), cifar_si (the imbalanced CIFAR-SI), or t1t2: two taxonomies at
 once, even training indices with the official T1 labels and odd ones with FALCON's T2
-(METHODS.md 3.6, 8.2), one M each. ResNet-18 with the CIFAR
+(docs/methods/falcon.md#several-taxonomies,
+docs/datasets.md#alternative-taxonomy-t2-falcon), one M each. ResNet-18 with the CIFAR
 stem padded by 2, batch 256, SGD lr 0.1 (momentum 0.9, no weight decay) x0.1 at epochs 60
 and 80 of 100; lambda 0.5 / 0.5 / 2, T 0.9, EMA 0.99, 20 neighbours mined (5 used), beta 0.1,
 a solve every 20 steps, soft labels over 30 epochs. Both views are RandomResizedCrop(32,

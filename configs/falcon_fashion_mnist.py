@@ -5,13 +5,13 @@ Sized for a 2-core CPU (a few minutes):
   python -m coarse2fine.main --config=configs/falcon_fashion_mnist.py --workdir=workdirs/falcon_fmnist
   python -m coarse2fine.main --config=configs/falcon_fashion_mnist.py:two --workdir=workdirs/falcon_fmnist_two
 
-`get_config("two")` trains on two taxonomies at once (METHODS.md 3.6): the first half of the
+`get_config("two")` trains on two taxonomies at once (docs/methods/falcon.md#several-taxonomies): the first half of the
 training images carries `fmnist3` labels, the second half `fmnist_seasons` labels; one
 classifier, one inferred M per taxonomy (the test split is scored against fmnist3).
 
 Neighbours are mined within each coarse class on the L2-normalised raw pixels (on 28x28
 grey images these are good neighbours, and no second model is needed); the backbone
-starts from random weights. The schedule is the PBMC one of shared/METHODS.md 3.7 scaled
+starts from random weights. The schedule is the PBMC one of docs/methods/falcon.md#paper-settings scaled
 to a short run: 10 epochs on a fixed 20k-image subset, soft labels over the first 3 epochs.
 One change from the official recipe, chosen on a validation split
 (benchmarks/discovery_quality.py --stage=select): the first 40 steps train the neighbour
@@ -35,7 +35,8 @@ def get_config(arg: str = ""):
   if arg == "two":
     config.data.extra_taxonomies = ("fmnist_seasons",)
     config.data.taxonomy_assignment = "halves"
-  config.data.views = ("crop_flip", "crop_flip")  # online view, teacher view (METHODS.md 3.2, as CIFAR)
+  # online view, teacher view (docs/methods/falcon.md#views-and-neighbours, as CIFAR)
+  config.data.views = ("crop_flip", "crop_flip")
   config.model.embedder = "none"
   config.optimizer.lr = 0.1
   config.optimizer.weight_decay = 0.0

@@ -4,11 +4,12 @@ r"""FALCON on PBMC cells (scanpy's 700-cell 10x PBMC 68k file): discover 10 cell
   python -m coarse2fine.main --config=configs/falcon_pbmc.py --workdir=workdirs/falcon_pbmc
 
 (The fetch puts the file in ~/.cache/coarse2fine/pbmc; `data.path`, `data.dir`,
-`$C2F_DATA_DIR/pbmc/` or an installed scanpy work too, see coarse2fine/data/pbmc.py.) FALCON's PBMC hyper-parameters (shared/METHODS.md
-3.7): an MLP genes-64-64-64-64 with ReLU after every layer and no BatchNorm, then a linear
-classifier over K = 10; SGD lr 0.1, momentum 0.9, no weight decay, x0.1 at epochs 6 and 8 of
-10; lambda1/2/3 = 0.5/0.5/0.5; beta = 0.005; soft labels over the first 3 epochs; T = 0.9 and
-EMA 0.99; neighbours from the raw inputs; transductive (evaluated on the training cells).
+`$C2F_DATA_DIR/pbmc/` or an installed scanpy work too, see coarse2fine/data/pbmc.py.) FALCON's PBMC
+hyper-parameters (docs/methods/falcon.md#paper-settings): an MLP genes-64-64-64-64 with ReLU after
+every layer and no BatchNorm, then a linear classifier over K = 10; SGD lr 0.1, momentum 0.9, no
+weight decay, x0.1 at epochs 6 and 8 of 10; lambda1/2/3 = 0.5/0.5/0.5; beta = 0.005; soft labels
+over the first 3 epochs; T = 0.9 and EMA 0.99; neighbours from the raw inputs; transductive
+(evaluated on the training cells).
 
 Adapted to 700 cells instead of 372K:
 * batch 64, not 1024 (which is more than all the cells): 10 steps per epoch.
@@ -32,7 +33,7 @@ def get_config():
   config.data.taxonomy = "pbmc_lineages"  # T / NK / B / myeloid / progenitor; or a .json/.csv file
   config.data.variant = ""  # "": X as stored (scaled log-normalised); "raw": raw.X
   config.data.path = ""  # the .h5ad; "" = data.dir, $C2F_DATA_DIR/pbmc, then an installed scanpy
-  config.data.views = ("none", "none")  # no augmentation of cells (METHODS.md 8.5)
+  config.data.views = ("none", "none")  # no augmentation of cells (docs/datasets.md#pbmc-single-cells)
   config.model.encoder = "mlp"
   config.model.encoder_args.hidden_sizes = (64, 64, 64, 64)  # Linear + ReLU each, the last included
   config.model.encoder_args.use_bn = False  # FALCON's PBMC MLP has no BatchNorm

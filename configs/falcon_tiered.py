@@ -1,4 +1,7 @@
-r"""FALCON on tieredImageNet (the union hierarchy) with the paper's hyper-parameters (shared/METHODS.md 3.7, 8.4).
+r"""FALCON on tieredImageNet (the union hierarchy) with the paper's hyper-parameters.
+
+The settings are listed in docs/methods/falcon.md#paper-settings; the data in
+docs/datasets.md#union-hierarchy-falcon.
 
   python -m coarse2fine.main --config=configs/falcon_tiered.py --workdir=workdirs/falcon_tiered \
       --config.data.dir=/data/tiered_union --config.falcon.neighbour_features=checkpoint:workdirs/<a pretrained run>

@@ -1,4 +1,6 @@
-r"""F-SC (or a comparison head) on Caltech-256's 257 categories, trained and scored on them (METHODS.md 5, 7.4).
+r"""F-SC (or a comparison head) on Caltech-256's 257 categories, trained and scored on them.
+
+See docs/methods/fsc.md#paper-datasets.
 
   python -m coarse2fine.main --config=configs/fsc_caltech256.py --workdir=workdirs/fsc_caltech256 \
       --config.data.path=/data/caltech256.npz --config.data.taxonomy=/data/caltech256_flat.csv

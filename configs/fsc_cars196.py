@@ -1,4 +1,6 @@
-r"""F-SC (or a comparison head) on Cars-196, trained and scored on the 196 car models (METHODS.md 5, 7.4).
+r"""F-SC (or a comparison head) on Cars-196, trained and scored on the 196 car models.
+
+See docs/methods/fsc.md#paper-datasets.
 
   python -m coarse2fine.main --config=configs/fsc_cars196.py --workdir=workdirs/fsc_cars196
   python -m coarse2fine.main --config=configs/fsc_cars196.py:softmax --workdir=workdirs/softmax_cars196

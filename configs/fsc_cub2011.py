@@ -1,4 +1,6 @@
-r"""F-SC (or a comparison head) on CUB-200-2011, trained and scored on the 200 species (METHODS.md 5, 7.4).
+r"""F-SC (or a comparison head) on CUB-200-2011, trained and scored on the 200 species.
+
+See docs/methods/fsc.md#paper-datasets.
 
   python -m coarse2fine.main --config=configs/fsc_cub2011.py --workdir=workdirs/fsc_cub2011
   python -m coarse2fine.main --config=configs/fsc_cub2011.py:softtriple --workdir=workdirs/softtriple_cub2011

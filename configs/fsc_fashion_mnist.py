@@ -10,8 +10,8 @@ The argument is `HEAD[,LABEL]`: HEAD one of fsc, softmax, centre, softtriple; LA
 (the 3 fmnist3 classes, default) or fine (the 10 Fashion-MNIST classes). Every head has the
 same ConvNet and budget as the `coarse`/`fine` baselines (6 epochs of batch 128, SGD 0.05,
 cosine). On fine labels the score is top-1; on coarse labels the sub-centre heads (fsc,
-softtriple) also discover fine classes (METHODS.md 5 [R]), scored by the discovery metrics,
-next to few-shot, Recall@K and k-means on the features.
+softtriple) also discover fine classes (docs/methods/fsc.md#predictions-and-fine-class-discovery),
+scored by the discovery metrics, next to few-shot, Recall@K and k-means on the features.
 """
 
 from coarse2fine.config_base import base_config, fashion_mnist_cpu

@@ -1,4 +1,6 @@
-r"""F-SC (or a comparison head) on Mini-ImageNet's 100 classes, trained and scored on them (METHODS.md 5, 7.4).
+r"""F-SC (or a comparison head) on Mini-ImageNet's 100 classes, trained and scored on them.
+
+See docs/methods/fsc.md#paper-datasets.
 
   python -m coarse2fine.main --config=configs/fsc_mini_imagenet.py --workdir=workdirs/fsc_mini_imagenet \
       --config.data.path=/data/mini_imagenet.npz --config.data.taxonomy=/data/mini_imagenet_flat.csv

@@ -1,4 +1,4 @@
-r"""MaskCon (or a member of its family) on Cars196 with 8 body-type coarse classes (METHODS.md 8.6).
+r"""MaskCon (or a member of its family) on Cars196 with 8 body-type coarse classes (docs/datasets.md#cars196).
 
   python -m coarse2fine.main --config=configs/maskcon_cars196.py --workdir=workdirs/maskcon_cars196
 

@@ -1,4 +1,4 @@
-r"""MaskCon (or a member of its family) on CIFAR-100 with the 20 super-classes (shared/METHODS.md 4.4).
+r"""MaskCon (or a member of its family) on CIFAR-100 with the 20 super-classes (docs/methods/maskcon.md#paper-settings).
 
   python -m coarse2fine.main --config=configs/maskcon_cifar100.py --workdir=workdirs/maskcon_cifar100
   python -m coarse2fine.main --config=configs/maskcon_cifar100.py:grafit --workdir=workdirs/grafit_cifar100

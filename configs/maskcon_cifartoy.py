@@ -4,7 +4,7 @@ r"""MaskCon (or a member of its family) on CIFARtoy: CIFAR-10 without deer and f
   python -m coarse2fine.main --config=configs/maskcon_cifartoy.py:bad,grafit --workdir=workdirs/grafit_toy_bad
 
 The argument is `<split>[,<member>]`: split `good` (vehicles / animals) or `bad` (the
-official code's mixed split, METHODS.md 8.6); member as in maskcon_cifar100.py, at the
+official code's mixed split, docs/datasets.md#cifartoy); member as in maskcon_cifar100.py, at the
 paper's best w for that split: MaskCon (w 1, T2 0.05) on both, Grafit 0.5 (good) / 0.8
 (bad), CoIns 0.8 on both. Recipe and deviations: `config_base.maskcon_paper`. Paper R@1
 (Table 1): MaskCon 90.28 (good) / 91.56 (bad); SupFINE 94.11.

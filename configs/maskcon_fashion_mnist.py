@@ -7,7 +7,7 @@ Sized for a 2-core CPU (a few minutes):
 
 `get_config(mode)` gives any member of the family (maskcon, selfcon, grafit, supcon, coins,
 supce, supfine) with the same backbone, queue and budget. Scored by Recall@K on the fine
-labels of the test split, from the L2-normalised backbone features (METHODS.md 7.3).
+labels of the test split, from the L2-normalised backbone features (docs/evaluation.md#retrieval-recallk-maskcon).
 
 The ConvNet keeps its last 3x3 map (`pool="flatten"`, 1152 features) instead of averaging
 it: on a validation split that lifted every member of the family by 1.5-3 points of R@1

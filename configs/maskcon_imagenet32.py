@@ -1,4 +1,4 @@
-r"""MaskCon (or a member of its family) on ImageNet32 with MaskCon's 12 coarse groups (METHODS.md 8.6).
+r"""MaskCon (or a member of its family) on ImageNet32 with MaskCon's 12 coarse groups (docs/datasets.md#imagenet32).
 
   python -m coarse2fine.main --config=configs/maskcon_imagenet32.py --workdir=workdirs/maskcon_in32 \
       --config.data.taxonomy=/path/to/imagenet_fine_to_coarse.json

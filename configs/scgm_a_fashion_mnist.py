@@ -3,7 +3,7 @@ r"""SCGM-A on Fashion-MNIST (fmnist3), sized for a 2-core CPU (a few minutes).
   python -m coarse2fine.main --config=configs/scgm_a_fashion_mnist.py --workdir=workdirs/scgm_a_fmnist
 
 SCGM-G's mixture plus a momentum key encoder, one queue of keys per super-class and the
-angular InfoNCE (shared/METHODS.md 2.5). Two independent crops of each image (query and
+angular InfoNCE (docs/methods/scgm.md#scgm-a-loss). Two independent crops of each image (query and
 key); the reference code's detached means (`scgm.detach_means=True`: mu_z stays at its
 initialisation) unless overridden. Queues are shorter than the paper's 65536 to suit
 60k images and 6 epochs. As in `scgm_fashion_mnist.py`, one warm-up epoch precedes the

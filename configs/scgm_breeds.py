@@ -1,4 +1,6 @@
-r"""SCGM on BREEDS with the paper's hyper-parameters (Ni et al., ICLR 2022, Table 1; shared/METHODS.md 2.7).
+r"""SCGM on BREEDS with the paper's hyper-parameters (Ni et al., ICLR 2022, Table 1).
+
+The settings are listed in docs/methods/scgm.md#paper-settings.
 
   python -m coarse2fine.main --config=configs/scgm_breeds.py --workdir=workdirs/scgm_living17
   python -m coarse2fine.main --config=configs/scgm_breeds.py:entity30 --workdir=workdirs/scgm_entity30 \

@@ -1,4 +1,6 @@
-r"""SCGM on CIFAR-100 (20 super-classes) with the paper's hyper-parameters (Table 2; shared/METHODS.md 2.7).
+r"""SCGM on CIFAR-100 (20 super-classes) with the paper's hyper-parameters (Table 2).
+
+The settings are listed in docs/methods/scgm.md#paper-settings.
 
   python -m coarse2fine.main --config=configs/scgm_cifar100.py --workdir=workdirs/scgm_cifar100
   python -m coarse2fine.main --config=configs/scgm_cifar100.py:a --workdir=workdirs/scgm_a_cifar100

@@ -1,4 +1,7 @@
-r"""SCGM on tieredImageNet with the paper's hyper-parameters (Table 5; shared/METHODS.md 2.7, 8.4).
+r"""SCGM on tieredImageNet with the paper's hyper-parameters (Table 5).
+
+The settings are listed in docs/methods/scgm.md#paper-settings; the data in
+docs/datasets.md#few-shot-version-scgm.
 
   python -m coarse2fine.main --config=configs/scgm_tiered.py --workdir=workdirs/scgm_tiered \
       --config.data.dir=/data/tiered-imagenet

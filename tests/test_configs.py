@@ -4,15 +4,27 @@ import glob
 import importlib.util
 import os
 
+import ml_collections
 import pytest
 
-from coarse2fine import train
+from coarse2fine import config_base, train
 from coarse2fine.data import augment
 from coarse2fine.methods.common.network import build_encoder
 from coarse2fine.models import ENCODERS
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 FILES = sorted(glob.glob(os.path.join(CONFIG_DIR, "*.py")))
+
+
+def _fields(config, prefix=""):
+  """The dotted names of every leaf field of a ConfigDict."""
+  names = set()
+  for key, value in config.items():
+    if isinstance(value, ml_collections.ConfigDict):
+      names |= _fields(value, f"{prefix}{key}.")
+    else:
+      names.add(prefix + key)
+  return names
 
 
 def _load(path, *arg):
@@ -28,10 +40,11 @@ def test_config_is_valid(path):
   train.validate_config(config)
   assert config.model.encoder in ENCODERS
   build_encoder(config.model)  # every encoder_args field is one the encoder has
-  for field in ("method", "seed", "data.name", "data.taxonomy", "train.num_epochs", "train.batch_size"):
-    node = config
-    for part in field.split("."):
-      node = node[part]
+  # Every other field the config sets is one base_config defines: an unlocked ConfigDict would
+  # otherwise take a misspelt name (say `optimizer.warmup_epoch`) as a new field nothing reads.
+  known = _fields(config_base.base_config())
+  unknown = [name for name in _fields(config) if name not in known and not name.startswith("model.encoder_args.")]
+  assert not unknown, f"fields base_config does not define: {unknown}"
 
 
 def test_every_method_has_a_cpu_fashion_mnist_config():
@@ -67,7 +80,7 @@ def test_scgm_cifar_and_tiered_hyperparameters(name, encoder, batch, lr):
     assert len(config.data.views) == (2 if arg == "a" else 1)
 
 
-# (config file:arg) -> (mode, w, T2) from the paper's best settings (shared/METHODS.md 4.4)
+# (config file:arg) -> (mode, w, T2) from the paper's best settings (docs/methods/maskcon.md#paper-benchmarks)
 MASKCON_SETTINGS = {
     "maskcon_cifar100.py:maskcon": ("maskcon", 1.0, 0.05),
     "maskcon_cifar100.py:grafit": ("grafit", 0.8, 0.05),
@@ -85,7 +98,7 @@ MASKCON_SETTINGS = {
 }
 
 
-# (query, key) augmentation kinds of the official code's views (shared/METHODS.md 4.4)
+# (query, key) augmentation kinds of the official code's views (docs/methods/maskcon.md#paper-settings)
 MASKCON_VIEWS = {
     "maskcon_cifar100.py": ("autoaugment", "weak"),
     "maskcon_cifartoy.py": ("autoaugment", "weak"),

@@ -92,7 +92,8 @@ def test_hook_start_epochs_delays_the_first_run():
 
 def test_hook_within_epoch_restarts_its_period_each_epoch():
   # 25 steps per epoch, every 10 within the epoch: after 0-based in-epoch steps 10 and 20,
-  # i.e. completed steps 11, 21, then 36, 46 (the official FALCON cadence, METHODS.md 3.4).
+  # i.e. completed steps 11, 21, then 36, 46 (the official FALCON cadence,
+  # docs/methods/falcon.md#relation-solver).
   hook = HostHook("solve", lambda s, c: s, every_steps=10, within_epoch=True)
   assert [s for s in range(0, 51) if hook.due(s, 25)] == [11, 21, 36, 46]
   with pytest.raises(ValueError, match="within_epoch"):

@@ -1,6 +1,6 @@
 """BREEDS (Santurkar et al. 2021): ImageNet subsets grouped by a calibrated WordNet hierarchy.
 
-`data.variant` picks the dataset (METHODS.md 8.3); coarse = superclass, fine = ImageNet class:
+`data.variant` picks the dataset (docs/datasets.md#breeds); coarse = superclass, fine = ImageNet class:
 
   living17     17 x 4   superclasses at level 5 below "living thing" (n00004258)
   nonliving26  26 x 4   superclasses at level 5 below "non-living thing" (n00021939)
@@ -48,7 +48,8 @@ ROOT_WNID = "n00001740"  # "entity", the root of the BREEDS hierarchy
 SELECTION_SEED = 2  # breeds_helpers draws the subclasses with np.random.RandomState(2)
 ANCESTOR_DEPTH = 20  # breeds_helpers only looks this many edges below `ancestor`
 RESIZE, IMAGE_SIZE = 256, 224  # evaluation view: shorter side resized to 256, centre 224 x 224 crop
-MEAN = np.array([0.4717, 0.4499, 0.3837], np.float32)  # METHODS.md 2.7
+# SCGM's values (docs/datasets.md#image-sizes-and-the-evaluation-view)
+MEAN = np.array([0.4717, 0.4499, 0.3837], np.float32)
 STD = np.array([0.2600, 0.2516, 0.2575], np.float32)
 TFDS_HINT = ("Either put ImageNet's train/<wnid>/ and val/<wnid>/ folders (or symlinks to them) in data.dir, next "
              "to the hierarchy files, or prepare the dataset with `tfds build imagenet2012 "

@@ -1,4 +1,4 @@
-"""Stanford Cars (Krause et al. 2013) with MaskCon's 8 car types as coarse labels (METHODS.md 8.6).
+"""Stanford Cars (Krause et al. 2013) with MaskCon's 8 car types as coarse labels (docs/datasets.md#cars196).
 
 tfds `cars196`: 8,144 train and 8,041 test images of 196 car models; `label` is the 0-based devkit class
 (= `taxonomies.CARS196_CLASSES` order), the official train/test split is kept. The default taxonomy is the

@@ -1,4 +1,6 @@
-"""CUB-200-2011 (Wah et al. 2011), 200 bird species; one of F-SC's FGVC benchmarks (METHODS.md 5, 7.4).
+"""CUB-200-2011 (Wah et al. 2011), 200 bird species; one of F-SC's FGVC benchmarks.
+
+Scored as in docs/evaluation.md#f-sc-top-1-and-fgvc-retrieval.
 
 tfds `caltech_birds2011`: 5,994 train and 5,794 test images; `label` is the 0-based species id
 (= `taxonomies.CUB200_CLASSES`, classes.txt order), the official train/test split is kept. CUB has no coarse

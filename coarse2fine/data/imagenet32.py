@@ -1,4 +1,6 @@
-"""ImageNet32 (Chrabaszcz et al. 2017, ImageNet-1k at 32 x 32) with MaskCon's 12 coarse groups (METHODS.md 8.6).
+"""ImageNet32 (Chrabaszcz et al. 2017, ImageNet-1k at 32 x 32) with MaskCon's 12 coarse groups.
+
+See docs/datasets.md#imagenet32.
 
 Images and labels come from tfds `imagenet_resized/32x32`: train = its 1,281,167 train images, test = its 50,000
 validation images; `data.dir` is the tfds data folder. Held in memory as [N, 32, 32, 3] uint8, the train split
@@ -46,7 +48,8 @@ LABELS_FILE = "image_classification/imagenet_resized_labels.txt"  # inside the t
 NUM_CLASSES, IMAGE_SHAPE = 1000, (32, 32, 3)
 COARSE_NAMES = ("invertebrate", "domestic animal", "bird", "mammal", "reptile/aquatic vertebrate", "device",
                 "vehicle", "container", "instrument", "artifact", "clothing", "others")
-COARSE_COUNTS = (61, 123, 59, 95, 60, 130, 70, 53, 105, 71, 93, 80)  # fine classes per coarse id (METHODS.md 8.6)
+# fine classes per coarse id (docs/datasets.md#imagenet32)
+COARSE_COUNTS = (61, 123, 59, 95, 60, 130, 70, 53, 105, 71, 93, 80)
 TAXONOMY_HINT = ("Download coarse_labels/imagenet32/imagenet_fine_to_coarse.json from the MaskCon repository "
                  "(https://github.com/MrChenFeng/MaskCon_CVPR2023) and pass it with "
                  "--config.data.taxonomy=/path/to/imagenet_fine_to_coarse.json.")

@@ -29,7 +29,7 @@ turned into log1p(counts / cell total * 1e4) when it holds integer counts and us
 stored otherwise (as in this file, which holds no counts). Per-gene mean and std of the
 cells normalise inputs, as for other vector datasets.
 
-What differs from FALCON's PBMC pipeline (shared/METHODS.md 8.5): another data set (10x
+What differs from FALCON's PBMC pipeline (docs/datasets.md#pbmc-single-cells): another data set (10x
 PBMC 68k, not the COVID-19 challenge set of 372K cells); 765 genes chosen by scanpy's authors
 instead of 2000 seurat_v3 highly variable genes (which need counts this file lacks); X is
 also scaled per gene; 10 fine cell types and 5 lineages instead of 83 cell states and 27

@@ -99,7 +99,7 @@ class EpochBatches:
 
 @dataclasses.dataclass(frozen=True)
 class NeighbourSampling:
-  """Neighbours a method wants loaded with every training example (FALCON, METHODS.md 3.2).
+  """Neighbours a method wants loaded with every training example (FALCON, docs/methods/falcon.md#views-and-neighbours).
 
   table: [N_train, k] int32, training-split positions of each example's neighbours;
   per_example: m <= k of them drawn without replacement each time the example is loaded.

@@ -1,4 +1,6 @@
-"""Stanford Online Products (Oh Song et al. 2016) with its 12 super-classes as coarse labels (MaskCon, METHODS.md 8.6).
+"""Stanford Online Products (Oh Song et al. 2016) with its 12 super-classes as coarse labels (MaskCon).
+
+See docs/datasets.md#stanford-online-products-sop.
 
 Read from the official archive's folder `Stanford_Online_Products/` (data.dir is that folder or its parent; else
 `$C2F_DATA_DIR/sop`, with or without the `Stanford_Online_Products/` level): `Ebay_train.txt` and `Ebay_test.txt`,

@@ -58,7 +58,8 @@ class HierarchicalData:
     name: registry name, e.g. "fashion_mnist".
     taxonomy: the fine-to-coarse hierarchy the labels follow (the test split's, always).
     extra_taxonomies: further hierarchies over the same fine classes that part of the
-      training split is labelled with (`Split.dataset` says which; FALCON, METHODS.md 3.6).
+      training split is labelled with (`Split.dataset` says which; FALCON,
+      docs/methods/falcon.md#several-taxonomies).
     train, test: the splits; `val` is None unless `data.val_fraction > 0`.
     mean, std: per-channel (images, in [0, 1] units) or per-feature (vectors)
       statistics used to normalise inputs.
@@ -168,7 +169,7 @@ def relabel_with_taxonomies(train: Split, taxonomies: tuple[Taxonomy, ...], assi
 
   assignment: "halves" (contiguous equal parts, in order: the first 1/D of the examples
   follow taxonomy 0, ...) or "parity" (example i follows taxonomy i mod D; FALCON's CIFAR-100
-  T1/T2 split, METHODS.md 3.6). Needs every fine label.
+  T1/T2 split, docs/methods/falcon.md#several-taxonomies). Needs every fine label.
   """
   if assignment not in ASSIGNMENTS:
     raise ValueError(f"Unknown data.taxonomy_assignment {assignment!r}; choose one of {ASSIGNMENTS}.")

@@ -213,8 +213,8 @@ _DIGITS_SHAPES = {
 }
 
 
-# MaskCon's 8 car types over the 196 Cars196 classes (official code's `_cars_mapping`, METHODS.md 8.6): fine ids
-# in devkit order, 18/50/36/30/29/14/6/13 per type. The paper counts 7 wagons and 12 vans; the code puts
+# MaskCon's 8 car types over the 196 Cars196 classes (official code's `_cars_mapping`; docs/datasets.md#cars196):
+# fine ids in devkit order, 18/50/36/30/29/14/6/13 per type. The paper counts 7 wagons and 12 vans; the code puts
 # "Ford E-Series Wagon Van 2012" (id 115) among the vans, and so do we.
 CARS196_8_IDS: dict[str, tuple[int, ...]] = {
   "cab": (52, 53, 64, 68, 69, 73, 74, 85, 86, 89, 90, 105, 110, 112, 113, 121, 123, 124),

@@ -1,11 +1,12 @@
 """tieredImageNet (Ren et al. 2018): 84 x 84 ImageNet images, superclass (coarse) and class (fine) labels.
 
-SCGM's setting (METHODS.md 8.4): the few-shot split of Ren et al., 34 superclasses (`label_general`)
-partitioned into 20 / 6 / 8 for train / val / test, with 351 / 97 / 160 ImageNet classes
-(`label_specific`) and 448,695 / 124,261 / 206,209 images. Training uses the train split's coarse
-labels; evaluation draws few-shot episodes on the fine classes of the *test* split, whose
-superclasses training never sees (METHODS.md 7.1). `data.variant="val"` puts the val split in
-`test` instead, for model selection as the paper does; "" (or "test") is the test split.
+SCGM's setting (docs/datasets.md#few-shot-version-scgm): the few-shot split of Ren et al., 34
+superclasses (`label_general`) partitioned into 20 / 6 / 8 for train / val / test, with 351 / 97 /
+160 ImageNet classes (`label_specific`) and 448,695 / 124,261 / 206,209 images. Training uses the
+train split's coarse labels; evaluation draws few-shot episodes on the fine classes of the *test*
+split, whose superclasses training never sees (docs/evaluation.md#cross-granularity-few-shot-scgm).
+`data.variant="val"` puts the val split in `test` instead, for model selection as the paper does; ""
+(or "test") is the test split.
 
 Label space. `HierarchicalData` has one taxonomy, and the evaluator looks the test split's fine
 labels up in `taxonomy.fine_to_coarse`, so the taxonomy is the union of the two splits'
@@ -77,7 +78,8 @@ from coarse2fine.data.splits import HierarchicalData, make_split
 from coarse2fine.data.taxonomy import Taxonomy
 
 IMAGE_SIZE = 84
-MEAN = np.array([0.4783, 0.4564, 0.4102], np.float32)  # METHODS.md 2.7
+# SCGM's values (docs/datasets.md#image-sizes-and-the-evaluation-view)
+MEAN = np.array([0.4783, 0.4564, 0.4102], np.float32)
 STD = np.array([0.2795, 0.2736, 0.2859], np.float32)
 VARIANTS = {"": "test", "test": "test", "val": "val"}  # data.variant -> the split that becomes `test`
 LABEL_KEYS = ("label_specific", "label_general", "label_specific_str", "label_general_str")

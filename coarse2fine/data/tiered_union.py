@@ -1,10 +1,10 @@
 """FALCON's tieredImageNet: the union of the three tieredImageNet hierarchies on full-size ImageNet-1k.
 
-METHODS.md 8.4. The class split of Ren et al. (2018) comes as three files `{train,val,test}.csv`
-of `wnid,parent_wnid` rows; FALCON joins them into one two-level hierarchy of 34 coarse and 608
-fine classes (no class is held out). Fine ids follow the sorted wnids, coarse ids the sorted
-parent wnids (FALCON's `list(set(...))` order is arbitrary). train = every ImageNet-train image
-of the 608 classes (~779K), test = their ImageNet-val images (~30.4K), which FALCON also uses
+docs/datasets.md#union-hierarchy-falcon. The class split of Ren et al. (2018) comes as three files
+`{train,val,test}.csv` of `wnid,parent_wnid` rows; FALCON joins them into one two-level hierarchy of
+34 coarse and 608 fine classes (no class is held out). Fine ids follow the sorted wnids, coarse ids
+the sorted parent wnids (FALCON's `list(set(...))` order is arbitrary). train = every ImageNet-train
+image of the 608 classes (~779K), test = their ImageNet-val images (~30.4K), which FALCON also uses
 as its validation set; `data.val_fraction` carves a validation split from train as for every
 dataset. The classes are imbalanced.
 

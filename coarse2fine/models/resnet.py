@@ -102,7 +102,7 @@ class ResNet(nn.Module):
   ``stem='cifar'``: 3x3 conv stride 1, no max-pool (total stride 8).
   ``stem='imagenet'``: 7x7 conv stride 2 + 3x3 max-pool stride 2 (total stride 32).
   ``stem_padding`` overrides the stem conv's padding (FALCON's CIFAR ResNet-18 pads its
-  3x3 stem by 2, so 32 px inputs give 34 px maps; METHODS.md 3.7).
+  3x3 stem by 2, so 32 px inputs give 34 px maps; docs/methods/falcon.md#paper-settings).
   The final spatial map is sown to ``intermediates/feature_map`` and the stem
   output to ``intermediates/stem`` (only kept when that collection is mutable).
 

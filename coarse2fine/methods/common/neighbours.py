@@ -1,6 +1,6 @@
 """Exact k-nearest-neighbour mining within groups (FALCON's neighbours, SCAN's without groups).
 
-shared/METHODS.md 3.2: before training, each example gets the 20 examples of its own coarse
+docs/methods/falcon.md#views-and-neighbours: before training, each example gets the 20 examples of its own coarse
 class whose L2-normalised features have the highest inner product (FAISS `IndexFlatIP` in
 the reference code, which retrieves 21 and drops the first as "self"). Here self is
 excluded by index, so exact duplicates are kept as neighbours of each other.
@@ -280,7 +280,7 @@ def training_neighbours(data, source: str, k: int, *, within_coarse: bool, batch
   else:
     raise ValueError(f"Neighbour features {source!r}: use 'inputs', 'checkpoint:<workdir>' or an existing .npy "
                      "file of training-split features.")
-  # With several taxonomies a group is a (taxonomy, coarse class) pair (METHODS.md 3.6).
+  # With several taxonomies a group is a (taxonomy, coarse class) pair (docs/methods/falcon.md#several-taxonomies).
   groups = (data.train.dataset_ids.astype(np.int64) * (int(data.train.coarse.max()) + 1) + data.train.coarse
             if within_coarse else None)
   # Every process mines the whole (deterministic) table on its own devices: the features are

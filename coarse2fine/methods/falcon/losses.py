@@ -1,9 +1,11 @@
-"""FALCON's classifier losses and schedules (shared/METHODS.md 3.1, 3.3-3.5), as pure functions.
+"""FALCON's classifier losses and schedules, as pure functions.
 
-Every loss sees the fine-to-coarse relation through `allowed` [B, K] bool, the row
-M_{d_i}[:, y_i] of example i's relation matrix: the fine classes its coarse label permits.
-With one taxonomy that is `relation[:, coarse].T`; with several (METHODS.md 3.6) each
-example picks the matrix of its dataset, so the same functions serve both.
+See docs/methods/falcon.md#losses and docs/methods/falcon.md#schedules.
+
+Every loss sees the fine-to-coarse relation through `allowed` [B, K] bool, the row M_{d_i}[:, y_i]
+of example i's relation matrix: the fine classes its coarse label permits. With one taxonomy that is
+`relation[:, coarse].T`; with several (docs/methods/falcon.md#several-taxonomies) each example picks
+the matrix of its dataset, so the same functions serve both.
 """
 
 from __future__ import annotations
@@ -88,7 +90,7 @@ def relation_cost(teacher_probs: jax.Array, coarse: jax.Array, dataset: jax.Arra
                   num_coarse: int) -> jax.Array:
   """[D, K, C_max] sums over the batch of p'_i outer onehot(y_i), per dataset d_i.
 
-  Accumulated between solves and divided by the example counts, this is S of METHODS.md 3.4.
+  Accumulated between solves and divided by the example counts, this is S of docs/methods/falcon.md#relation-problem.
   """
   target = jax.nn.one_hot(dataset * num_coarse + coarse, num_datasets * num_coarse, dtype=teacher_probs.dtype)
   cost = teacher_probs.T @ target  # [K, D * C_max]

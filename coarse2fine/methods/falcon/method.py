@@ -2,11 +2,11 @@
 
 A fine classifier over K classes learns from coarse labels through a relation matrix
 M in {0, 1}^{K x C} (each fine class has one coarse parent) that is itself inferred
-(shared/METHODS.md section 3):
+(docs/methods/falcon.md#objective):
 
 * the jitted step: online forward of view 0, EMA-teacher forwards (train mode) of view 1
   and of m mined within-coarse neighbours, the loss
-  lambda1 L_coarse + lambda2 (L_conf + L_cons) + lambda3 L_reg (`falcon_losses`), an SGD
+  lambda1 L_coarse + lambda2 (L_conf + L_cons) + lambda3 L_reg (`falcon.losses`), an SGD
   step and the EMA update; it also accumulates the K x C cost S from the teacher's
   probabilities, reset at each epoch start;
 * a host hook every `falcon.solve_every` steps (counted within the epoch, as the official
@@ -22,10 +22,10 @@ weights the first solve sees noise, and the network then fits that random M's cl
 instead of correcting them; a short warm-up on the neighbour objective gives the first
 solves real clusters to read.
 
-Several taxonomies over the same fine classes (METHODS.md 3.6, `data.extra_taxonomies`): each
-taxonomy d has its own M_d, stored together as [D, K, C_max] (columns past C_d unused), its
-own cost and solve, and its examples' neighbours come from the same (taxonomy, coarse class);
-the classifier is shared. Batches without a `dataset` field are taxonomy 0.
+Several taxonomies over the same fine classes (docs/methods/falcon.md#several-taxonomies,
+`data.extra_taxonomies`): each taxonomy d has its own M_d, stored together as [D, K, C_max] (columns
+past C_d unused), its own cost and solve, and its examples' neighbours come from the same (taxonomy,
+coarse class); the classifier is shared. Batches without a `dataset` field are taxonomy 0.
 """
 
 from __future__ import annotations
@@ -60,7 +60,10 @@ from coarse2fine.train_state import TrainState
 
 def initial_relation(num_fine: int, num_coarse: int, beta: float, seed: int, backend: str = "exact",
                      time_limit: float = 30.0) -> np.ndarray:
-  """[K, C] 0/1: the relation solved for a random cost softmax_rows(N(0, 1)) (METHODS.md 3.4)."""
+  """[K, C] 0/1: the relation solved for a random cost softmax_rows(N(0, 1)).
+
+  The initial M of docs/methods/falcon.md#relation-solver.
+  """
   logits = np.random.default_rng([seed, 0xFA1C]).standard_normal((num_fine, num_coarse))
   cost = np.exp(logits - logits.max(1, keepdims=True))
   cost /= cost.sum(1, keepdims=True)
@@ -116,7 +119,10 @@ class Falcon(Method):
   # ----------------------------------------------------------------------------- neighbours
 
   def neighbour_sampling(self) -> pipeline.NeighbourSampling:
-    """`falcon.neighbours` within-coarse neighbours of each training example (METHODS.md 3.2), mined once."""
+    """`falcon.neighbours` within-coarse neighbours of each training example, mined once.
+
+    See docs/methods/falcon.md#views-and-neighbours.
+    """
     if self._neighbours is None:
       table = neighbour_mining.training_neighbours(self.data, self.hp.neighbour_features, self.hp.neighbours,
                                                    within_coarse=True, batch_size=self.config.eval.batch_size)
@@ -158,7 +164,7 @@ class Falcon(Method):
     warmup = state.step < hp.warmup_steps
     loss = jnp.where(warmup, warmup_loss, loss)
 
-    # S accumulates since the last solve and restarts with every epoch (METHODS.md 3.4).
+    # S accumulates since the last solve and restarts with every epoch (docs/methods/falcon.md#relation-solver).
     epoch_start = (state.step % self.steps_per_epoch) == 0
     batch_cost = losses.relation_cost(jax.nn.softmax(teacher_logits), coarse, dataset, self.num_datasets,
                                       self.max_coarse)

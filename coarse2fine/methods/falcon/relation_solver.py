@@ -1,6 +1,6 @@
 """FALCON's fine-to-coarse relation matrix M: an exact solver and two generic MIP backends.
 
-METHODS.md 3.4 (paper Eqs. 11-15, official `compute_assignment_from_cost`). Given a cost
+docs/methods/falcon.md#relation-problem (paper Eqs. 11-15, official `compute_assignment_from_cost`). Given a cost
 S [K, C] and beta >= 0, find a binary M [K, C] minimising
 
   -sum_{k,c} S[k, c] M[k, c] + beta * (sum_c n_c^2 / C - (K/C)^2),   n_c = sum_k M[k, c],
@@ -286,7 +286,7 @@ BACKENDS: dict[str, Callable[[np.ndarray, float, float], tuple[np.ndarray, bool]
 
 
 def solve_relation(cost, beta: float, backend: str = "exact", *, time_limit: float = 30.0) -> RelationSolution:
-  """Solves METHODS.md 3.4 for M. cost: [K, C] float (K >= C); beta >= 0.
+  """Solves the problem of docs/methods/falcon.md#relation-problem for M. cost: [K, C] float (K >= C); beta >= 0.
 
   time_limit (seconds) bounds the "milp" and "gurobi" backends (the official code uses 30 s);
   "exact" always finishes (608 x 34 takes milliseconds).

@@ -1,4 +1,6 @@
-"""SCAN and SCAN-C: clustering by neighbour consistency, the FALCON paper's baselines (METHODS.md 6).
+"""SCAN and SCAN-C: clustering by neighbour consistency, the FALCON paper's baselines.
+
+See docs/methods/falcon.md#scan-and-scan-c-losses.
 
 A classifier over K clusters is trained so that each example and one of its mined neighbours
 get the same prediction, with an entropy term that keeps the clusters in use:

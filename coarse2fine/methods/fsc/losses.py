@@ -1,7 +1,7 @@
 """Losses of F-SC (fixed sub-centres) and of the heads it is compared with: centre loss and SoftTriple.
 
-shared/METHODS.md section 5 (F-SC) and section 6 (its comparisons). Pure functions of
-arrays; `fsc.py` wires them into a method. Shapes: b examples, d feature dimensions,
+docs/methods/fsc.md#losses (F-SC and its comparison heads). Pure functions of
+arrays; `method.py` wires them into a method. Shapes: b examples, d feature dimensions,
 C classes, s (or K) sub-centres per class.
 """
 
@@ -14,7 +14,7 @@ import jax.numpy as jnp
 
 from coarse2fine.methods.common.normalize import l2_normalize
 
-# How the class centres mu_i are drawn (METHODS.md 5, ambiguity b): U(-bound, bound) with
+# How the class centres mu_i are drawn (docs/methods/fsc.md#departures-from-the-paper, point 2): U(-bound, bound) with
 CENTRE_INITS = {
     "kaiming_uniform": lambda d: math.sqrt(6.0 / d),  # torch.nn.init.kaiming_uniform_ defaults (literal reading)
     "linear_default": lambda d: 1.0 / math.sqrt(d),  # PyTorch nn.Linear's default init
@@ -59,7 +59,8 @@ def assigned_sub_centre(features: jax.Array, centres: jax.Array, labels: jax.Arr
                         assign: str = "logit") -> jax.Array:
   """[b] int32 k_b: the sub-centre of the true class that example b is pulled to (no gradient).
 
-  "logit": argmax_k w_{y,k}.x (the model's own sub-class; METHODS.md 5, ambiguity a);
+  "logit": argmax_k w_{y,k}.x (the model's own sub-class;
+  docs/methods/fsc.md#departures-from-the-paper, point 1);
   "euclidean": argmin_k ||x - w_{y,k}||.
   """
   own = centres[labels]  # [b, s, d]
@@ -73,7 +74,7 @@ def assigned_sub_centre(features: jax.Array, centres: jax.Array, labels: jax.Arr
 
 def fsc_loss(features: jax.Array, centres: jax.Array, labels: jax.Array, beta: float,
              assign: str = "logit") -> tuple[jax.Array, dict]:
-  """L = L_sub + beta L_scc (METHODS.md 5).
+  """L = L_sub + beta L_scc (docs/methods/fsc.md#compactness-term).
 
   L_sub = -(1/b) sum_b log sum_k ptilde_{b,y_b,k} (a mean); L_scc = 1/2 sum_b ||x_b - w_{y_b,k_b}||^2
   (a sum over the batch, as the paper writes it). features [b, d], centres [C, s, d] (constants),

@@ -1,11 +1,11 @@
 """F-SC (fixed sub-centres) and the heads its paper compares with: SoftMax, centre loss, SoftTriple.
 
-shared/METHODS.md sections 5 and 6. One method, `fsc`, whose `fsc.head` picks the head on
+docs/methods/fsc.md#f-sc-fixed-sub-centre-classification. One method, `fsc`, whose `fsc.head` picks the head on
 the backbone features x [b, d], trained on `fsc.label` ("coarse" or "fine") labels:
 
 * `fsc`: C x s sub-centres w_{i,k} = mu_i + sigma eps, drawn once from the seed and kept in
   the method state, outside the parameters: no gradient, no weight decay, no optimizer
-  state. Logits w_{i,k}.x (no bias, no normalisation); L_sub + beta L_scc (`fsc_losses`).
+  state. Logits w_{i,k}.x (no bias, no normalisation); L_sub + beta L_scc (`fsc.losses`).
 * `softmax`: Linear(d, C) with bias and cross-entropy.
 * `centre`: softmax plus lambda_c Wen et al.'s centre loss; the centres [C, d] live in the
   method state and move by their own rule (rate alpha), not by gradient.
@@ -14,7 +14,8 @@ the backbone features x [b, d], trained on `fsc.label` ("coarse" or "fine") labe
 
 On coarse labels the sub-centre heads (fsc, softtriple) discover fine classes: example b's
 class is its highest-scoring sub-centre, `cluster_logits` [b, C*s] with `relation` its
-parent (METHODS.md 5 [R]). The argmax runs over all sub-centres, which is the rule's
+parent (docs/methods/fsc.md#predictions-and-fine-class-discovery; the rule is point 9 of
+docs/methods/fsc.md#departures-from-the-paper). The argmax runs over all sub-centres, which is the rule's
 "within the known coarse class" whenever the coarse prediction is right; it needs no
 coarse label at test time.
 """

@@ -1,4 +1,4 @@
-"""F-SC's training recipe for its paper's benchmarks (shared/METHODS.md 5, 7.4), shared by configs/fsc_*.py.
+"""F-SC's training recipe for its paper's benchmarks (docs/methods/fsc.md#paper-settings), shared by configs/fsc_*.py.
 
 Config files are loaded by path, so they cannot import one another; they import this module instead
 (`coarse2fine.config_base` holds the other methods' recipes, but F-SC's lives here).
@@ -20,7 +20,7 @@ def fsc_paper(config: ml_collections.ConfigDict, head: str, retrieval: bool = Fa
   weight decay 4e-5, cosine schedule from lr 0.01, 224 x 224 random crop + horizontal flip; s = 4,
   sigma^2 = 1e-3, beta = 1e-4 (the other heads keep `base_config`'s fields). Scored by top-1 at the
   training granularity (the fine classes) on the test split; with `retrieval`, also Recall@{1, 2, 4, 8} of
-  the backbone features (METHODS.md 7.4).
+  the backbone features (docs/evaluation.md#f-sc-top-1-and-fgvc-retrieval).
 
   Our choices or deviations, which the user should know:
   * The paper fine-tunes ImageNet-pretrained weights; this project has none, so the backbone starts from

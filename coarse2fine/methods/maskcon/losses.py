@@ -1,4 +1,4 @@
-"""MaskCon's targets and losses (shared/METHODS.md 4.2-4.3), as pure jittable functions.
+"""MaskCon's targets and losses (docs/methods/maskcon.md#losses), as pure jittable functions.
 
 MaskCon (Feng & Patras, CVPR 2023) is MoCo with one global FIFO queue of keys, each stored
 with its coarse label, and a soft target over [positive key, queue] instead of the one-hot:
@@ -14,7 +14,7 @@ with its coarse label, and a soft target over [positive key, queue] instead of t
   mix w * z + (1 - w) * e_0, this is [P]'s w * L_maskcon + (1 - w) * L_selfcon.
 * `coins_loss`: CoIns, w * CE(classifier) + (1 - w) * SelfCon (SupCE is w = 1).
 
-The key encoder's momentum update is `superclass_queues.momentum_update`.
+The key encoder's momentum update is `common.momentum.momentum_update`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """MaskCon and its contrastive family on one momentum-encoder queue (Feng & Patras, CVPR 2023).
 
-shared/METHODS.md section 4. Each example gives a query view (view 0, strong) and a key
+docs/methods/maskcon.md#algorithm. Each example gives a query view (view 0, strong) and a key
 view (view 1, weak). Per step:
 
 1. the key encoder moves towards the online one, parameters only (m = `maskcon.momentum`),
@@ -9,7 +9,7 @@ view (view 1, weak). Per step:
 3. the key encoder (its own BatchNorm statistics, train mode) encodes the key,
    k = sg(n(projector(encoder_k(x_k))));
 4. logits = [q.k, q.queue] / T1, and a soft cross-entropy against the mode's target
-   (`maskcon_losses`), built from the queue before this batch is enqueued;
+   (`maskcon.losses`), built from the queue before this batch is enqueued;
 5. (k, label) of the whole global batch is enqueued FIFO.
 
 `maskcon.mode` picks the target: `maskcon` (soft, coarse-masked key-to-queue similarities
@@ -25,7 +25,7 @@ of the whole global batch (synchronised BN). This is what the official single-GP
 does; there MoCo's shuffle-BN "has no effect", and with one global batch there is no
 per-device sub-batch whose statistics could leak the positive pair.
 
-The queue starts filled (METHODS.md 4.1): a hook before the first step runs the key
+The queue starts filled (docs/methods/maskcon.md#before-the-first-step): a hook before the first step runs the key
 encoder in train mode over `queue_size` training examples (a seeded permutation, key
 view) and writes their keys and labels, updating the key encoder's BN statistics as the
 official fill does.

@@ -1,6 +1,6 @@
 """ANCOR: momentum contrast within super-classes, with angular normalisation (SCGM paper's baseline).
 
-shared/METHODS.md section 6: the head `fc1: D -> e` (or the MLP D-D-e embedder; "ANCOR"
+docs/methods/scgm.md#ancor-loss: the head `fc1: D -> e` (or the MLP D-D-e embedder; "ANCOR"
 uses the MLP, "ANCOR-fc" the fc) gives v, a linear `fc2: e -> C` on relu(v) gives the
 coarse logits, and
 

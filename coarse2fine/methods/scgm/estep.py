@@ -1,7 +1,8 @@
 """SCGM E-step: the posterior over sub-classes and its balanced (equal-partition) rounding.
 
-METHODS.md 2.3. `log_posterior` builds log P[i, k] = log p(z=k | v_i) + log p(y_i | z=k) from
-embeddings and the two sets of means; `balanced_codes` solves
+See docs/methods/scgm.md#e-step-target. `log_posterior` builds
+log P[i, k] = log p(z=k | v_i) + log p(y_i | z=k) from embeddings and the two sets of means;
+`balanced_codes` solves
 
   min_Q  -( <Q, log P> + (1/lam) H(Q) )   s.t.  Q 1 = 1/N,  Q^T 1 = 1/r,
 
@@ -29,7 +30,9 @@ from coarse2fine.methods.common.normalize import l2_normalize
 
 
 def log_mixing_weights(coarse: jax.Array, mu_y: jax.Array, mu_z: jax.Array, sigmabar2: float = 1.0) -> jax.Array:
-  """log pi^i_k = log_softmax_k(cos(mu_z[k], mu_y[y_i]) / sigmabar2) (METHODS.md 2.1).
+  """log pi^i_k = log_softmax_k(cos(mu_z[k], mu_y[y_i]) / sigmabar2).
+
+  The paper's mixing weights (docs/methods/scgm.md#generative-model-and-notation).
 
   coarse: [N] int32; mu_y: [C, e]; mu_z: [r, e] (unnormalised). Returns [N, r] float32.
   """
@@ -39,7 +42,7 @@ def log_mixing_weights(coarse: jax.Array, mu_y: jax.Array, mu_z: jax.Array, sigm
 
 def log_posterior(embeddings: jax.Array, coarse: jax.Array, mu_y: jax.Array, mu_z: jax.Array, *,
                   sigma2: float = 0.1, sigmabar2: float = 1.0, use_pi: bool = False) -> jax.Array:
-  """log P[i, k] = log p(z=k | v_i) + log p(y_i | z=k), the E-step's input (METHODS.md 2.3).
+  """log P[i, k] = log p(z=k | v_i) + log p(y_i | z=k), the E-step's input (docs/methods/scgm.md#e-step-target).
 
   embeddings: [N, e]; coarse: [N] int32; mu_y: [C, e]; mu_z: [r, e], none normalised.
   use_pi=False is the official code (no mixing weights); use_pi=True is the paper's 2.1, where
@@ -147,7 +150,9 @@ def balanced_codes(log_p: jax.Array, *, lam: float = 25.0, init_column_potential
                    lse_mode: bool = False, threshold: float = 3e-3, inner_iterations: int = 10,
                    chunk_iterations: int = 100, log_domain_iterations: int = 20, max_iterations: int = 10000,
                    momentum: float = 1.0, epsilon_stages: int = 4, stage_threshold: float = 1e-2) -> EStepResult:
-  """Balanced posterior by Sinkhorn (METHODS.md 2.3) through ott-jax, rounded to hard codes.
+  """Balanced posterior by Sinkhorn through ott-jax, rounded to hard codes.
+
+  See docs/methods/scgm.md#e-step-ott-jax-sinkhorn.
 
   log_p: [N, r] float32 log-posterior (`log_posterior`), may be sharded along rows; lam: the
   inverse entropic temperature (static). init_column_potential: [r] g of a previous E-step to
@@ -296,7 +301,9 @@ def transport_plan(log_p: jax.Array, column_potential: jax.Array, lam: float = 2
 
 
 def reference_sinkhorn_knopp(p: np.ndarray, lam: float = 25.0) -> tuple[np.ndarray, int]:
-  """The official float64 loop of METHODS.md 2.3, transcribed: (codes [N] int64, iterations).
+  """The official float64 Sinkhorn loop, transcribed: (codes [N] int64, iterations).
+
+  See the Sinkhorn point of docs/methods/scgm.md#departures-from-the-paper-and-the-official-code.
 
   p: [N, r] probabilities (P, not log P). Stops when nansum(|w / w_new - 1|), checked every 10
   iterations, is <= 0.1.

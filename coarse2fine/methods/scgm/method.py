@@ -1,7 +1,7 @@
 """SCGM: the super-class-conditional Gaussian mixture (Ni et al., ICLR 2022).
 
 Fine-grained embeddings from coarse labels by EM over r latent sub-classes
-(shared/METHODS.md section 2):
+(docs/methods/scgm.md#objective):
 
 * E-step (a host hook, every `scgm.estep_every_epochs` epochs and before the first step):
   embed the whole training set, build log P[i, k] = log p(z=k|v_i) + log p(y_i|z=k) on the
@@ -91,7 +91,7 @@ def subclass_logits(v, mu_y, mu_z, coarse, *, sigma2: float, sigmabar2: float, u
 
 
 def mixture_terms(v, coarse, codes, mu_y, mu_z, *, sigma2: float, sigmabar2: float, use_pi: bool):
-  """(L_sub, L_rel) of shared/METHODS.md 2.4 (= L3, L4 of 2.5), each averaged over the batch.
+  """(L_sub, L_rel) of docs/methods/scgm.md#scgm-g-loss (SCGM-A adds the same two terms), each averaged over the batch.
 
   L_sub = CE(cos(v, mu_z) / sigma2, z_hat): the example's own sub-class;
   L_rel = CE(cos(mu_z[z_hat], mu_y) / sigmabar2, y): that sub-class's super-class.
@@ -105,7 +105,10 @@ def mixture_terms(v, coarse, codes, mu_y, mu_z, *, sigma2: float, sigmabar2: flo
 
 
 def subclass_relation(mu_y: np.ndarray, mu_z: np.ndarray) -> np.ndarray:
-  """[r, C] 0/1: each sub-class under the super-class of highest cos(mu_z[k], mu_y[c]) (METHODS.md 6)."""
+  """[r, C] 0/1: each sub-class under the super-class of highest cos(mu_z[k], mu_y[c]).
+
+  The relation graph of docs/methods/scgm.md#outputs-and-evaluation.
+  """
   mu_y, mu_z = np.asarray(mu_y, np.float64), np.asarray(mu_z, np.float64)
   cos = (mu_z / np.maximum(np.linalg.norm(mu_z, axis=1, keepdims=True), 1e-12)) @ (
       mu_y / np.maximum(np.linalg.norm(mu_y, axis=1, keepdims=True), 1e-12)).T
@@ -228,7 +231,7 @@ class SCGM(Method):
     return jax.jit(solve, out_shardings=sharding.replicated(mesh))
 
   def estep(self, state: TrainState, context: HookContext) -> TrainState:
-    """Recomputes the hard codes of every training example (shared/METHODS.md 2.3)."""
+    """Recomputes the hard codes of every training example (docs/methods/scgm.md#e-step-ott-jax-sinkhorn)."""
     config = self.config
     if not hasattr(self, "_estep_fns"):
       self._estep_fns = (self._embed_step(), self._solve_step(context.mesh))

@@ -7,7 +7,7 @@ global batch (the step is the same on one or many devices; jit inserts the colle
 * `angular`: ANCOR's angular normalisation `Ang(u; w) = n(n(u) - n(w))` (SCGM paper Eq. 18).
 * `within_superclass_infonce`: InfoNCE of each query against its own key (positive) and
   the queue of its own super-class (negatives), all angular-normalised around the
-  super-class reference `w` (shared/METHODS.md 2.5, L2).
+  super-class reference `w` (L_nce of docs/methods/scgm.md#scgm-a-loss).
 * `QueueState` / `enqueue`: C queues of `size` raw keys each, written FIFO per class.
 """
 

@@ -1,4 +1,5 @@
-"""FALCON's losses against a per-example numpy transcription of shared/METHODS.md 3.3-3.5."""
+"""FALCON's losses against a per-example numpy transcription of docs/methods/falcon.md#classifier-losses
+and docs/methods/falcon.md#schedules."""
 
 import math
 
@@ -30,7 +31,7 @@ def _problem(seed=0):
 
 
 def _reference(relation, coarse, logits, teacher, nb, tau):
-  """The equations of METHODS.md 3.3, one example at a time, float64."""
+  """The equations of docs/methods/falcon.md#classifier-losses, one example at a time, float64."""
   l_coarse, l_cons, l_conf, probs = 0.0, 0.0, 0.0, []
   for i in range(B):
     kids = np.flatnonzero(relation[:, coarse[i]])
@@ -90,7 +91,7 @@ def test_relation_cost_is_the_per_dataset_outer_product_sum():
 
 
 def test_soft_label_weight_schedule():
-  # 1 at epoch 1, a half-cosine down to epoch E, then 0 (METHODS.md 3.5).
+  # 1 at epoch 1, a half-cosine down to epoch E, then 0 (docs/methods/falcon.md#schedules).
   epochs = np.arange(1, 12)
   got = np.asarray(falcon_losses.soft_label_weight(jnp.asarray(epochs), 8))
   want = [0.5 * (1 + math.cos(math.pi * (e - 1) / 8)) if e <= 8 else 0.0 for e in epochs]

@@ -40,7 +40,10 @@ def _softmax(x):
 
 
 def _numpy_loss(hp, logits, teacher_logits, nb_logits, relation, coarse, tau, warmup=False):
-  """METHODS.md 3.3 in vectorised float64 numpy; `warmup`: lambda2 L_cons + lambda3 L_reg only."""
+  """docs/methods/falcon.md#classifier-losses in vectorised float64 numpy.
+
+  `warmup`: lambda2 L_cons + lambda3 L_reg only.
+  """
   logits, teacher_logits, nb_logits = (np.asarray(a, np.float64) for a in (logits, teacher_logits, nb_logits))
   allowed = relation[:, coarse].T  # [B, K]
   lse = lambda a, axis=-1: np.log(np.sum(np.exp(a), axis=axis))

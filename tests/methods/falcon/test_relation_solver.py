@@ -1,4 +1,5 @@
-"""FALCON's relation solver against brute force, HiGHS and the slot assignment of METHODS.md 3.4."""
+"""FALCON's relation solver against brute force, HiGHS and the slot assignment of
+docs/methods/falcon.md#relation-solver."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ BETAS = (0.0, 0.05, 1.0, 10.0)
 
 
 def _objective_of_matrix(cost, m, beta):
-  """METHODS.md 3.4's objective written on the 0/1 matrix M [K, C]."""
+  """The objective of docs/methods/falcon.md#relation-problem written on the 0/1 matrix M [K, C]."""
   k, c = cost.shape
   n = m.sum(axis=0)
   return -(cost * m).sum() + beta * ((n ** 2).sum() / c - (k / c) ** 2)
@@ -33,7 +34,10 @@ def _brute_force(cost, beta, allowed=None):
 
 
 def _slot_assignment(cost, beta):
-  """METHODS.md's uncapped rectangular assignment of fine classes to slots (c, s), s = 1..K-C+1."""
+  """The uncapped rectangular assignment of fine classes to slots (c, s), s = 1..K-C+1.
+
+  See docs/methods/falcon.md#relation-solver.
+  """
   k, c = cost.shape
   slots = k - c + 1
   s = np.arange(1, slots + 1)

@@ -1,4 +1,4 @@
-"""F-SC, centre loss and SoftTriple against per-example numpy transcriptions of METHODS.md 5-6."""
+"""F-SC, centre loss and SoftTriple against per-example numpy transcriptions of docs/methods/fsc.md#losses."""
 
 import math
 

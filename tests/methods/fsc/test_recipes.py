@@ -42,7 +42,8 @@ def test_paper_config_builds_with_the_recipe(name, head):
   dataset, taxonomy, protocols = PAPER_CONFIGS[name]
   assert (config.method, config.fsc.head, config.fsc.label) == ("fsc", head, "fine")
   assert (config.data.name, config.data.taxonomy) == (dataset, taxonomy)
-  # METHODS.md 5: ResNet-18, SGD momentum .9, wd 4e-5, cosine from 0.01; s = 4, sigma^2 = 1e-3, beta = 1e-4.
+  # docs/methods/fsc.md#paper-settings: ResNet-18, SGD momentum .9, wd 4e-5, cosine from 0.01;
+  # s = 4, sigma^2 = 1e-3, beta = 1e-4.
   assert (config.model.encoder, config.model.encoder_args.stem, config.model.embedder) == (
       "resnet18", "imagenet", "none")
   opt = config.optimizer

@@ -1,4 +1,5 @@
-"""MaskCon's targets, losses and labelled queue against per-example numpy transcriptions of METHODS.md 4.2-4.3."""
+"""MaskCon's targets, losses and labelled queue against per-example numpy transcriptions of
+docs/methods/maskcon.md#losses."""
 
 import math
 
@@ -47,7 +48,10 @@ def _logits_reference(q, k, queue, t1):
 
 
 def _maskcon_reference(k, queue, queue_labels, labels, t2, w):
-  """METHODS.md 4.2 literally: masked softmax, divide by its max, prepend 1, normalise, mix with e_0."""
+  """docs/methods/maskcon.md#maskcon-target literally.
+
+  Masked softmax, divide by its max, prepend 1, normalise, mix with e_0.
+  """
   nq = len(queue)
   out = np.zeros((len(k), 1 + nq))
   for i in range(len(k)):

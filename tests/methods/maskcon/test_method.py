@@ -50,7 +50,7 @@ def _log_softmax(x):
 
 
 def _numpy_target(mode, hp, k, queue, queue_labels, labels):
-  """METHODS.md 4.2-4.3 in float64 numpy, one row at a time."""
+  """docs/methods/maskcon.md#losses in float64 numpy, one row at a time."""
   rows = []
   for i in range(len(k)):
     mask = (queue_labels == labels[i]).astype(np.float64)

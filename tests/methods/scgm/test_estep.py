@@ -1,4 +1,4 @@
-"""SCGM E-step against numpy transcriptions of METHODS.md 2.3 and the official Sinkhorn loop."""
+"""SCGM E-step against numpy transcriptions of docs/methods/scgm.md#e-step-target and the official Sinkhorn loop."""
 
 import jax
 import jax.numpy as jnp
@@ -15,7 +15,10 @@ def _normalize(u):
 
 
 def _numpy_log_posterior(v, y, mu_y, mu_z, sigma2, sigmabar2, use_pi):
-  """METHODS.md 2.3 (and 2.1 for pi) in float64, one formula per line."""
+  """docs/methods/scgm.md#e-step-target in float64, one formula per line.
+
+  pi as in docs/methods/scgm.md#generative-model-and-notation.
+  """
   cos_vz = _normalize(v) @ _normalize(mu_z).T  # [N, r]
   cos_yz = _normalize(mu_y) @ _normalize(mu_z).T  # [C, r]
   pi = softmax(cos_yz[y] / sigmabar2, axis=1)  # [N, r]
