@@ -1,7 +1,7 @@
 """A Python API for a user's own coarsely labelled arrays: fit, embed, discover, adapt, save, load.
 
   import coarse2fine as c2f
-  model = c2f.fit(x, coarse, method="scgm_g", workdir="runs/mine", num_fine=9)
+  model = c2f.fit(x, coarse, workdir="runs/mine", num_fine=9)  # method=: a name in coarse2fine.methods.METHODS
   z = model.embed(x_new)                       # [n, e] embeddings
   ids, relation = model.discover(x_new)        # [n] discovered fine classes, [r, C] their coarse parents
   clf = model.adapt(support_x, support_y)      # few-shot logistic regression on the embeddings
@@ -55,18 +55,11 @@ from coarse2fine.data.splits import UNKNOWN_FINE, HierarchicalData, Split, carve
 from coarse2fine.data.taxonomy import Taxonomy
 from coarse2fine.evaluation import fewshot, logistic
 from coarse2fine.evaluation.evaluator import Evaluator, predict_split
-from coarse2fine.methods import METHODS
+from coarse2fine.methods import DEFAULT_METHOD, discovering_methods, method_class
 from coarse2fine.reporting import write_json_atomically
 
 META_FILE = "api_meta.json"  # next to the run's config.json: what `load` needs besides the checkpoint
 META_FORMAT = 1
-# Methods whose own classes `discover` returns (fsc with fsc.head "fsc" or "softtriple" on coarse labels).
-DISCOVERING = ("falcon", "scgm_g", "scgm_a", "fsc")
-# The config field that `num_fine` sets, for the methods that count fine classes.
-FINE_COUNT_FIELDS = {"falcon": "falcon.num_fine", "scgm_g": "scgm.num_subclasses", "scgm_a": "scgm.num_subclasses",
-                     "scan": "scan.num_clusters", "scan_c": "scan.num_clusters"}
-TWO_VIEW_METHODS = ("scgm_a", "falcon", "maskcon", "ancor")  # query/key or online/teacher views
-EMBEDDER_METHODS = ("scgm_g", "scgm_a", "ancor", "coarse_plus", "fine_plus")
 OPEN_FIELDS = ("model.encoder_args",)  # config nodes whose keys are free: the encoder's keyword arguments
 
 
@@ -178,36 +171,24 @@ def default_config(method: str, data: HierarchicalData, seed: int = 0) -> ml_col
   20 epochs of SGD (lr 0.05, cosine), batch up to 128 (at least 4 steps an epoch), evaluation
   on the encoder features.
   """
-  if method not in METHODS:
-    raise ValueError(f"Unknown method {method!r}; choose one of {sorted(METHODS)}.")
+  method_cls = method_class(method)
   config = base_config()
   config.method = method
   config.seed = seed
   config.data.name = "arrays"  # recorded in config.json; the arrays reach the trainer in memory
-  views = ("crop_flip",) if data.is_image else ("none",)
-  if method == "maskcon" and data.is_image:
-    views = ("strong", "weak")  # query, key (configs/maskcon_fashion_mnist.py)
-  config.data.views = views * 2 if method in TWO_VIEW_METHODS and len(views) == 1 else views
+  config.data.views = method_cls.api_views(data.is_image)
   config.model.encoder = "convnet" if data.is_image else "mlp"
   if not data.is_image:
     config.model.encoder_args.hidden_sizes = (256, 256)
-  config.model.embedder = "mlp" if method in EMBEDDER_METHODS else "none"
-  config.optimizer.lr = 0.1 if method == "falcon" else 0.05
-  config.optimizer.weight_decay = 0.0 if method == "falcon" else 5e-4
+  config.model.embedder = "mlp" if method_cls.has_embedder else "none"
+  config.optimizer.lr = 0.05
+  config.optimizer.weight_decay = 5e-4
   config.train.num_epochs = 20
   devices = jax.device_count()  # the batch is split over the devices
   config.train.batch_size = max(devices, min(128, len(data.train) // 4) // devices * devices)
   config.eval.batch_size = 512 // devices * devices or devices
   config.eval.features = "features"  # the encoder output, as the Fashion-MNIST configs evaluate
-  config.scgm.num_subclasses = data.num_fine
-  config.scgm.gamma = 0.25  # chosen on validation for configs/scgm_fashion_mnist.py
-  config.scgm.estep_every_epochs = 1
-  config.contrast.queue_size = 4096
-  config.contrast.momentum = 0.99
-  config.maskcon.queue_size = 4096
-  config.maskcon.embedding_dim = 128
-  config.maskcon.w, config.maskcon.t2 = 0.8, 0.1  # chosen on validation for configs/maskcon_fashion_mnist.py
-  config.scan.num_clusters = data.num_fine
+  method_cls.api_defaults(config, data)
   return config
 
 
@@ -232,28 +213,14 @@ def set_field(config: ml_collections.ConfigDict, key: str, value: Any) -> None:
 
 def derived_settings(config: ml_collections.ConfigDict, data: HierarchicalData) -> dict[str, Any]:
   """Settings that follow from the budget and the data, filled in after the user's overrides."""
-  epochs = config.train.num_epochs
-  steps = len(data.train) // config.train.batch_size
-  smallest_class = int(np.bincount(data.train.coarse).min())
-  neighbours = max(1, min(20, smallest_class - 1))  # mined within the coarse class, the example excluded
-  return {
-      "scgm.warmup_epochs": 1 if epochs > 1 else 0,  # as configs/scgm_fashion_mnist.py: an epoch before the E-step
-      "falcon.solve_every": max(1, min(20, (steps - 1) // 2)),  # at least one solve in each epoch
-      "falcon.soft_label_epochs": max(1, round(0.3 * epochs)),  # configs/falcon_fashion_mnist.py: 3 of 10
-      "falcon.warmup_steps": epochs * steps // 20,  # ibid.: 40 of 780 steps
-      "falcon.neighbours": neighbours,
-      "falcon.neighbours_used": min(5, neighbours),
-      "scan.neighbours": neighbours if config.method == "scan_c" else min(20, len(data.train) - 1),
-      "eval.protocols": _protocols(config, data),
-  }
+  return {**method_class(config.method).api_derived(config, data), "eval.protocols": _protocols(config, data)}
 
 
 def _protocols(config: ml_collections.ConfigDict, data: HierarchicalData) -> tuple[str, ...]:
   """Classification; with every evaluation example's fine label, the method's own clusters or k-means too."""
   if (data.test.fine == UNKNOWN_FINE).any():
     return ("classification",)
-  has_clusters = config.method in FINE_COUNT_FIELDS or (
-      config.method == "fsc" and config.fsc.head in ("fsc", "softtriple") and config.fsc.label == "coarse")
+  has_clusters = method_class(config.method).has_clusters(config)
   return ("classification", "clusters" if has_clusters else "kmeans")
 
 
@@ -262,7 +229,7 @@ def make_config(method: str, data: HierarchicalData, num_fine: Optional[int] = N
   """`default_config`, then `num_fine`, then `overrides` ("a.b" keys), then `derived_settings` not overridden."""
   overrides = dict(overrides or {})
   config = default_config(method, data, seed)
-  count_field = FINE_COUNT_FIELDS.get(method)
+  count_field = method_class(method).fine_count_field
   has_fine = bool((data.train.fine != UNKNOWN_FINE).any() or (data.test.fine != UNKNOWN_FINE).any())
   if num_fine is not None:
     if num_fine < data.num_coarse:
@@ -278,9 +245,6 @@ def make_config(method: str, data: HierarchicalData, num_fine: Optional[int] = N
   for key, value in derived_settings(config, data).items():
     if key not in overrides:
       set_field(config, key, value)
-  if method == "falcon" and len(data.train) // config.train.batch_size < 2:
-    raise ValueError(f"FALCON solves its relation within epochs and needs 2 or more steps an epoch; "
-                     f"{len(data.train)} examples make fewer at train.batch_size={config.train.batch_size}.")
   return config
 
 
@@ -384,16 +348,16 @@ class Model:
 
   def discover(self, x) -> tuple[np.ndarray, np.ndarray]:
     """([n] int64 discovered class of each input, [r, C] int64 0/1 coarse parent of each class)."""
-    relation = self.method.relation(self.state)
-    if relation is None:
-      raise ValueError(f"Method {self.config.method!r} discovers no classes of its own; methods that do: "
-                       f"{', '.join(DISCOVERING)} (fsc with fsc.head 'fsc' or 'softtriple'). Cluster "
-                       "model.embed(x) instead, e.g. with coarse2fine.evaluation.kmeans.kmeans_discovery.")
+    discovered = self.method.discovered(self.state)
+    if discovered is None:
+      raise ValueError(f"Method {self.config.method!r} (as configured) discovers no classes with coarse parents "
+                       f"of its own; methods that can: {', '.join(discovering_methods())}. Cluster model.embed(x) "
+                       "instead, e.g. with coarse2fine.evaluation.kmeans.kmeans_discovery.")
     inputs = self._inputs(x, "x")
     split = Split(inputs, np.zeros(len(inputs), np.int32), np.full(len(inputs), UNKNOWN_FINE, np.int32))
     logits = predict_split(self._evaluator.predict_step, self.state, split, self._mesh,
                            self.config.eval.batch_size, keys=("cluster_logits",))["cluster_logits"]
-    return logits.argmax(1).astype(np.int64), np.asarray(relation, np.int64)
+    return logits.argmax(1).astype(np.int64), np.asarray(discovered.relation, np.int64)
 
   def adapt(self, support_x, support_y, C: float = 1.0) -> FewShotClassifier:
     """A classifier of the support labels [s] (any sortable values, 2 or more classes) from inputs [s, ...].
@@ -457,7 +421,7 @@ def load(path: str) -> Model:
   return Model(os.path.abspath(path), config, run, train.restore_newest(path, config, run.state))
 
 
-def fit(x, coarse, method: str = "scgm_g", workdir: Optional[str] = None, *, fine=None,
+def fit(x, coarse, method: str = DEFAULT_METHOD, workdir: Optional[str] = None, *, fine=None,
         coarse_names: Optional[Sequence[str]] = None, num_fine: Optional[int] = None,
         config_overrides: Optional[Mapping[str, Any]] = None, seed: int = 0, test_fraction: float = 0.0) -> Model:
   """Trains `method` on coarsely labelled arrays and returns the trained `Model`.
@@ -465,13 +429,13 @@ def fit(x, coarse, method: str = "scgm_g", workdir: Optional[str] = None, *, fin
   Args:
     x: [N, H, W(, C)] uint8 or [0, 1] float images, or [N, F] vectors.
     coarse: [N] coarse class ids in 0 .. C-1.
-    method: a name in coarse2fine.methods.METHODS (e.g. scgm_g, scgm_a, falcon, maskcon, fsc, coarse).
+    method: a name in coarse2fine.methods.METHODS (default `coarse2fine.methods.DEFAULT_METHOD`).
     workdir: where the checkpoint, config.json, metrics and results.json go (a new temporary
       folder if None). A workdir of the same fit resumes; one of another config or other data is refused.
     fine: optional [N] fine labels (any integer ids, -1 where unknown), for the taxonomy and metrics.
     coarse_names: optional names of the C coarse classes.
-    num_fine: fine classes to discover over all coarse classes: falcon.num_fine,
-      scgm.num_subclasses or scan.num_clusters; needed by those methods without fine labels.
+    num_fine: fine classes to discover over all coarse classes: sets the config field the method
+      declares as `fine_count_field`; needed by the methods that declare one, without fine labels.
     config_overrides: {"a.b": value} over the defaults (see `default_config`), e.g.
       {"train.num_epochs": 5}; an unknown key is an error.
     seed: initialisation, data order and augmentation, and the held-out split.

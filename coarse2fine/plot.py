@@ -6,9 +6,10 @@ Restores the newest checkpoint of the run in DIR (its `config.json` names the me
 data), predicts the split, and writes PNGs to --out, each through a temporary file and a
 rename (never half-written):
   embedding_tsne.png: t-SNE of the `eval.features` embeddings, coloured by coarse class;
-    SCGM runs add the learned super-class and sub-class means, embedded in the same fit,
+    methods with prototypes (SCGM's super-class and sub-class means) add them, embedded in the
+    same fit, and the map shows their space,
   relation.png: the learned [r, C] relation next to the true fine-to-coarse one, discovered
-    classes in Hungarian order (methods with a `relation`),
+    classes in Hungarian order (methods whose `discovered` gives one),
   clusters.png: the most confident images of the most populated discovered classes
     (image data with `cluster_logits`),
   curves.png: training curves from `metrics.jsonl`.
@@ -24,15 +25,16 @@ import os
 import tempfile
 from typing import NamedTuple, Optional, Sequence
 
-from absl import app, flags, logging
-import jax
 import ml_collections
 import numpy as np
+from absl import app, flags, logging
 
 from coarse2fine import train
 from coarse2fine.data.splits import HierarchicalData, Split
 from coarse2fine.evaluation import discovery
 from coarse2fine.evaluation.evaluator import make_predict_step, predict_split
+from coarse2fine.methods import Discovered
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "A training run's workdir.")
 flags.DEFINE_string("out", None, "Folder for the PNGs (default: WORKDIR/plots).")
@@ -41,7 +43,6 @@ flags.DEFINE_integer("max_points", 2000, "At most this many examples (a seeded r
 flags.DEFINE_integer("seed", 0, "Seed of the t-SNE subset and fit.")
 
 DPI = 100  # pixels per inch of every PNG: figure sizes below are in inches
-SCGM_METHODS = ("scgm_g", "scgm_a")
 MAX_CLUSTER_ROWS = 20
 IMAGES_PER_ROW = 8
 CELL_INCHES = 1.0  # one image of the clusters grid
@@ -99,7 +100,7 @@ def coarse_colours(num_coarse: int) -> np.ndarray:
 
 
 class Means(NamedTuple):
-  """Learned means drawn in the embedding map: [m, 2] positions and the [m] coarse class of each."""
+  """Learned vectors drawn in the embedding map: [m, 2] positions and the [m] coarse class of each."""
 
   label: str
   points2d: np.ndarray
@@ -341,29 +342,26 @@ def plot_curves(series: dict[str, tuple[np.ndarray, np.ndarray]], path: str) -> 
 class RunOutputs(NamedTuple):
   """What the figures of a run are drawn from.
 
-  predictions: {eval.features: [N, e], "cluster_logits": [N, r] if the method has them} on `split`;
-  relation: [r, C] 0/1 or None; means: SCGM's {"super": mu_y [C, e], "sub": mu_z [r, e]} or None.
+  predictions: {map space: [N, e], "cluster_logits": [N, r] if the method has them} on `split`;
+  discovered: the method's `discovered(state)` (classes, parents, prototypes) or None.
   """
 
   config: ml_collections.ConfigDict
   data: HierarchicalData
   split: Split
   predictions: dict
-  relation: Optional[np.ndarray]
-  means: Optional[dict]
+  discovered: Optional[Discovered]
 
+  @property
+  def relation(self) -> Optional[np.ndarray]:
+    return None if self.discovered is None else np.asarray(self.discovered.relation)
 
-def map_space(config: ml_collections.ConfigDict) -> str:
-  """The outputs the t-SNE map shows: SCGM's embeddings (where its means live), else `eval.features`."""
-  return "embedding" if config.method in SCGM_METHODS else config.eval.features
-
-
-def scgm_means(config: ml_collections.ConfigDict, state) -> Optional[dict]:
-  """SCGM's learned means (params mu_y [C, e], mu_z [r, e]), when the map shows their space."""
-  if config.method not in SCGM_METHODS:
-    return None
-  params = jax.device_get(state.params)
-  return {"super": np.asarray(params["mu_y"]), "sub": np.asarray(params["mu_z"])}
+  @property
+  def map_space(self) -> str:
+    """The outputs the t-SNE map shows: where the method's prototypes live, else `eval.features`."""
+    if self.discovered is not None and self.discovered.prototypes:
+      return self.discovered.prototype_space
+    return self.config.eval.features
 
 
 def load_outputs(workdir: str, split: str = "test") -> RunOutputs:
@@ -373,36 +371,35 @@ def load_outputs(workdir: str, split: str = "test") -> RunOutputs:
   run = train.setup_run(config)
   state = train.restore_newest(workdir, config, run.state)
   split_data = getattr(run.data, split)
+  outputs = RunOutputs(config, run.data, split_data, {}, run.method.discovered(state))
   predictions = predict_split(make_predict_step(run.method, run.mesh, run.data), state, split_data, run.mesh,
-                              config.eval.batch_size, keys=(map_space(config), "cluster_logits"))
-  relation = run.method.relation(state)
-  return RunOutputs(config, run.data, split_data, predictions,
-                    None if relation is None else np.asarray(relation), scgm_means(config, state))
+                              config.eval.batch_size, keys=(outputs.map_space, "cluster_logits"))
+  return outputs._replace(predictions=predictions)
 
 
 # ----------------------------------------------------------------------------- the four figures
 
 
 def write_embedding(outputs: RunOutputs, path: str, max_points: int, seed: int) -> str:
-  """embedding_tsne.png of a seeded subset, with SCGM's means embedded in the same fit."""
+  """embedding_tsne.png of a seeded subset, with the method's prototypes embedded in the same fit."""
   taxonomy = outputs.data.taxonomy
   index = subsample_indices(len(outputs.split), max_points, seed)
-  points = outputs.predictions[map_space(outputs.config)][index]
-  means = None
-  if outputs.means is not None:
-    # SCGM compares embeddings and means by cosine only: put all of them on the unit sphere.
+  points = outputs.predictions[outputs.map_space][index]
+  prototypes = outputs.discovered.prototypes if outputs.discovered is not None else ()
+  vectors = None
+  if prototypes:
+    # Prototypes are compared with examples by cosine only: put all of them on the unit sphere.
     points = l2_normalize(points)
-    means = l2_normalize(np.concatenate([outputs.means["super"], outputs.means["sub"]]))
-  xy, means_xy = tsne_coordinates(points, means, seed)
+    vectors = l2_normalize(np.concatenate([p.vectors for p in prototypes]))
+  xy, prototypes_xy = tsne_coordinates(points, vectors, seed)
   fine = outputs.split.fine[index]
   markers = sibling_rank(fine, taxonomy.fine_to_coarse) if (fine >= 0).all() else None
-  drawn = []
-  if means_xy is not None:
-    num_coarse = len(outputs.means["super"])
-    drawn = [Means("super-class means", means_xy[:num_coarse], np.arange(num_coarse)),
-             Means("sub-class means", means_xy[num_coarse:], outputs.relation.argmax(1))]
+  drawn, start = [], 0
+  for p in prototypes:
+    drawn.append(Means(p.label, prototypes_xy[start:start + len(p.vectors)], np.asarray(p.coarse)))
+    start += len(p.vectors)
   title = (f"{outputs.config.method} on {outputs.config.data.name}: t-SNE of {len(index)} "
-           f"{map_space(outputs.config)}s (colour: coarse, marker: fine within coarse)")
+           f"{outputs.map_space}s (colour: coarse, marker: fine within coarse)")
   return plot_embedding(xy, outputs.split.coarse[index], taxonomy.coarse_names, path, markers, drawn, title)
 
 

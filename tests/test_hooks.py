@@ -36,7 +36,7 @@ class CountingMethod(Supervised):
 @pytest.fixture
 def counting(monkeypatch, tiny_config):
   CountingMethod.calls = []
-  monkeypatch.setitem(methods.METHODS, "counting", lambda c, d: CountingMethod(c, d, "coarse", False))
+  monkeypatch.setitem(methods.METHODS, "counting", CountingMethod)
   monkeypatch.setattr(train, "METHODS", methods.METHODS)
   tiny_config.method = "counting"
   tiny_config.train.log_every_steps = 1

@@ -119,8 +119,13 @@ def test_scgm_run(scgm_workdir, tmp_path):
   # t-SNE: the subset honours max_points, and the 3 super-class + 9 sub-class means come out of the same fit.
   index = plot.subsample_indices(len(test), 100, seed=3)
   assert len(index) == len(np.unique(index)) == 100 and index.max() < len(test)
-  assert outputs.means["super"].shape == (3, 32) and outputs.means["sub"].shape == (9, 32)
-  means = np.concatenate([outputs.means["super"], outputs.means["sub"]])
+  super_means, sub_means = outputs.discovered.prototypes
+  assert super_means.vectors.shape == (3, 32) and sub_means.vectors.shape == (9, 32)
+  assert outputs.map_space == "embedding"
+  # Colours: each super-class mean its own class, each sub-class mean the parent in the relation.
+  np.testing.assert_array_equal(super_means.coarse, np.arange(3))
+  np.testing.assert_array_equal(sub_means.coarse, outputs.relation.argmax(1))
+  means = np.concatenate([super_means.vectors, sub_means.vectors])
   xy, means_xy = plot.tsne_coordinates(outputs.predictions["embedding"][index], means, seed=3)
   assert xy.shape == (100, 2) and means_xy.shape == (12, 2)
   assert np.isfinite(xy).all() and np.isfinite(means_xy).all()
@@ -149,7 +154,8 @@ def test_image_run_clusters_grid(fsc_images_workdir, tmp_path):
   assert written == [os.path.join(out, n) for n in names]
   outputs = plot.load_outputs(fsc_images_workdir)
   logits = outputs.predictions["cluster_logits"]
-  assert logits.shape == (64, 12) and outputs.means is None
+  assert logits.shape == (64, 12) and outputs.discovered.prototypes == ()
+  assert outputs.map_space == outputs.config.eval.features
   rows = plot.cluster_rows(logits)
   expected = _most_confident(logits)
   assert [k for k, _ in rows] == [k for k, _ in expected]

@@ -193,13 +193,16 @@ class Evaluator:
     return metrics
 
   def _cluster_metrics(self, state, predictions: dict[str, np.ndarray], split: Split) -> dict[str, float]:
-    """Discovery metrics of the method's own classes: argmax of `cluster_logits`, parents from `relation`."""
+    """Discovery metrics of the method's own classes: argmax of `cluster_logits`, parents from `discovered`."""
     if "cluster_logits" not in predictions:
       raise ValueError(f"eval.protocols has 'clusters', but method {self.config.method!r} discovers no "
                        f"classes (no cluster_logits); use 'kmeans' instead.")
     pred = predictions["cluster_logits"].argmax(1)
-    relation = self.method.relation(state)
-    if relation is None:  # a method without parents (SCAN): each cluster's majority coarse label here
+    discovered = self.method.discovered(state)
+    relations = discovered.relations if discovered is not None else []
+    if discovered is not None:
+      relation = discovered.relation
+    else:  # a method without parents (SCAN): each cluster's majority coarse label here
       relation = relation_from_clusters(pred, split.coarse, predictions["cluster_logits"].shape[1],
                                         self.data.num_coarse)
     found = discovery.discovery_metrics(pred, split.fine, relation, self.data.taxonomy.fine_to_coarse,
@@ -207,7 +210,6 @@ class Evaluator:
     found["discovery/clusters_purity"] = 100.0 * float(homogeneity_score(split.fine, pred))
     found.update({"discovery/" + k[len("discovery/clusters_"):]: v for k, v in found.items()})
     # Several taxonomies: the other taxonomies' M against their true parents, same class matching.
-    relations = self.method.relations(state) or []
     for d in range(1, len(relations)):
       other = discovery.discovery_metrics(pred, split.fine, relations[d], self.data.taxonomies[d].fine_to_coarse,
                                           tag=f"clusters_tax{d}_")

@@ -7,7 +7,7 @@ predictions for evaluation. It never edits the loop, the data layer or the evalu
 from __future__ import annotations
 
 import abc
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, Callable, ClassVar, NamedTuple, Optional
 
 import flax.linen as nn
 import jax
@@ -36,6 +36,34 @@ class LossAux(NamedTuple):
   extra: Any
 
 
+class Prototypes(NamedTuple):
+  """Learned vectors a method compares examples with (SCGM's means): what maps draw next to the examples."""
+
+  label: str  # e.g. "sub-class means"
+  vectors: np.ndarray  # [n, e] float32, in the `Discovered.prototype_space` output of `predict`
+  coarse: np.ndarray  # [n] int64 coarse class of each vector
+
+
+class Discovered(NamedTuple):
+  """What a method found: its r classes (the columns of `cluster_logits`) and their coarse parents.
+
+  relations: one [r, C_d] int64 0/1 matrix per taxonomy d of `data.taxonomies` (the first is the
+    one the evaluation split is labelled with): row k marks the coarse parent of class k.
+  prototypes: learned vectors compared with examples by cosine, e.g. SCGM's super-class and
+    sub-class means; empty for methods without them.
+  prototype_space: the `predict` key whose vectors the prototypes live with (None without prototypes).
+  """
+
+  relations: list
+  prototypes: tuple = ()
+  prototype_space: Optional[str] = None
+
+  @property
+  def relation(self) -> np.ndarray:
+    """[r, C] the parents in the main taxonomy."""
+    return self.relations[0]
+
+
 class Method(abc.ABC):
   """Base class: the parts of a method the training loop calls.
 
@@ -44,9 +72,37 @@ class Method(abc.ABC):
   evaluation step.
   """
 
+  # What the rest of the library reads before a method exists (the API's configs, the
+  # evaluation protocols); a method declares these instead of being named anywhere else.
+  two_views: ClassVar[bool] = False  # its loss reads two views of each example (query/key, student/teacher)
+  has_embedder: ClassVar[bool] = False  # its network puts an embedder (`model.embedder`) after the encoder
+  fine_count_field: ClassVar[Optional[str]] = None  # the "a.b" config field that sets how many classes it finds
+
   def __init__(self, config: ml_collections.ConfigDict, data: HierarchicalData):
     self.config = config
     self.data = data
+
+  @classmethod
+  def has_clusters(cls, config: ml_collections.ConfigDict) -> bool:
+    """Whether `predict` gives `cluster_logits` under `config` (the "clusters" protocol applies)."""
+    return cls.fine_count_field is not None
+
+  @classmethod
+  def api_views(cls, is_image: bool) -> tuple[str, ...]:
+    """The views `coarse2fine.fit` trains with: a pad-2 crop and flip for images, none for vectors."""
+    return (("crop_flip",) if is_image else ("none",)) * (2 if cls.two_views else 1)
+
+  @classmethod
+  def api_defaults(cls, config: ml_collections.ConfigDict, data: HierarchicalData) -> None:
+    """Sets the method's own fields of `coarse2fine.fit`'s default config (before the user's overrides)."""
+
+  @classmethod
+  def api_derived(cls, config: ml_collections.ConfigDict, data: HierarchicalData) -> dict[str, Any]:
+    """"a.b" -> value: fields that follow from the budget and the data, filled in after the user's overrides.
+
+    Raises ValueError where the budget cannot work for the method.
+    """
+    return {}
 
   @property
   def views(self) -> tuple[str, ...]:
@@ -81,12 +137,8 @@ class Method(abc.ABC):
     """Neighbours the input pipeline loads with each training example (`Batch.neighbours`), or None."""
     return None
 
-  def relation(self, state: TrainState) -> Optional[np.ndarray]:
-    """[r, C] 0/1 matrix: the coarse parent of each discovered class (`cluster_logits`), or None."""
-    return None
-
-  def relations(self, state: TrainState) -> Optional[list[np.ndarray]]:
-    """[r, C_d] relation of every taxonomy d of `data.taxonomies` (several taxonomies), or None."""
+  def discovered(self, state: TrainState) -> Optional[Discovered]:
+    """The fine classes the method found (`cluster_logits`' classes) and their coarse parents, or None."""
     return None
 
   @abc.abstractmethod
@@ -94,7 +146,7 @@ class Method(abc.ABC):
     """Evaluation outputs for inputs `[b, ...]`.
 
     Keys (all optional but `coarse_logits`): `coarse_logits` [b, C], `fine_logits`
-    [b, K], `cluster_logits` [b, r] (discovered classes, with `relation`), `embedding`
+    [b, K], `cluster_logits` [b, r] (discovered classes, with `discovered`), `embedding`
     [b, e], `features` [b, D].
     """
 

@@ -45,7 +45,7 @@ from coarse2fine.data import pipeline
 from coarse2fine.data.batch import Batch
 from coarse2fine.data.splits import HierarchicalData
 from coarse2fine.hooks import HookContext, HostHook
-from coarse2fine.methods.base import LossAux, Method
+from coarse2fine.methods.base import Discovered, LossAux, Method
 from coarse2fine.methods.common import neighbours as neighbour_mining
 from coarse2fine.methods.common.dataset_pass import views_checked
 from coarse2fine.methods.common.network import (
@@ -72,6 +72,29 @@ def initial_relation(num_fine: int, num_coarse: int, beta: float, seed: int, bac
 
 class Falcon(Method):
   """FALCON on one taxonomy; see the module docstring."""
+
+  two_views = True
+  fine_count_field = "falcon.num_fine"
+
+  @classmethod
+  def api_defaults(cls, config: ml_collections.ConfigDict, data: HierarchicalData) -> None:
+    config.optimizer.lr = 0.1
+    config.optimizer.weight_decay = 0.0
+
+  @classmethod
+  def api_derived(cls, config: ml_collections.ConfigDict, data: HierarchicalData) -> dict:
+    epochs, steps = config.train.num_epochs, len(data.train) // config.train.batch_size
+    if steps < 2:
+      raise ValueError(f"FALCON solves its relation within epochs and needs 2 or more steps an epoch; "
+                       f"{len(data.train)} examples make fewer at train.batch_size={config.train.batch_size}.")
+    neighbours = max(1, min(20, int(np.bincount(data.train.coarse).min()) - 1))  # within the coarse class
+    return {
+        "falcon.solve_every": max(1, min(20, (steps - 1) // 2)),  # at least one solve in each epoch
+        "falcon.soft_label_epochs": max(1, round(0.3 * epochs)),  # configs/falcon_fashion_mnist.py: 3 of 10
+        "falcon.warmup_steps": epochs * steps // 20,  # ibid.: 40 of 780 steps
+        "falcon.neighbours": neighbours,
+        "falcon.neighbours_used": min(5, neighbours),
+    }
 
   def __init__(self, config: ml_collections.ConfigDict, data: HierarchicalData):
     super().__init__(config, data)
@@ -248,15 +271,7 @@ class Falcon(Method):
     return {"features": outputs["features"], "embedding": outputs["features"], "cluster_logits": logits,
             "coarse_logits": coarse_logits}
 
-  def relation(self, state: TrainState) -> np.ndarray:
-    """[K, C] M of the main taxonomy (the one the evaluation split is labelled with)."""
-    return self.relations(state)[0]
-
-  def relations(self, state: TrainState) -> list[np.ndarray]:
-    """[K, C_d] M_d of every taxonomy d."""
+  def discovered(self, state: TrainState) -> Discovered:
+    """The K fine classes under M_d [K, C_d] of every taxonomy d (the main one first)."""
     stacked = np.asarray(jax.device_get(state.extra["relations"]), np.int64)
-    return [stacked[d, :, :c] for d, c in enumerate(self.num_coarse)]
-
-
-def falcon(config, data):
-  return Falcon(config, data)
+    return Discovered([stacked[d, :, :c] for d, c in enumerate(self.num_coarse)])

@@ -16,12 +16,13 @@ The clusters' coarse parents, for the relation metrics, are their majority coars
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import ClassVar, Optional
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 from coarse2fine.data import pipeline
 from coarse2fine.data.batch import Batch
@@ -39,12 +40,24 @@ from coarse2fine.train_state import TrainState
 
 
 class Scan(Method):
-  """SCAN (`within_coarse=False`) or SCAN-C (`within_coarse=True`); see the module docstring."""
+  """`scan`: SCAN over the whole batch (`ScanC` mines within each coarse class); see the module docstring."""
 
-  def __init__(self, config: ml_collections.ConfigDict, data: HierarchicalData, within_coarse: bool):
+  within_coarse: ClassVar[bool] = False
+  fine_count_field = "scan.num_clusters"
+
+  @classmethod
+  def api_defaults(cls, config: ml_collections.ConfigDict, data: HierarchicalData) -> None:
+    config.scan.num_clusters = data.num_fine
+
+  @classmethod
+  def api_derived(cls, config: ml_collections.ConfigDict, data: HierarchicalData) -> dict:
+    if cls.within_coarse:  # mined within the coarse class, the example excluded
+      return {"scan.neighbours": max(1, min(20, int(np.bincount(data.train.coarse).min()) - 1))}
+    return {"scan.neighbours": min(20, len(data.train) - 1)}
+
+  def __init__(self, config: ml_collections.ConfigDict, data: HierarchicalData):
     super().__init__(config, data)
     self.hp = config.scan
-    self.within_coarse = within_coarse
     self.num_clusters = self.hp.num_clusters or data.num_fine
     self._views = views_checked(config.data.views, 1, config.method)
     self._model = ClassifierNet(encoder=build_encoder(config.model), embedder=None, num_classes=self.num_clusters)
@@ -79,9 +92,7 @@ class Scan(Method):
     return {"features": outputs["features"], "embedding": outputs["features"], "cluster_logits": outputs["logits"]}
 
 
-def scan(config, data):
-  return Scan(config, data, within_coarse=False)
+class ScanC(Scan):
+  """`scan_c`: SCAN with neighbours mined within each coarse class."""
 
-
-def scan_c(config, data):
-  return Scan(config, data, within_coarse=True)
+  within_coarse = True

@@ -22,6 +22,8 @@ coarse label at test time.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -31,7 +33,7 @@ import optax
 
 from coarse2fine.data.batch import Batch
 from coarse2fine.data.splits import HierarchicalData
-from coarse2fine.methods.base import LossAux, Method, coarse_logits_from_fine
+from coarse2fine.methods.base import Discovered, LossAux, Method, coarse_logits_from_fine
 from coarse2fine.methods.common.network import build_encoder
 from coarse2fine.methods.fsc import losses
 from coarse2fine.models import Classifier
@@ -39,6 +41,7 @@ from coarse2fine.train_state import TrainState
 
 HEADS = ("fsc", "softmax", "centre", "softtriple")
 LABELS = ("coarse", "fine")
+SUB_CENTRE_HEADS = ("fsc", "softtriple")  # heads with several centres per class
 
 
 class SoftTripleCentres(nn.Module):
@@ -80,6 +83,11 @@ class HeadNet(nn.Module):
 class SubCentreClassifier(Method):
   """See the module docstring."""
 
+  @classmethod
+  def has_clusters(cls, config: ml_collections.ConfigDict) -> bool:
+    """Sub-centres found on coarse labels are its classes."""
+    return config.fsc.head in SUB_CENTRE_HEADS and config.fsc.label == "coarse"
+
   def __init__(self, config: ml_collections.ConfigDict, data: HierarchicalData):
     super().__init__(config, data)
     hp = self.hp = config.fsc
@@ -105,7 +113,7 @@ class SubCentreClassifier(Method):
 
   @property
   def has_sub_centres(self) -> bool:
-    return self.hp.head in ("fsc", "softtriple")
+    return self.hp.head in SUB_CENTRE_HEADS
 
   def init_extra(self, variables: dict) -> dict:
     if self.hp.head not in ("fsc", "centre"):
@@ -145,11 +153,11 @@ class SubCentreClassifier(Method):
     metrics[f"train/{hp.label}_accuracy"] = jnp.mean(jnp.argmax(class_scores, -1) == labels)
     return loss, LossAux(metrics, batch_stats, extra)
 
-  def relation(self, state: TrainState):
+  def discovered(self, state: TrainState) -> Optional[Discovered]:
     """[C*s, C]: sub-centre i*s + k belongs to class i (coarse training only)."""
     if not self.has_sub_centres or self.hp.label != "coarse":
       return None
-    return np.repeat(np.eye(self.num_classes, dtype=np.int32), self.hp.num_sub, axis=0)
+    return Discovered([np.repeat(np.eye(self.num_classes, dtype=np.int64), self.hp.num_sub, axis=0)])
 
   def predict(self, state: TrainState, inputs: jax.Array) -> dict[str, jax.Array]:
     hp = self.hp
@@ -174,7 +182,3 @@ class SubCentreClassifier(Method):
       if sub_scores is not None:
         result["cluster_logits"] = sub_scores.reshape(sub_scores.shape[0], -1)
     return result
-
-
-def fsc(config, data):
-  return SubCentreClassifier(config, data)

@@ -89,6 +89,18 @@ class KeyEncoderState(flax.struct.PyTreeNode):
 class MaskCon(Method):
   """MaskCon and the baselines of its paper; see the module docstring."""
 
+  two_views = True
+
+  @classmethod
+  def api_views(cls, is_image: bool) -> tuple[str, ...]:
+    return ("strong", "weak") if is_image else ("none", "none")  # query, key (configs/maskcon_fashion_mnist.py)
+
+  @classmethod
+  def api_defaults(cls, config: ml_collections.ConfigDict, data: HierarchicalData) -> None:
+    config.maskcon.queue_size = 4096
+    config.maskcon.embedding_dim = 128
+    config.maskcon.w, config.maskcon.t2 = 0.8, 0.1  # chosen on validation for configs/maskcon_fashion_mnist.py
+
   def __init__(self, config: ml_collections.ConfigDict, data: HierarchicalData):
     super().__init__(config, data)
     hp = self.hp = config.maskcon
@@ -199,7 +211,3 @@ class MaskCon(Method):
     if not self.uses_fine and self.hp.mode in ("coins", "supce"):
       predictions["coarse_logits"] = outputs["logits"]
     return predictions
-
-
-def maskcon(config, data):
-  return MaskCon(config, data)

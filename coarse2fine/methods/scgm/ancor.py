@@ -47,6 +47,15 @@ class AncorNet(nn.Module):
 
 
 class Ancor(Method):
+  """`ancor`: see the module docstring."""
+
+  two_views = True
+  has_embedder = True
+
+  @classmethod
+  def api_defaults(cls, config: ml_collections.ConfigDict, data: HierarchicalData) -> None:
+    config.contrast.queue_size = 4096
+    config.contrast.momentum = 0.99
 
   def __init__(self, config: ml_collections.ConfigDict, data: HierarchicalData):
     super().__init__(config, data)
@@ -90,7 +99,3 @@ class Ancor(Method):
   def predict(self, state: TrainState, inputs: jax.Array) -> dict[str, jax.Array]:
     outputs = self._model.apply(state.variables, inputs, train=False)
     return {"features": outputs["features"], "embedding": outputs["embedding"], "coarse_logits": outputs["logits"]}
-
-
-def ancor(config, data):
-  return Ancor(config, data)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Optional
+from typing import ClassVar, Optional
 
 import flax.linen as nn
 import jax
@@ -38,7 +38,7 @@ from coarse2fine import sharding
 from coarse2fine.data.batch import Batch
 from coarse2fine.data.splits import HierarchicalData
 from coarse2fine.hooks import HookContext, HostHook
-from coarse2fine.methods.base import LossAux, Method
+from coarse2fine.methods.base import Discovered, LossAux, Method, Prototypes
 from coarse2fine.methods.common.dataset_pass import training_split_pass, views_checked
 from coarse2fine.methods.common.network import build_embedder, build_encoder
 from coarse2fine.methods.common.normalize import l2_normalize
@@ -120,8 +120,24 @@ def subclass_relation(mu_y: np.ndarray, mu_z: np.ndarray) -> np.ndarray:
 class SCGM(Method):
   """SCGM-G (`variant="g"`) or SCGM-A (`variant="a"`); see the module docstring."""
 
-  def __init__(self, config: ml_collections.ConfigDict, data: HierarchicalData, variant: str):
+  variant: ClassVar[str] = "g"
+  has_embedder = True
+  fine_count_field = "scgm.num_subclasses"
+
+  @classmethod
+  def api_defaults(cls, config: ml_collections.ConfigDict, data: HierarchicalData) -> None:
+    config.scgm.num_subclasses = data.num_fine
+    config.scgm.gamma = 0.25  # chosen on validation for configs/scgm_fashion_mnist.py
+    config.scgm.estep_every_epochs = 1
+
+  @classmethod
+  def api_derived(cls, config: ml_collections.ConfigDict, data: HierarchicalData) -> dict:
+    # as configs/scgm_fashion_mnist.py: an epoch of training before the first E-step
+    return {"scgm.warmup_epochs": 1 if config.train.num_epochs > 1 else 0}
+
+  def __init__(self, config: ml_collections.ConfigDict, data: HierarchicalData):
     super().__init__(config, data)
+    variant = self.variant
     if variant not in VARIANTS:
       raise ValueError(f"Unknown SCGM variant {variant!r}; choose one of {VARIANTS}.")
     self.variant = variant
@@ -282,14 +298,30 @@ class SCGM(Method):
         "cluster_logits": cosine(v, outputs["mu_z"]) / self.hp.sigma2,
     }
 
-  def relation(self, state: TrainState) -> np.ndarray:
+  def discovered(self, state: TrainState) -> Discovered:
+    """Sub-classes under their closest super-class mean; both sets of means, in the embedding space."""
     params = jax.device_get(state.params)
-    return subclass_relation(params["mu_y"], params["mu_z"])
+    mu_y, mu_z = np.asarray(params["mu_y"], np.float32), np.asarray(params["mu_z"], np.float32)
+    relation = np.asarray(subclass_relation(mu_y, mu_z), np.int64)
+    means = (Prototypes("super-class means", mu_y, np.arange(len(mu_y))),
+             Prototypes("sub-class means", mu_z, relation.argmax(1)))
+    return Discovered([relation], means, prototype_space="embedding")
 
 
-def scgm_g(config, data):
-  return SCGM(config, data, variant="g")
+class SCGMG(SCGM):
+  """`scgm_g`: SCGM on a generic encoder."""
+
+  variant = "g"
 
 
-def scgm_a(config, data):
-  return SCGM(config, data, variant="a")
+class SCGMA(SCGM):
+  """`scgm_a`: SCGM with ANCOR's momentum encoder and per-super-class queues (two views)."""
+
+  variant = "a"
+  two_views = True
+
+  @classmethod
+  def api_defaults(cls, config: ml_collections.ConfigDict, data: HierarchicalData) -> None:
+    super().api_defaults(config, data)
+    config.contrast.queue_size = 4096
+    config.contrast.momentum = 0.99

@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -25,11 +27,13 @@ from coarse2fine.train_state import TrainState
 
 
 class Supervised(Method):
-  """Cross-entropy on one label level (`label`: "coarse" or "fine")."""
+  """Cross-entropy on one label level (`label`: "coarse" or "fine"); the four baselines below set it."""
 
-  def __init__(self, config: ml_collections.ConfigDict, data: HierarchicalData, label: str, with_embedder: bool):
+  label: ClassVar[str] = "coarse"
+
+  def __init__(self, config: ml_collections.ConfigDict, data: HierarchicalData):
     super().__init__(config, data)
-    self.label = label
+    label, with_embedder = self.label, self.has_embedder
     if label == "fine" and (data.train.fine < 0).any():
       raise ValueError(
           f"Method {config.method!r} trains on fine labels, but {int((data.train.fine < 0).sum())} "
@@ -67,17 +71,24 @@ class Supervised(Method):
     return result
 
 
-def coarse(config, data):
-  return Supervised(config, data, label="coarse", with_embedder=False)
+class Coarse(Supervised):
+  """`coarse`: encoder -> Linear(D, C) on coarse labels."""
 
 
-def coarse_plus(config, data):
-  return Supervised(config, data, label="coarse", with_embedder=True)
+class CoarsePlus(Supervised):
+  """`coarse_plus`: encoder -> embedder -> Linear(e, C) on coarse labels."""
+
+  has_embedder = True
 
 
-def fine(config, data):
-  return Supervised(config, data, label="fine", with_embedder=False)
+class Fine(Supervised):
+  """`fine`: encoder -> Linear(D, K) on fine labels (an upper reference)."""
+
+  label = "fine"
 
 
-def fine_plus(config, data):
-  return Supervised(config, data, label="fine", with_embedder=True)
+class FinePlus(Supervised):
+  """`fine_plus`: encoder -> embedder -> Linear(e, K) on fine labels."""
+
+  label = "fine"
+  has_embedder = True

@@ -150,7 +150,7 @@ def test_coarse_predictions_sum_their_sub_classes_and_name_their_parents(fsc_con
   data, method, state = _setup(fsc_config)
   out = method.predict(state, jnp.asarray(data.test.inputs[:20]))
   sub = np.asarray(out["cluster_logits"], np.float64)  # [b, C*s]
-  relation = method.relation(state)
+  relation = method.discovered(state).relation
   assert relation.shape == (data.num_coarse * 3, data.num_coarse)
   np.testing.assert_array_equal(relation.argmax(1), np.repeat(np.arange(data.num_coarse), 3))
   p_sub = np.exp(sub - sub.max(1, keepdims=True))
@@ -163,7 +163,7 @@ def test_fine_label_head_predicts_fine_classes_without_clusters(fsc_config):
   data, method, state = _setup(fsc_config)
   out = method.predict(state, jnp.asarray(data.test.inputs[:20]))
   assert out["fine_logits"].shape == (20, data.num_fine)
-  assert "cluster_logits" not in out and method.relation(state) is None
+  assert "cluster_logits" not in out and method.discovered(state) is None
   # log p(coarse) = log of the summed probabilities of its fine children
   p_fine = np.asarray(jax.nn.softmax(out["fine_logits"]), np.float64)
   want = np.stack([p_fine[:, data.taxonomy.fine_to_coarse == c].sum(1) for c in range(data.num_coarse)], 1)
