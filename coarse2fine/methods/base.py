@@ -81,6 +81,8 @@ class Method(abc.ABC):
   def __init__(self, config: ml_collections.ConfigDict, data: HierarchicalData):
     self.config = config
     self.data = data
+    self._views = tuple(config.data.views)  # a method that checks its views stores the checked tuple here
+    self._model: Optional[nn.Module] = None  # set by the method's constructor
 
   @classmethod
   def has_clusters(cls, config: ml_collections.ConfigDict) -> bool:
@@ -107,11 +109,13 @@ class Method(abc.ABC):
   @property
   def views(self) -> tuple[str, ...]:
     """Augmentation kind of each view the loss expects (`Batch.views[:, v]`)."""
-    return tuple(self.config.data.views)
+    return self._views
 
-  @abc.abstractmethod
   def model(self) -> nn.Module:
-    """The Flax module whose parameters are trained."""
+    """The Flax module whose parameters are trained (`self._model`, built in the constructor)."""
+    if self._model is None:
+      raise NotImplementedError(f"{type(self).__name__} builds no model: set self._model in its constructor.")
+    return self._model
 
   def init_variables(self, rng: jax.Array, sample_inputs: jax.Array) -> dict:
     """Initial `{"params", "batch_stats"}` from one example batch `[b, ...]`."""

@@ -31,11 +31,20 @@ class ClassifierNet(nn.Module):
     return {"features": features, "embedding": embedding, "logits": logits}
 
 
-def train_mode_logits(model: nn.Module, params, batch_stats, inputs: jax.Array, rng: jax.Array):
-  """(logits [b, classes], updated batch_stats) of a `ClassifierNet` forward in train mode."""
+def train_forward(model: nn.Module, params, batch_stats, inputs: jax.Array, rng: jax.Array):
+  """(outputs, updated batch_stats) of a forward in train mode: BatchNorm on batch statistics, dropout on.
+
+  A model without BatchNorm gives back `batch_stats` as it came.
+  """
   outputs, updated = model.apply({"params": params, "batch_stats": batch_stats}, inputs, train=True,
                                  mutable=["batch_stats"], rngs={"dropout": rng})
-  return outputs["logits"], updated.get("batch_stats", batch_stats)
+  return outputs, updated.get("batch_stats", batch_stats)
+
+
+def train_mode_logits(model: nn.Module, params, batch_stats, inputs: jax.Array, rng: jax.Array):
+  """(logits [b, classes], updated batch_stats) of a `ClassifierNet` forward in train mode."""
+  outputs, batch_stats = train_forward(model, params, batch_stats, inputs, rng)
+  return outputs["logits"], batch_stats
 
 
 def build_encoder(model_config: ml_collections.ConfigDict) -> nn.Module:
@@ -46,4 +55,5 @@ def build_encoder(model_config: ml_collections.ConfigDict) -> nn.Module:
 def build_embedder(model_config: ml_collections.ConfigDict) -> Optional[nn.Module]:
   if model_config.embedder == "none":
     return None
-  return models.Embedder(kind=model_config.embedder, dim=model_config.embedding_dim, dtype=jnp.dtype(model_config.dtype))
+  return models.Embedder(kind=model_config.embedder, dim=model_config.embedding_dim,
+                         dtype=jnp.dtype(model_config.dtype))

@@ -34,7 +34,6 @@ import functools
 import logging
 from typing import Optional
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -117,13 +116,6 @@ class Falcon(Method):
       raise ValueError(f"falcon.warmup_steps={hp.warmup_steps} must be in [0, {total_steps}) (the run's steps); "
                        "the run needs steps with the coarse loss.")
     self._neighbours: Optional[pipeline.NeighbourSampling] = None
-
-  @property
-  def views(self) -> tuple[str, ...]:
-    return self._views
-
-  def model(self) -> nn.Module:
-    return self._model
 
   def init_extra(self, variables: dict) -> dict:
     relations = np.zeros((self.num_datasets, self.num_fine, self.max_coarse), bool)  # columns past C_d stay False

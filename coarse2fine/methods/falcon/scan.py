@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from typing import ClassVar, Optional
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -62,9 +61,6 @@ class Scan(Method):
     self._views = views_checked(config.data.views, 1, config.method)
     self._model = ClassifierNet(encoder=build_encoder(config.model), embedder=None, num_classes=self.num_clusters)
     self._neighbours: Optional[pipeline.NeighbourSampling] = None
-
-  def model(self) -> nn.Module:
-    return self._model
 
   def neighbour_sampling(self) -> pipeline.NeighbourSampling:
     """One of `scan.neighbours` mined neighbours per example and step."""

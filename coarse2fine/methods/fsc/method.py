@@ -34,7 +34,7 @@ import optax
 from coarse2fine.data.batch import Batch
 from coarse2fine.data.splits import HierarchicalData
 from coarse2fine.methods.base import Discovered, LossAux, Method, coarse_logits_from_fine
-from coarse2fine.methods.common.network import build_encoder
+from coarse2fine.methods.common.network import build_encoder, train_forward
 from coarse2fine.methods.fsc import losses
 from coarse2fine.models import Classifier
 from coarse2fine.train_state import TrainState
@@ -108,9 +108,6 @@ class SubCentreClassifier(Method):
     self.num_classes = data.num_fine if hp.label == "fine" else data.num_coarse
     self._model = HeadNet(build_encoder(config.model), hp.head, self.num_classes, hp.num_sub)
 
-  def model(self) -> nn.Module:
-    return self._model
-
   @property
   def has_sub_centres(self) -> bool:
     return self.hp.head in SUB_CENTRE_HEADS
@@ -128,9 +125,7 @@ class SubCentreClassifier(Method):
 
   def loss(self, params, state: TrainState, batch: Batch, rng: jax.Array):
     hp = self.hp
-    outputs, updated = self._model.apply({"params": params, "batch_stats": state.batch_stats}, batch.views[:, 0],
-                                         train=True, mutable=["batch_stats"], rngs={"dropout": rng})
-    batch_stats = updated.get("batch_stats", state.batch_stats)
+    outputs, batch_stats = train_forward(self._model, params, state.batch_stats, batch.views[:, 0], rng)
     labels = getattr(batch, hp.label)
     x = outputs["features"]
     extra = state.extra

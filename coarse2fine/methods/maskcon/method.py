@@ -50,7 +50,7 @@ from coarse2fine.hooks import HookContext, HostHook
 from coarse2fine.methods.base import LossAux, Method
 from coarse2fine.methods.common.dataset_pass import training_split_pass, views_checked
 from coarse2fine.methods.common.momentum import momentum_update
-from coarse2fine.methods.common.network import build_encoder
+from coarse2fine.methods.common.network import build_encoder, train_forward
 from coarse2fine.methods.common.normalize import l2_normalize
 from coarse2fine.methods.maskcon import losses
 from coarse2fine.train_state import TrainState
@@ -116,13 +116,6 @@ class MaskCon(Method):
     num_classes = data.num_fine if self.uses_fine else data.num_coarse
     self._model = MaskConNet(build_encoder(config.model), hp.embedding_dim, hp.projector_hidden, num_classes)
 
-  @property
-  def views(self) -> tuple[str, ...]:
-    return self._views
-
-  def model(self) -> nn.Module:
-    return self._model
-
   def init_extra(self, variables: dict) -> dict:
     copy = lambda tree: jax.tree.map(jnp.array, tree)
     queue = losses.init_labelled_queue(jax.random.PRNGKey(self.config.seed + 1), self.hp.queue_size,
@@ -133,9 +126,7 @@ class MaskCon(Method):
   # ----------------------------------------------------------------------------- step
 
   def _encode(self, params, batch_stats, inputs: jax.Array, rng: jax.Array):
-    outputs, updated = self._model.apply({"params": params, "batch_stats": batch_stats}, inputs, train=True,
-                                         mutable=["batch_stats"], rngs={"dropout": rng})
-    return outputs, updated.get("batch_stats", batch_stats)
+    return train_forward(self._model, params, batch_stats, inputs, rng)
 
   def loss(self, params, state: TrainState, batch: Batch, rng: jax.Array):
     hp = self.hp
@@ -190,9 +181,8 @@ class MaskCon(Method):
 
     @jax.jit
     def step(batch_stats, inputs, number):
-      outputs, updated = model.apply({"params": key_state.params, "batch_stats": batch_stats}, inputs, train=True,
-                                     mutable=["batch_stats"], rngs={"dropout": jax.random.PRNGKey(0)})
-      return updated.get("batch_stats", batch_stats), l2_normalize(outputs["embedding"])
+      outputs, batch_stats = train_forward(model, key_state.params, batch_stats, inputs, jax.random.PRNGKey(0))
+      return batch_stats, l2_normalize(outputs["embedding"])
 
     batch_stats, keys = training_split_pass(step, key_state.batch_stats, self.data, self.config.data,
                                             self._views[1], self.config.train.batch_size, self.config.seed,

@@ -23,7 +23,7 @@ from coarse2fine.data.batch import Batch
 from coarse2fine.data.splits import HierarchicalData
 from coarse2fine.methods.base import LossAux, Method
 from coarse2fine.methods.common.dataset_pass import views_checked
-from coarse2fine.methods.common.network import build_embedder, build_encoder
+from coarse2fine.methods.common.network import build_embedder, build_encoder, train_forward
 from coarse2fine.methods.scgm import queues
 from coarse2fine.train_state import TrainState
 
@@ -66,23 +66,13 @@ class Ancor(Method):
     queues.check_queue_size(config.contrast.queue_size, config.train.batch_size)
     self._model = AncorNet(build_encoder(config.model), build_embedder(config.model), data.num_coarse)
 
-  @property
-  def views(self) -> tuple[str, ...]:
-    return self._views
-
-  def model(self) -> nn.Module:
-    return self._model
-
   def init_extra(self, variables: dict) -> dict:
     return {"momentum": queues.init_momentum_state(
         jax.random.PRNGKey(self.config.seed + 1), variables, self.data.num_coarse, self.contrast.queue_size,
         self.config.model.embedding_dim)}
 
   def loss(self, params, state: TrainState, batch: Batch, rng: jax.Array):
-    outputs, updated = self._model.apply(
-        {"params": params, "batch_stats": state.batch_stats}, batch.views[:, 0], train=True,
-        mutable=["batch_stats"], rngs={"dropout": rng})
-    batch_stats = updated.get("batch_stats", {})
+    outputs, batch_stats = train_forward(self._model, params, state.batch_stats, batch.views[:, 0], rng)
     coarse = batch.coarse
     l_ce = optax.softmax_cross_entropy_with_integer_labels(outputs["logits"], coarse).mean()
     keys, momentum = queues.momentum_keys(

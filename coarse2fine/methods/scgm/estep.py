@@ -186,11 +186,12 @@ def balanced_codes(log_p: jax.Array, *, lam: float = 25.0, init_column_potential
   Epsilon scaling (cold starts that do not converge within their first chunk at lam): the
   problem is then solved, to `stage_threshold`, at lam / 2^(epsilon_stages - 1), then at twice
   that, ..., each stage warm-started from the previous stage's column potential (g is in cost
-  units, so it carries over between lams), and the last stage at lam to `threshold`. A smaller lam is a smoother kernel, solved in few
-  iterations, and its g is close to the next stage's: on peaked P (trained-model-like) 4 stages
-  cut the total iterations 4-7x (benchmarks/estep.py: 1990 -> 275 at N = 100k, r = 500); random
-  P converges within the first chunk (~50 iterations), where the stages' set-up passes (a few
-  full passes over [N, r] each) would cost up to 2x. epsilon_stages=1 turns it off; a
+  units, so it carries over between lams), and the last stage at lam to `threshold`. A smaller
+  lam is a smoother kernel, solved in few iterations, and its g is close to the next stage's: on
+  peaked P (trained-model-like) 4 stages cut the total iterations 4-7x (benchmarks/estep.py:
+  1990 -> 275 at N = 100k, r = 500); random P converges within the first chunk (~50
+  iterations), where the stages' set-up passes (a few full passes over [N, r] each) would cost
+  up to 2x. epsilon_stages=1 turns it off; a
   warm start (`init_column_potential`) skips the stages. `max_iterations` bounds each stage.
   When the threshold is not met within `max_iterations`, `converged` is False and the codes are
   those of the last iterate.

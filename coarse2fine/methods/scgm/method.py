@@ -40,7 +40,7 @@ from coarse2fine.data.splits import HierarchicalData
 from coarse2fine.hooks import HookContext, HostHook
 from coarse2fine.methods.base import Discovered, LossAux, Method, Prototypes
 from coarse2fine.methods.common.dataset_pass import training_split_pass, views_checked
-from coarse2fine.methods.common.network import build_embedder, build_encoder
+from coarse2fine.methods.common.network import build_embedder, build_encoder, train_forward
 from coarse2fine.methods.common.normalize import l2_normalize
 from coarse2fine.methods.scgm import estep, queues
 from coarse2fine.train_state import TrainState
@@ -154,13 +154,6 @@ class SCGM(Method):
         embedding_dim=config.model.embedding_dim)
     self._train_coarse = np.asarray(data.train.coarse, np.int32)
 
-  @property
-  def views(self) -> tuple[str, ...]:
-    return self._views
-
-  def model(self) -> nn.Module:
-    return self._model
-
   def init_extra(self, variables: dict) -> dict:
     extra = {
         "codes": jnp.zeros((len(self.data.train),), jnp.int32),  # z_hat per training example
@@ -179,10 +172,7 @@ class SCGM(Method):
   def loss(self, params, state: TrainState, batch: Batch, rng: jax.Array):
     hp = self.hp
     inputs = batch.views[:, 0]
-    outputs, updated = self._model.apply(
-        {"params": params, "batch_stats": state.batch_stats}, inputs, train=True,
-        mutable=["batch_stats"], rngs={"dropout": rng})
-    batch_stats = updated.get("batch_stats", {})
+    outputs, batch_stats = train_forward(self._model, params, state.batch_stats, inputs, rng)
     v, mu_y, mu_z = outputs["embedding"], outputs["mu_y"], outputs["mu_z"]
     coarse = batch.coarse
     codes = state.extra["codes"][batch.index]
@@ -226,12 +216,11 @@ class SCGM(Method):
     train_mode = self.hp.estep_train_mode
 
     def step(params, rng, batch_stats, inputs, number):
-      variables = {"params": params, "batch_stats": batch_stats}
       if not train_mode:
+        variables = {"params": params, "batch_stats": batch_stats}
         return batch_stats, self._model.apply(variables, inputs, train=False)["embedding"]
-      outputs, updated = self._model.apply(variables, inputs, train=True, mutable=["batch_stats"],
-                                           rngs={"dropout": jax.random.fold_in(rng, number)})
-      return updated.get("batch_stats", batch_stats), outputs["embedding"]
+      outputs, batch_stats = train_forward(self._model, params, batch_stats, inputs, jax.random.fold_in(rng, number))
+      return batch_stats, outputs["embedding"]
 
     return jax.jit(step)
 

@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from coarse2fine.methods.common.momentum import momentum_update
+from coarse2fine.methods.common.network import train_forward
 from coarse2fine.methods.common.normalize import l2_normalize
 
 
@@ -139,7 +140,6 @@ def momentum_keys(model, online_params: Any, online_batch_stats: Any, state: Mom
   online_params, online_batch_stats = jax.lax.stop_gradient((online_params, online_batch_stats))
   params = momentum_update(state.params, online_params, momentum)
   batch_stats = momentum_update(state.batch_stats, online_batch_stats, momentum)
-  outputs, updated = model.apply({"params": params, "batch_stats": batch_stats}, inputs, train=True,
-                                 mutable=["batch_stats"], rngs={"dropout": rng})
-  new_state = state.replace(params=params, batch_stats=updated.get("batch_stats", batch_stats))
+  outputs, batch_stats = train_forward(model, params, batch_stats, inputs, rng)
+  new_state = state.replace(params=params, batch_stats=batch_stats)
   return jax.lax.stop_gradient(outputs["embedding"]), new_state

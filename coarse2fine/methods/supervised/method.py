@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -22,6 +21,7 @@ from coarse2fine.methods.common.network import (
   ClassifierNet,
   build_embedder,
   build_encoder,
+  train_forward,
 )
 from coarse2fine.train_state import TrainState
 
@@ -46,18 +46,13 @@ class Supervised(Method):
         embedder=build_embedder(config.model) if with_embedder else None,
         num_classes=self.num_classes)
 
-  def model(self) -> nn.Module:
-    return self._model
-
   def loss(self, params, state: TrainState, batch: Batch, rng: jax.Array):
-    outputs, updated = self._model.apply(
-        {"params": params, "batch_stats": state.batch_stats}, batch.views[:, 0], train=True,
-        mutable=["batch_stats"], rngs={"dropout": rng})
+    outputs, batch_stats = train_forward(self._model, params, state.batch_stats, batch.views[:, 0], rng)
     labels = getattr(batch, self.label)
     ce = optax.softmax_cross_entropy_with_integer_labels(outputs["logits"], labels).mean()
     accuracy = jnp.mean(jnp.argmax(outputs["logits"], -1) == labels)
     metrics = {"train/ce": ce, f"train/{self.label}_accuracy": accuracy}
-    return ce, LossAux(metrics, updated.get("batch_stats", {}), state.extra)
+    return ce, LossAux(metrics, batch_stats, state.extra)
 
   def predict(self, state: TrainState, inputs: jax.Array) -> dict[str, jax.Array]:
     outputs = self._model.apply(state.variables, inputs, train=False)
