@@ -9,11 +9,13 @@ EPS = 1e-12
 
 
 def l2_normalize(x: jax.Array, axis: int = -1) -> jax.Array:
-  """x / max(||x||, 1e-12) along `axis`, as torch's F.normalize.
+  """x / max(||x||, 1e-12) along `axis`, as torch's F.normalize, with a finite gradient at 0.
 
-  Written as x / sqrt(max(sum x^2, eps^2)) rather than through `jnp.linalg.norm`, whose
-  square root has an infinite derivative at 0: an all-zero row (a padded queue slot, a dead
-  ReLU output) then gets gradient x / eps instead of NaN.
+  `jnp.linalg.norm`'s square root has an infinite derivative at 0, so an all-zero row (a
+  padded queue slot, a dead ReLU output) would get a NaN gradient. Zero rows take the norm of
+  a row of ones instead (then discarded), so their gradient is x / eps; other rows compute
+  exactly what the plain formula does, bit for bit, forward and backward.
   """
-  squared = jnp.sum(jnp.square(x), axis=axis, keepdims=True)
-  return x / jnp.sqrt(jnp.maximum(squared, EPS * EPS))
+  nonzero = jnp.any(x != 0, axis=axis, keepdims=True)
+  norm = jnp.linalg.norm(jnp.where(nonzero, x, 1.0), axis=axis, keepdims=True)
+  return x / jnp.maximum(jnp.where(nonzero, norm, 0.0), EPS)
