@@ -256,6 +256,11 @@ def mine_neighbours(features, groups=None, k: int = 20, *, normalize: bool = Tru
   return np.asarray(fn(features, plan.source, plan.group_ids, plan.query_starts, plan.key_starts))
 
 
+def within_coarse_count(data, at_most: int = 20) -> int:
+  """How many neighbours every training example has within its coarse class (itself excluded), capped."""
+  return max(1, min(at_most, int(np.bincount(data.train.coarse).min()) - 1))
+
+
 def training_neighbours(data, source: str, k: int, *, within_coarse: bool, batch_size: int) -> np.ndarray:
   """[N_train, k] neighbours of every training example of `data` (FALCON, SCAN), mined on the device.
 

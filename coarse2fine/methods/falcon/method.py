@@ -86,7 +86,7 @@ class Falcon(Method):
     if steps < 2:
       raise ValueError(f"FALCON solves its relation within epochs and needs 2 or more steps an epoch; "
                        f"{len(data.train)} examples make fewer at train.batch_size={config.train.batch_size}.")
-    neighbours = max(1, min(20, int(np.bincount(data.train.coarse).min()) - 1))  # within the coarse class
+    neighbours = neighbour_mining.within_coarse_count(data)
     return {
         "falcon.solve_every": max(1, min(20, (steps - 1) // 2)),  # at least one solve in each epoch
         "falcon.soft_label_epochs": max(1, round(0.3 * epochs)),  # configs/falcon_fashion_mnist.py: 3 of 10

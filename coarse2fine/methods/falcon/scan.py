@@ -21,7 +21,6 @@ from typing import ClassVar, Optional
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 
 from coarse2fine.data import pipeline
 from coarse2fine.data.batch import Batch
@@ -51,7 +50,7 @@ class Scan(Method):
   @classmethod
   def api_derived(cls, config: ml_collections.ConfigDict, data: HierarchicalData) -> dict:
     if cls.within_coarse:  # mined within the coarse class, the example excluded
-      return {"scan.neighbours": max(1, min(20, int(np.bincount(data.train.coarse).min()) - 1))}
+      return {"scan.neighbours": neighbour_mining.within_coarse_count(data)}
     return {"scan.neighbours": min(20, len(data.train) - 1)}
 
   def __init__(self, config: ml_collections.ConfigDict, data: HierarchicalData):
