@@ -86,14 +86,14 @@ def method_config(method: str, s: dict):
 def step_rows(s: dict) -> list[dict]:
   import jax
 
-  from coarse2fine import sharding, train
   from coarse2fine.data import pipeline
+  from coarse2fine.engine import runs, sharding
   from coarse2fine.methods import make_train_step
 
   rows = []
   for method, (views, _, pre_augmented) in METHOD_SETUPS.items():
     config = method_config(method, s)
-    run = train.setup_run(config)
+    run = runs.setup_run(config)
     neighbours = run.method.neighbour_sampling()
     host = next(iter(pipeline.train_dataset(run.data, config.data, views=run.method.views,
                                             global_batch_size=config.train.batch_size, seed=0,

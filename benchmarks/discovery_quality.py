@@ -31,7 +31,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks import common  # noqa: E402
-from coarse2fine import train  # noqa: E402
+from coarse2fine.engine import loop  # noqa: E402
 
 BUDGET = {"data.train_examples": 20000, "train.num_epochs": 10, "train.batch_size": 256, "optimizer.lr": 0.1,
           "optimizer.weight_decay": 0.0, "optimizer.schedule": "cosine"}
@@ -81,7 +81,7 @@ def run(name: str, seed: int, workdir: str, runs: dict = RUNS, split: str = "tes
   rundir = os.path.join(workdir, split, f"{slug}_seed{seed}")
   path = os.path.join(rundir, "results.json")
   if not os.path.exists(path):
-    train.train_and_evaluate(config, rundir)
+    loop.train_and_evaluate(config, rundir)
   with open(path) as f:
     metrics = json.load(f)["metrics"]
   return {m: metrics[prefix + m] for m in METRICS if prefix + m in metrics} | {
@@ -118,7 +118,7 @@ def main():
   parser.add_argument("--seeds", default="0")
   parser.add_argument("--workdir", default="workdirs/discovery_quality")
   parser.add_argument("--data", choices=("fmnist3", "pbmc"), default="fmnist3",
-                      help="pbmc: the PBMC table (needs the file: python -m coarse2fine.data.pbmc)")
+                      help="pbmc: the PBMC table (needs the file: python -m coarse2fine.data.datasets.pbmc)")
   args = parser.parse_args()
   seeds = [int(s) for s in args.seeds.split(",")]
   budget = BUDGET

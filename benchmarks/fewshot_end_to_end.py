@@ -19,8 +19,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks import common  # noqa: E402
-from coarse2fine import train  # noqa: E402
-from coarse2fine.checkpointing import Checkpointer  # noqa: E402
+from coarse2fine.engine import loop, runs  # noqa: E402
+from coarse2fine.engine.checkpointing import Checkpointer  # noqa: E402
 from coarse2fine.evaluation.evaluator import Evaluator  # noqa: E402
 
 CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs",
@@ -43,12 +43,12 @@ def main():
   config.logging.progress = False
   if Checkpointer(args.workdir, config).latest_step() is None:
     print(f"no checkpoint in {args.workdir}: training {CONFIG} first")
-    train.train_and_evaluate(config, args.workdir)
+    loop.train_and_evaluate(config, args.workdir)
   config.eval.protocols = ("fewshot",)
   config.eval.fewshot_episodes = args.episodes
-  run = train.setup_run(config)
+  run = runs.setup_run(config)
   checkpointer = Checkpointer(args.workdir, config)
-  state, _ = checkpointer.restore(train.abstract_like(run.state))
+  state, _ = checkpointer.restore(runs.abstract_like(run.state))
   checkpointer.close()
   evaluator = Evaluator(run.method, run.data, run.mesh, config)
   rows = []

@@ -30,7 +30,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks import common  # noqa: E402
-from coarse2fine import train  # noqa: E402
+from coarse2fine.engine import loop, runs  # noqa: E402
 
 CONFIG = "fsc_fashion_mnist.py"
 HEADS = ("fsc", "softmax", "centre", "softtriple")
@@ -64,7 +64,7 @@ def run(head: str, label: str, seed: int, workdir: str, overrides: dict | None =
   rundir = os.path.join(workdir, f"{head}_{label}{tag}_seed{seed}")
   path = os.path.join(rundir, "results.json")
   if not os.path.exists(path):
-    train.train_and_evaluate(config, rundir)
+    loop.train_and_evaluate(config, rundir)
   with open(path) as f:
     return json.load(f)["metrics"]
 
@@ -84,14 +84,14 @@ def counts(head: str) -> dict:
   """Trainable parameters, optimizer-state values and fixed method-state values of a head (coarse labels)."""
   import jax
 
-  from coarse2fine import optim, sharding
   from coarse2fine.data import load_dataset
+  from coarse2fine.engine import optim, sharding
   from coarse2fine.methods import build_method
 
   config = common.load_config(f"{CONFIG}:{head},coarse", BUDGET)
   data = load_dataset(config.data)
   method = build_method(config, data)
-  state = train.create_train_state(method, config, data.input_shape, sharding.make_mesh(),
+  state = runs.create_train_state(method, config, data.input_shape, sharding.make_mesh(),
                                    optim.make_schedule(config.optimizer, 10, 100))
   size = lambda tree: sum(int(np.prod(np.shape(leaf))) for leaf in jax.tree.leaves(tree))
   head_params = {k: v for k, v in state.params.items() if k != "encoder"}

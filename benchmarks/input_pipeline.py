@@ -98,7 +98,7 @@ def write_jpegs(folder: str, count: int, seed: int = 0) -> list[str]:
 
 def file_dataset(folder: str, names: list[str]):
   """BREEDS-like data: lazily decoded files (evaluation view Resize(256) + CenterCrop(224)), 4 x 4 classes."""
-  from coarse2fine.data.lazy_images import FolderReader, LazyImages
+  from coarse2fine.data.files.lazy_images import FolderReader, LazyImages
   from coarse2fine.data.splits import HierarchicalData, make_split
   from coarse2fine.data.taxonomy import Taxonomy
 
@@ -273,7 +273,7 @@ config = base_config().data
 config.augment.min_scale = args["min_scale"]
 config.augment.padding = args["padding"]
 if args["folder"]:
-  from coarse2fine.data import breeds
+  from coarse2fine.data.datasets import breeds
   from coarse2fine.data.splits import HierarchicalData, make_split
   from coarse2fine.data.taxonomy import Taxonomy
   names = args["names"]
@@ -375,7 +375,7 @@ def host_or_device_rows(batch: int) -> list[dict]:
   import jax
   from PIL import Image
 
-  from coarse2fine.data import augment
+  from coarse2fine.data.augmentation import presets as augment
   from coarse2fine.data.batch import Batch, example_ids
 
   rng = np.random.default_rng(0)
@@ -422,8 +422,8 @@ def overlap_rows(data, config, batch: int, steps: int) -> list[dict]:
   import jax.numpy as jnp
   from jax.experimental import io_callback
 
-  from coarse2fine import sharding
   from coarse2fine.data import pipeline
+  from coarse2fine.engine import sharding
 
   mesh = sharding.make_mesh()
   host_ms = ours_host_ms_per_example(data, config, ("weak",), None, batch) * batch

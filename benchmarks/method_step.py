@@ -41,11 +41,11 @@ def timed_step(config):
   """A zero-argument function running one jitted train step of `config` on one fixed pipeline batch."""
   import jax
 
-  from coarse2fine import sharding, train
   from coarse2fine.data import pipeline
+  from coarse2fine.engine import runs, sharding
   from coarse2fine.methods import make_train_step
 
-  run = train.setup_run(config)
+  run = runs.setup_run(config)
   neighbours = run.method.neighbour_sampling()
   batches = pipeline.train_dataset(run.data, config.data, views=run.method.views,
                                    global_batch_size=config.train.batch_size, seed=config.seed, neighbours=neighbours)

@@ -37,7 +37,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from benchmarks import common  # noqa: E402
-from coarse2fine.data import fashion_mnist  # noqa: E402
+from coarse2fine.data.datasets import fashion_mnist  # noqa: E402
 from coarse2fine.methods.common import neighbours  # noqa: E402
 
 K = 20

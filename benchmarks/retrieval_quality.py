@@ -29,7 +29,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks import common  # noqa: E402
-from coarse2fine import train  # noqa: E402
+from coarse2fine.engine import loop  # noqa: E402
 
 CONFIG = "maskcon_fashion_mnist.py"
 KS = (1, 2, 5, 10)
@@ -76,7 +76,7 @@ def run(method: str, candidate: str, split: str, workdir: str, seed: int = 0) ->
   rundir = os.path.join(workdir, split, f"{method}__{candidate}" + (f"__seed{seed}" if seed else ""))
   path = os.path.join(rundir, "results.json")
   if not os.path.exists(path):
-    train.train_and_evaluate(config, rundir)
+    loop.train_and_evaluate(config, rundir)
   with open(path) as f:
     metrics = json.load(f)["metrics"]
   return {"method": method, "setting": candidate, **{f"R@{k}": metrics[f"retrieval/recall@{k}"] for k in KS}}

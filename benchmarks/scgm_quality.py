@@ -23,7 +23,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks import common  # noqa: E402
-from coarse2fine import train  # noqa: E402
+from coarse2fine.engine import loop, runs  # noqa: E402
 
 METRICS = ("fewshot/5way_1shot", "fewshot/allway_1shot", "fewshot/intra_1shot", "retrieval/recall@1",
            "discovery/clusters_nmi", "discovery/clusters_purity", "discovery/kmeans_nmi", "test/coarse_top1",
@@ -61,7 +61,7 @@ def run(name: str, filename: str, overrides: dict, workdir: str, split: str) -> 
   rundir = os.path.join(workdir, split, name.replace("/", "__"))
   path = os.path.join(rundir, "results.json")
   if not os.path.exists(path):
-    train.train_and_evaluate(config, rundir)
+    loop.train_and_evaluate(config, rundir)
   row = {"run": name, "split": split, "overrides": json.dumps(overrides, sort_keys=True)}
   with open(path) as f:
     results = json.load(f)
@@ -72,7 +72,7 @@ def run(name: str, filename: str, overrides: dict, workdir: str, split: str) -> 
     if not os.path.exists(other_path):
       other_config = config.copy_and_resolve_references()
       other_config.eval.features = other
-      evaluated = train.evaluate_checkpoint(other_config, rundir)
+      evaluated = runs.evaluate_checkpoint(other_config, rundir)
       common._write_atomically(other_path, json.dumps(evaluated))
     with open(other_path) as f:
       by_features[other] = json.load(f)["metrics"]

@@ -51,13 +51,13 @@ VARIANTS = {
 def jax_examples_per_second(encoder: str, shape, batch_size: int, steps: int, dtype: str = "float32") -> float:
   import jax
 
-  from coarse2fine import optim, sharding
   from coarse2fine.config_base import base_config
   from coarse2fine.data.batch import Batch, example_ids
   from coarse2fine.data.splits import HierarchicalData, make_split
   from coarse2fine.data.taxonomy import Taxonomy
+  from coarse2fine.engine import optim, sharding
+  from coarse2fine.engine.runs import create_train_state
   from coarse2fine.methods import build_method, make_train_step
-  from coarse2fine.train import create_train_state
 
   config = base_config()
   config.method = "fine"

@@ -12,7 +12,7 @@ Inputs are [N, H, W, C] or [N, H, W] images (uint8 in [0, 255], or float in [0, 
 rounded to uint8: the data layer keeps images as uint8) or [N, F] vectors. `fit` picks a
 config per method and input kind (`default_config`: the ConvNet and crop-and-flip views of
 the Fashion-MNIST configs for images, an MLP encoder without augmentation for vectors),
-applies `config_overrides` and trains with `train.train_and_evaluate(config, workdir, data)`.
+applies `config_overrides` and trains with `loop.train_and_evaluate(config, workdir, data)`.
 
 Choices worth knowing:
   * Evaluation split: the trainer scores a test split at the end (`workdir/results.json`).
@@ -48,15 +48,16 @@ import jax
 import ml_collections
 import numpy as np
 
-from coarse2fine import train
 from coarse2fine.config_base import base_config
-from coarse2fine.data import arrays
+from coarse2fine.data.datasets import arrays
 from coarse2fine.data.splits import UNKNOWN_FINE, HierarchicalData, Split, carve_validation
 from coarse2fine.data.taxonomy import Taxonomy
-from coarse2fine.evaluation import fewshot, logistic
+from coarse2fine.engine import loop, runs
+from coarse2fine.engine.reporting import write_json_atomically
+from coarse2fine.evaluation import logistic
 from coarse2fine.evaluation.evaluator import Evaluator, predict_split
 from coarse2fine.methods import DEFAULT_METHOD, discovering_methods, method_class
-from coarse2fine.reporting import write_json_atomically
+from coarse2fine.methods.common.normalize import l2_normalize_host
 
 META_FILE = "api_meta.json"  # next to the run's config.json: what `load` needs besides the checkpoint
 META_FORMAT = 1
@@ -303,7 +304,7 @@ class FewShotClassifier:
 
   def decision_function(self, x) -> np.ndarray:
     """[q, K] logits of the inputs x [q, ...]."""
-    return fewshot.l2_normalize(self.model.embed(x)) @ self.coef.T + self.intercept
+    return l2_normalize_host(self.model.embed(x)) @ self.coef.T + self.intercept
 
   def predict_proba(self, x) -> np.ndarray:
     """[q, K] class probabilities, columns in the order of `classes`."""
@@ -322,7 +323,7 @@ class Model:
   Attributes: workdir, config, method, state (the final `TrainState`), taxonomy.
   """
 
-  def __init__(self, workdir: str, config: ml_collections.ConfigDict, run: train.Run, state):
+  def __init__(self, workdir: str, config: ml_collections.ConfigDict, run: runs.Run, state):
     self.workdir = workdir
     self.config = config
     self.method = run.method
@@ -365,7 +366,7 @@ class Model:
     scikit-learn's `LogisticRegression(C=C)` objective on L2-normalised embeddings, as in
     SCGM's few-shot protocol (evaluation/fewshot.py), solved by `evaluation.logistic`.
     """
-    embeddings = fewshot.l2_normalize(self.embed(support_x))
+    embeddings = l2_normalize_host(self.embed(support_x))
     labels = np.asarray(support_y)
     if labels.ndim != 1 or len(labels) != len(embeddings):
       raise ValueError(f"support_y must hold one label per support example: {len(embeddings)} examples, "
@@ -417,8 +418,8 @@ def load(path: str) -> Model:
   if meta.get("format") != META_FORMAT:
     raise ValueError(f"{meta_path} has format {meta.get('format')!r}; this version reads {META_FORMAT}.")
   config = ml_collections.ConfigDict(_read_json(os.path.join(path, "config.json")))
-  run = train.setup_run(config, _stub_data(meta))
-  return Model(os.path.abspath(path), config, run, train.restore_newest(path, config, run.state))
+  run = runs.setup_run(config, _stub_data(meta))
+  return Model(os.path.abspath(path), config, run, runs.restore_newest(path, config, run.state))
 
 
 def fit(x, coarse, method: str = DEFAULT_METHOD, workdir: Optional[str] = None, *, fine=None,
@@ -453,5 +454,5 @@ def fit(x, coarse, method: str = DEFAULT_METHOD, workdir: Optional[str] = None, 
     raise ValueError(f"{workdir} holds a model fitted on other arrays; use a fresh workdir.")
   if jax.process_index() == 0:
     write_json_atomically(meta_path, meta)
-  train.train_and_evaluate(config, workdir, data=data)
+  loop.train_and_evaluate(config, workdir, data=data)
   return load(workdir)

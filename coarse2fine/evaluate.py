@@ -1,34 +1,11 @@
-"""Command line: evaluate the newest checkpoint of a run.
+# `python -m coarse2fine.evaluate`: runs the command line of coarse2fine/cli/evaluate.py, which holds its flags and docs.
 
-  python -m coarse2fine.evaluate --workdir=DIR [--protocols=fewshot,retrieval]
+from absl import flags
 
-Reads `DIR/config.json` (written when training starts), restores the newest checkpoint,
-runs the evaluation protocols the config names (or `--protocols`), and writes
-`DIR/eval.json` and `DIR/eval.md`.
-"""
+from coarse2fine.cli import evaluate
 
-from __future__ import annotations
-
-from absl import app, flags, logging
-
-from coarse2fine import train
-
-FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "A training run's workdir.")
-flags.DEFINE_list("protocols", None, "Override eval.protocols, e.g. classification,fewshot,retrieval,kmeans.")
-flags.mark_flags_as_required(["workdir"])
-
-
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  if not FLAGS["verbosity"].present:
-    logging.set_verbosity(logging.WARNING)
-  config = train.load_run_config(FLAGS.workdir)
-  if FLAGS.protocols is not None:
-    config.eval.protocols = tuple(FLAGS.protocols)
-  train.evaluate_checkpoint(config, FLAGS.workdir)
-
+__doc__ = evaluate.__doc__  # absl's --help prints the main module's docstring
+flags.adopt_module_key_flags(evaluate)  # and lists its key flags
 
 if __name__ == "__main__":
-  app.run(main)
+  evaluate.run()

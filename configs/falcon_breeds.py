@@ -18,7 +18,8 @@ term's predictions without gradient, so on R GPUs its lambda3 acts as lambda3 / 
 library computes the exact global-batch gradient (set lambda3 / 2 to copy a 2-GPU run).
 """
 
-from coarse2fine.config_base import base_config, falcon_imagenet
+from coarse2fine.config_base import base_config
+from coarse2fine.methods.falcon.recipes import falcon_imagenet
 
 DATASETS = ("living17", "nonliving26", "entity13", "entity30")
 

@@ -1,10 +1,10 @@
 r"""FALCON on PBMC cells (scanpy's 700-cell 10x PBMC 68k file): discover 10 cell types from 5 lineages.
 
-  pip install -e ".[singlecell]" && python -m coarse2fine.data.pbmc   # once: the h5ad out of the scanpy wheel
+  pip install -e ".[singlecell]" && python -m coarse2fine.data.datasets.pbmc   # once: the h5ad out of the scanpy wheel
   python -m coarse2fine.main --config=configs/falcon_pbmc.py --workdir=workdirs/falcon_pbmc
 
 (The fetch puts the file in ~/.cache/coarse2fine/pbmc; `data.path`, `data.dir`,
-`$C2F_DATA_DIR/pbmc/` or an installed scanpy work too, see coarse2fine/data/pbmc.py.) FALCON's PBMC
+`$C2F_DATA_DIR/pbmc/` or an installed scanpy work too, see coarse2fine/data/datasets/pbmc.py.) FALCON's PBMC
 hyper-parameters (docs/methods/falcon.md#paper-settings): an MLP genes-64-64-64-64 with ReLU after
 every layer and no BatchNorm, then a linear classifier over K = 10; SGD lr 0.1, momentum 0.9, no
 weight decay, x0.1 at epochs 6 and 8 of 10; lambda1/2/3 = 0.5/0.5/0.5; beta = 0.005; soft labels

@@ -6,7 +6,7 @@ docs/datasets.md#union-hierarchy-falcon.
   python -m coarse2fine.main --config=configs/falcon_tiered.py --workdir=workdirs/falcon_tiered \
       --config.data.dir=/data/tiered_union --config.falcon.neighbour_features=checkpoint:workdirs/<a pretrained run>
 
-Data (coarse2fine/data/tiered_union.py): the union of the three tieredImageNet hierarchies,
+Data (coarse2fine/data/datasets/tiered_union.py): the union of the three tieredImageNet hierarchies,
 34 coarse and 608 fine classes, on full-size ImageNet-1k; data.dir holds
 hierarchies/{train,val,test}.csv and either ImageNet's train/<wnid>/ and val/<wnid>/ folders or
 nothing more (tfds imagenet2012 is read). train = the ~779K ImageNet-train images of the 608
@@ -22,7 +22,8 @@ term's predictions without gradient, so on R GPUs its lambda3 acts as lambda3 / 
 computes the exact global-batch gradient (set lambda3 / 4 to copy the 4-GPU run).
 """
 
-from coarse2fine.config_base import base_config, falcon_imagenet
+from coarse2fine.config_base import base_config
+from coarse2fine.methods.falcon.recipes import falcon_imagenet
 
 
 def get_config():

@@ -6,7 +6,7 @@ See docs/methods/fsc.md#paper-datasets.
       --config.data.path=/data/caltech256.npz --config.data.taxonomy=/data/caltech256_flat.csv
 
 The argument is the head: fsc (default), softmax, centre or softtriple. tfds has no Caltech-256, so the data
-come through the generic `arrays` loader (coarse2fine/data/arrays.py), from two files you build from
+come through the generic `arrays` loader (coarse2fine/data/datasets/arrays.py), from two files you build from
 256_ObjectCategories (Griffin et al. 2007: 30,607 images, 256 object categories plus `257.clutter`):
 
 * `data.taxonomy`: a .csv with one `fine,coarse` row per category folder, e.g. `001.ak47,all`: all 257

@@ -6,7 +6,7 @@ See docs/methods/fsc.md#paper-datasets.
   python -m coarse2fine.main --config=configs/fsc_cars196.py:softmax --workdir=workdirs/softmax_cars196
 
 The argument is the head: fsc (default), softmax, centre or softtriple. Data: tfds cars196 (8,144 train /
-8,041 test images) resized to 224 px, as for `maskcon_cars196.py` (see `coarse2fine.data.cars196` to build
+8,041 test images) resized to 224 px, as for `maskcon_cars196.py` (see `coarse2fine.data.datasets.cars196` to build
 it; `--config.data.dir=` the tfds folder). The coarse level is MaskCon's `cars196_8` body types; it plays no
 part in training on the models. Scores: top-1 over the 196 models and Recall@{1, 2, 4, 8} of the backbone
 features on the test split. Recipe and deviations (random initial weights, our epochs and batch):

@@ -6,7 +6,7 @@ See docs/methods/fsc.md#paper-datasets.
       --config.data.path=/data/mini_imagenet.npz --config.data.taxonomy=/data/mini_imagenet_flat.csv
 
 The argument is the head: fsc (default), softmax, centre or softtriple. tfds has no Mini-ImageNet, so the
-data come through the generic `arrays` loader (coarse2fine/data/arrays.py), from two files you build:
+data come through the generic `arrays` loader (coarse2fine/data/datasets/arrays.py), from two files you build:
 
 * `data.taxonomy`: a .csv with one `fine,coarse` row per class, e.g. `n01532829,all`: the 100 class names
   (WordNet ids) under one coarse class, as F-SC trains on the classes themselves. The row order fixes the

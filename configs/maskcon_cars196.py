@@ -4,11 +4,12 @@ r"""MaskCon (or a member of its family) on Cars196 with 8 body-type coarse class
 
 The argument is the family member, at the paper's best w on Cars196: MaskCon (w 1, T2 0.1),
 Grafit 1, CoIns 1. 224 px images (ImageNet stem). Recipe and deviations:
-`config_base.maskcon_paper`. Paper R@1 (Table 6): MaskCon 45.53, Grafit 42.30, CoIns 42.77,
+`coarse2fine/methods/maskcon/recipes.py`. Paper R@1 (Table 6): MaskCon 45.53, Grafit 42.30, CoIns 42.77,
 SelfCon 20.97, SupFINE 78.09 (with ImageNet-supervised initial weights).
 """
 
-from coarse2fine.config_base import base_config, maskcon_paper
+from coarse2fine.config_base import base_config
+from coarse2fine.methods.maskcon.recipes import maskcon_paper
 
 
 def get_config(arg: str = "maskcon"):

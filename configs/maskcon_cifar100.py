@@ -5,11 +5,12 @@ r"""MaskCon (or a member of its family) on CIFAR-100 with the 20 super-classes (
 
 The argument is the family member (maskcon, selfcon, grafit, supcon, coins, supce, supfine),
 each at the paper's best w on CIFAR-100: MaskCon (w 1, T2 0.05), Grafit 0.8, CoIns 0.5.
-Recipe and deviations: `config_base.maskcon_paper`. Paper R@1 (Table 3): MaskCon 65.52,
+Recipe and deviations: `coarse2fine/methods/maskcon/recipes.py`. Paper R@1 (Table 3): MaskCon 65.52,
 Grafit 60.57, SupCon 58.65, CoIns 60.10, SupCE 47.25, SelfCon 40.50, SupFINE 71.13.
 """
 
-from coarse2fine.config_base import base_config, maskcon_paper
+from coarse2fine.config_base import base_config
+from coarse2fine.methods.maskcon.recipes import maskcon_paper
 
 
 def get_config(arg: str = "maskcon"):

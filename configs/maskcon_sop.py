@@ -5,13 +5,14 @@ r"""MaskCon (or a member of its family) on Stanford Online Products with its 12 
 
 The argument is `<split>[,<member>]`: `split1` (products with >= 8 images, train and test
 products disjoint) or `split2` (products with 12 images, 10 train / 2 test each); see
-coarse2fine/data/sop.py. Best settings from the paper: MaskCon (w .8, T2 .1) on split1 and
+coarse2fine/data/datasets/sop.py. Best settings from the paper: MaskCon (w .8, T2 .1) on split1 and
 (w .5, T2 .05) on split2; Grafit .8 on both; CoIns .5 / .2. 224 px images (ImageNet stem).
-Recipe and deviations: `config_base.maskcon_paper`. Paper R@1 (Table 5): MaskCon 74.05
+Recipe and deviations: `coarse2fine/methods/maskcon/recipes.py`. Paper R@1 (Table 5): MaskCon 74.05
 (split1) / 45.36 (split2).
 """
 
-from coarse2fine.config_base import base_config, maskcon_paper
+from coarse2fine.config_base import base_config
+from coarse2fine.methods.maskcon.recipes import maskcon_paper
 
 SETTINGS = {"split1": ({"maskcon": 0.8, "grafit": 0.8, "coins": 0.5}, 0.1),
             "split2": ({"maskcon": 0.5, "grafit": 0.8, "coins": 0.2}, 0.05)}

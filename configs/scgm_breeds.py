@@ -11,7 +11,7 @@ The settings are listed in docs/methods/scgm.md#paper-settings.
 entity30; ",a" selects SCGM-A (default SCGM-G). `data.dir` holds the BREEDS hierarchy files
 (class_hierarchy.txt, dataset_class_info.json, node_names.txt) and optionally ImageNet's
 train/ and val/ folders; without them images come from tfds `imagenet2012`
-(coarse2fine/data/breeds.py). ResNet-50 at 224 px, batch 256, SGD lr 0.03 with momentum 0.9
+(coarse2fine/data/datasets/breeds.py). ResNet-50 at 224 px, batch 256, SGD lr 0.03 with momentum 0.9
 and weight decay 1e-4, 200 epochs of cosine with warm restarts every 20 epochs, E-step every
 5 epochs, r = 100 (the paper's grid: 100 to 500 in steps of 50; Living17's best is 100),
 gamma 0.5, sigma^2 0.1, lambda 25. Evaluation: few-shot on the ImageNet-val images of the

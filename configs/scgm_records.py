@@ -4,7 +4,7 @@ r"""SCGM-G on records with static features and a time series (the paper's dialys
 
 The dialysis data are private; `data.variant="synthetic"` generates patients whose windows
 of w = 5 visits carry the coarse label (an event occurs) in the static features and one of
-two event sub-types in the temporal pattern (coarse2fine/data/records.py). Your own records:
+two event sub-types in the temporal pattern (coarse2fine/data/datasets/records.py). Your own records:
 `--config.data.variant= --config.data.path=records.npz --config.data.taxonomy=taxonomy.csv`
 (set `model.encoder_args.static_dim` / `series_features` to your widths). The encoder is
 the dual-channel DCCN: an MLP over static features, an LSTM over the series, an MLP

@@ -17,7 +17,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SYNTHETIC_IMAGES_CONFIG = r"""
 import json, sys
 import numpy as np, jax
-from coarse2fine import train
+from coarse2fine.engine import loop, runs
 from coarse2fine.config_base import base_config
 
 config = base_config()
@@ -36,8 +36,8 @@ config.logging.progress = False
 """
 
 TRAIN_AND_DUMP_STATE = r"""
-from coarse2fine.checkpointing import Checkpointer
-results = train.train_and_evaluate(config, sys.argv[1])
+from coarse2fine.engine.checkpointing import Checkpointer
+results = loop.train_and_evaluate(config, sys.argv[1])
 manager = Checkpointer(sys.argv[1], config)
 state = manager.read_state()
 manager.close()

@@ -11,9 +11,9 @@ from sklearn.metrics import adjusted_rand_score
 
 import coarse2fine as c2f
 from coarse2fine import api
-from coarse2fine.checkpointing import Checkpointer
 from coarse2fine.data.splits import HierarchicalData, Split, carve_validation
 from coarse2fine.data.taxonomy import Taxonomy
+from coarse2fine.engine.checkpointing import Checkpointer
 from coarse2fine.methods import build_method
 
 # Tiny budgets: 3 epochs of batch 32 over 360 points (11 steps an epoch), a small MLP.

@@ -7,8 +7,10 @@ import os
 import ml_collections
 import pytest
 
-from coarse2fine import config_base, train
-from coarse2fine.data import augment
+from coarse2fine import config_base
+from coarse2fine.data.augmentation import presets as augment
+from coarse2fine.engine import runs
+from coarse2fine.methods import METHODS
 from coarse2fine.methods.common.network import build_encoder
 from coarse2fine.models import ENCODERS
 
@@ -37,7 +39,7 @@ def _load(path, *arg):
 @pytest.mark.parametrize("path", FILES, ids=[os.path.basename(f) for f in FILES])
 def test_config_is_valid(path):
   config = _load(path)
-  train.validate_config(config)
+  runs.validate_config(config)
   assert config.model.encoder in ENCODERS
   build_encoder(config.model)  # every encoder_args field is one the encoder has
   # Every other field the config sets is one base_config defines: an unlocked ConfigDict would
@@ -47,82 +49,66 @@ def test_config_is_valid(path):
   assert not unknown, f"fields base_config does not define: {unknown}"
 
 
-def test_every_method_has_a_cpu_fashion_mnist_config():
-  names = {os.path.basename(f) for f in FILES}
-  for method in ("coarse", "coarse_plus", "fine", "fine_plus", "scgm", "scgm_a", "ancor", "falcon", "scan", "maskcon"):
-    assert f"{method}_fashion_mnist.py" in names
+def test_every_registered_method_has_a_cpu_fashion_mnist_config():
+  fashion = [f for f in FILES if f.endswith("_fashion_mnist.py")]
+  arguments = {"scan_fashion_mnist.py": ("c",), "fsc_fashion_mnist.py": ("softmax,coarse",)}
+  covered = {_load(f).method for f in fashion}
+  covered |= {_load(f, arg).method for f in fashion for arg in arguments.get(os.path.basename(f), ())}
+  assert covered >= set(METHODS), f"methods without a Fashion-MNIST config: {sorted(set(METHODS) - covered)}"
 
 
-@pytest.mark.parametrize("arg", ["living17", "nonliving26", "entity13", "entity30", "living17,a"])
-def test_scgm_breeds_has_the_paper_hyperparameters(arg):
-  config = _load(os.path.join(CONFIG_DIR, "scgm_breeds.py"), arg)
-  assert config.data.variant == arg.split(",")[0]
-  assert config.method == ("scgm_a" if arg.endswith(",a") else "scgm_g")
-  assert (config.model.encoder, config.train.batch_size, config.optimizer.lr) == ("resnet50", 256, 0.03)
-  assert (config.optimizer.momentum, config.optimizer.weight_decay) == (0.9, 1e-4)
-  assert (config.optimizer.schedule, config.optimizer.restart_epochs, config.train.num_epochs) == (
-      "cosine_restarts", 20, 200)
-  hp = config.scgm
-  assert (hp.num_subclasses, hp.gamma, hp.sigma2, hp.lam, hp.estep_every_epochs) == (100, 0.5, 0.1, 25.0, 5)
-  assert config.model.embedding_dim == 128
+# Arguments of the paper configs: each picks a dataset variant or a family member. Its own
+# paper values are rows `file:argument` of the docs' paper-settings tables (tests/test_docs.py);
+# every other field must stay as the default argument sets it (and as the table lists it).
+ARGUMENTS = {
+    "scgm_breeds.py": ("nonliving26", "entity13", "entity30", "living17,a"),
+    "scgm_cifar100.py": ("a",),
+    "scgm_tiered.py": ("a",),
+    "falcon_breeds.py": ("nonliving26", "entity13", "entity30"),
+    "falcon_cifar100.py": ("cifar68", "cifar_si", "t1t2"),
+    "maskcon_cifar100.py": ("grafit", "coins", "selfcon", "supcon", "supce", "supfine"),
+    "maskcon_cifartoy.py": ("bad", "good,grafit", "bad,grafit", "bad,coins"),
+    "maskcon_sop.py": ("split2", "split2,coins"),
+    "maskcon_cars196.py": ("coins",),
+    "maskcon_imagenet32.py": ("selfcon",),
+}
+# What an argument may change: the dataset (variant, taxonomy, size), the method and what it
+# reads (SCGM-A's second view and queue), and a member's own weights.
+ARGUMENT_FIELDS = ("method", "data.", "falcon.lambda_entropy", "falcon.beta", "train.num_epochs", "maskcon.mode",
+                   "maskcon.w", "maskcon.t2")
+
+
+@pytest.mark.parametrize("name,arg", [(n, a) for n, args in sorted(ARGUMENTS.items()) for a in args])
+def test_arguments_change_only_their_own_fields(name, arg):
+  default, chosen = _load(os.path.join(CONFIG_DIR, name)), _load(os.path.join(CONFIG_DIR, name), arg)
+  flat_default, flat_chosen = _flat(default), _flat(chosen)
+  changed = sorted(k for k in flat_default if flat_default[k] != flat_chosen.get(k))
+  unexpected = [k for k in changed if not k.startswith(ARGUMENT_FIELDS)]
+  if chosen.method == "scgm_a" and default.method == "scgm_g":
+    unexpected = [k for k in unexpected if k != "model.embedder"]
+  assert not unexpected, f"{name}:{arg} changes {unexpected}"
+  if name.startswith("scgm_"):
+    assert chosen.method == ("scgm_a" if arg == "a" or arg.endswith(",a") else "scgm_g")
+    assert len(chosen.data.views) == (2 if chosen.method == "scgm_a" else 1)
+  if name.startswith("maskcon_"):
+    for kind in chosen.data.views:  # each view builds from the config's augmentation spec
+      spec = dict(chosen.data.augment.to_dict(), kind=kind)
+      augment.make_view(spec, (224, 224, 3) if chosen.model.encoder_args.stem == "imagenet" else (32, 32, 3))
+
+
+def _flat(config, prefix=""):
+  out = {}
+  for key, value in config.items():
+    if isinstance(value, ml_collections.ConfigDict):
+      out.update(_flat(value, f"{prefix}{key}."))
+    else:
+      out[prefix + key] = value
+  return out
+
+
+def test_scgm_breeds_names_a_bad_dataset():
   with pytest.raises(ValueError, match="dataset in"):
     _load(os.path.join(CONFIG_DIR, "scgm_breeds.py"), "living18")
-
-
-@pytest.mark.parametrize("name,encoder,batch,lr", [("scgm_cifar100.py", "resnet12", 1024, 0.12),
-                                                   ("scgm_tiered.py", "resnet12", 512, 0.12)])
-def test_scgm_cifar_and_tiered_hyperparameters(name, encoder, batch, lr):
-  for arg in ("g", "a"):
-    config = _load(os.path.join(CONFIG_DIR, name), arg)
-    assert config.method == f"scgm_{arg}"
-    assert (config.model.encoder, config.train.batch_size, config.optimizer.lr) == (encoder, batch, lr)
-    assert (config.scgm.num_subclasses, config.scgm.gamma, config.scgm.sigma2, config.scgm.lam) == (100, 0.5, 0.1, 25.0)
-    assert len(config.data.views) == (2 if arg == "a" else 1)
-
-
-# (config file:arg) -> (mode, w, T2) from the paper's best settings (docs/methods/maskcon.md#paper-benchmarks)
-MASKCON_SETTINGS = {
-    "maskcon_cifar100.py:maskcon": ("maskcon", 1.0, 0.05),
-    "maskcon_cifar100.py:grafit": ("grafit", 0.8, 0.05),
-    "maskcon_cifar100.py:coins": ("coins", 0.5, 0.05),
-    "maskcon_cifartoy.py:good": ("maskcon", 1.0, 0.05),
-    "maskcon_cifartoy.py:good,grafit": ("grafit", 0.5, 0.05),
-    "maskcon_cifartoy.py:bad,grafit": ("grafit", 0.8, 0.05),
-    "maskcon_cifartoy.py:bad,coins": ("coins", 0.8, 0.05),
-    "maskcon_sop.py:split1": ("maskcon", 0.8, 0.1),
-    "maskcon_sop.py:split2": ("maskcon", 0.5, 0.05),
-    "maskcon_sop.py:split2,coins": ("coins", 0.2, 0.05),
-    "maskcon_cars196.py:maskcon": ("maskcon", 1.0, 0.1),
-    "maskcon_cars196.py:coins": ("coins", 1.0, 0.1),
-    "maskcon_imagenet32.py:selfcon": ("selfcon", 0.5, 0.05),
-}
-
-
-# (query, key) augmentation kinds of the official code's views (docs/methods/maskcon.md#paper-settings)
-MASKCON_VIEWS = {
-    "maskcon_cifar100.py": ("autoaugment", "weak"),
-    "maskcon_cifartoy.py": ("autoaugment", "weak"),
-    "maskcon_imagenet32.py": ("autoaugment", "weak"),
-    "maskcon_cars196.py": ("strong_perspective", "weak_perspective"),
-    "maskcon_sop.py": ("perspective", "weak_perspective"),
-}
-
-
-@pytest.mark.parametrize("name", sorted(MASKCON_SETTINGS))
-def test_maskcon_paper_settings(name):
-  filename, arg = name.split(":")
-  config = _load(os.path.join(CONFIG_DIR, filename), arg)
-  mode, w, t2 = MASKCON_SETTINGS[name]
-  big = filename in ("maskcon_cars196.py", "maskcon_sop.py")
-  assert (config.maskcon.mode, config.maskcon.w, config.maskcon.t2) == (mode, w, t2)
-  assert (config.maskcon.t1, config.maskcon.queue_size, config.maskcon.momentum) == (0.1, 8192, 0.99)
-  assert config.data.views == MASKCON_VIEWS[filename] and config.eval.features == "features"
-  for kind in config.data.views:  # each view builds from the config's augmentation spec
-    spec = dict(config.data.augment.to_dict(), kind=kind)
-    augment.make_view(spec, (224, 224, 3) if big else (32, 32, 3))
-  assert config.seed == 1228 and config.optimizer.lr == 0.02 and config.optimizer.warmup_epochs == 5
-  assert config.model.encoder_args.stem == ("imagenet" if big else "cifar")
-  assert (config.train.num_epochs, config.train.batch_size) == ((100, 256) if "imagenet32" in filename else (200, 128))
 
 
 def test_maskcon_configs_name_bad_arguments():

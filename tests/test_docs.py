@@ -173,12 +173,14 @@ def test_paper_settings_tables_exist():
 
 
 @functools.lru_cache(maxsize=None)
-def _default_config(name: str):
-  path = os.path.join(ROOT, "configs", f"{name}.py")
-  spec = importlib.util.spec_from_file_location(f"docs_check_{name}", path)
+def _config(name: str):
+  """The config of `configs/<file>.py` for a table's "file" (default argument) or "file:argument"."""
+  filename, _, arg = name.partition(":")
+  path = os.path.join(ROOT, "configs", f"{filename}.py")
+  spec = importlib.util.spec_from_file_location(f"docs_check_{filename}", path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  return module.get_config()
+  return module.get_config(arg) if arg else module.get_config()
 
 
 def _same(got, want) -> bool:
@@ -194,7 +196,7 @@ def _same(got, want) -> bool:
 @pytest.mark.parametrize("doc,config,field,value,source", ROWS,
                          ids=[f"{os.path.basename(r[0])[:-3]}-{r[1]}-{r[2]}" for r in ROWS])
 def test_paper_settings_match_the_configs(doc, config, field, value, source):
-  node = _default_config(config)
+  node = _config(config)
   for part in field.split("."):
     assert part in node, f"configs/{config}.py has no field {field} ({doc})"
     node = node[part]

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from coarse2fine import distributed
+from coarse2fine.engine import distributed
 from tests import multi_device
 
 LAUNCH = os.path.join(multi_device.REPO, "launch")
@@ -139,7 +139,7 @@ def _two_processes(config, workdir, *overrides):
 
 def _one_process(config, workdir, devices=2):
   done = multi_device.run(f"import sys; sys.argv = ['main', '--config={config}', '--workdir={workdir}']; "
-                          "from absl import app; from coarse2fine.main import main; app.run(main)",
+                          "from absl import app; from coarse2fine.cli.train import main; app.run(main)",
                           devices=devices, timeout=240)
   assert done.returncode == 0, done.stderr[-3000:]
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from nbclient import NotebookClient
 
-from coarse2fine.data import fashion_mnist, idx
+from coarse2fine.data.datasets import fashion_mnist, idx
 from tests import multi_device
 
 pytestmark = pytest.mark.slow  # executes the notebook: about 2 minutes (the second CI step)

@@ -2,8 +2,8 @@
 
 Training batches are `batch.Batch`es of numpy arrays for this process's share of the global
 batch: views [b, V, H, W, C] uint8 (vectors [b, V, F] float32), cut, resized and flipped on
-the host (`augment`, `host_augment`); colour, blur and normalisation follow on the device
-inside the jitted step (`device_augment`). `device_batches` places each global batch on the
+the host (`augmentation.presets`, `augmentation.host`); colour, blur and normalisation follow on the device
+inside the jitted step (`augmentation.device`). `device_batches` places each global batch on the
 mesh from a background thread, a few steps ahead, so host work, transfer and the step overlap.
 The global batches are a pure function of (seed, batch size), whatever the number of
 processes, workers or devices: epoch e is a seeded permutation of the training split cut
@@ -23,10 +23,12 @@ import grain
 import ml_collections
 import numpy as np
 
-from coarse2fine.data import augment, device_augment
+from coarse2fine.data.augmentation import device as device_augment
+from coarse2fine.data.augmentation import presets as augment
+from coarse2fine.data.augmentation.host import HostView
 from coarse2fine.data.batch import Batch
-from coarse2fine.data.host_augment import HostView
 from coarse2fine.data.splits import HierarchicalData, Split
+from coarse2fine.engine import random_streams
 
 
 class ExampleStreams:
@@ -203,7 +205,7 @@ def make_transform(data: HierarchicalData, data_config: ml_collections.ConfigDic
 
 
 def make_device_augment(data: HierarchicalData, data_config: ml_collections.ConfigDict, views: Sequence[str],
-                        seed: int, with_neighbours: bool = False, stream: int = device_augment.TRAIN_STREAM
+                        seed: int, with_neighbours: bool = False, stream: int = random_streams.TRAIN_AUGMENT
                         ) -> device_augment.DeviceAugment:
   """The device stage of the batches `make_transform` builds for the same `views`."""
   made = augment.make_views(data_config.augment, views, data.input_shape if data.is_image else None)
@@ -260,7 +262,7 @@ def device_batches(dataset: grain.IterDataset, mesh, prefetch: int) -> grain.Ite
   Each batch is transferred (as uint8 for images) while earlier steps run; the iterator's
   state counts the batches the loop took, not those in flight, so checkpoints resume exactly.
   """
-  from coarse2fine import sharding  # the data layer needs jax only from here on
+  from coarse2fine.engine import sharding  # the data layer needs jax only from here on
 
   if prefetch < 0:
     raise ValueError(f"data.device_prefetch must be >= 0, got {prefetch}.")
@@ -280,7 +282,7 @@ def eval_batches(
 
   The last batch is padded to `batch_size`; `mask` ([b] bool) marks real examples.
   Every process yields the same number of batches so collectives stay in step.
-  Normalisation happens on the device (`device_augment.normalise`).
+  Normalisation happens on the device (`augmentation.device.normalise`).
   """
   local_batch = batch_size // process_count
   num_batches = -(-len(split) // batch_size)

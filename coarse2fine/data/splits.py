@@ -13,6 +13,7 @@ from typing import Optional
 import numpy as np
 
 from coarse2fine.data.taxonomy import Taxonomy
+from coarse2fine.engine import random_streams
 
 UNKNOWN_FINE = -1  # fine label of examples whose fine class is not known
 
@@ -199,7 +200,7 @@ def subsample(train: Split, size: int, seed: int) -> Split:
   """
   if size <= 0 or size >= len(train):
     return train
-  keep = np.sort(np.random.default_rng([seed, 0x5B5]).choice(len(train), size, replace=False))
+  keep = np.sort(random_streams.stream_generator(seed, random_streams.TRAIN_SUBSET).choice(len(train), size, replace=False))
   return train.take(keep)
 
 

@@ -24,12 +24,12 @@ import ml_collections
 import numpy as np
 from sklearn.metrics import homogeneity_score
 
-from coarse2fine import sharding
-from coarse2fine.data import augment as augment_lib
-from coarse2fine.data import device_augment
+from coarse2fine.data.augmentation import device as device_augment
+from coarse2fine.data.augmentation import presets as augment_lib
 from coarse2fine.data.batch import Batch, example_ids
 from coarse2fine.data.pipeline import eval_batches
 from coarse2fine.data.splits import HierarchicalData, Split
+from coarse2fine.engine import random_streams, sharding
 from coarse2fine.evaluation import discovery, fewshot, kmeans, retrieval
 from coarse2fine.evaluation.classification import topk_accuracy
 from coarse2fine.evaluation.discovery import relation_from_clusters
@@ -117,7 +117,7 @@ class Evaluator:
       views = augment_lib.make_views(config.data.augment, (config.eval.fewshot_augment,), data.input_shape)
       self._fewshot_augment = views[0].host
       self._fewshot_device = device_augment.jitted(augment_lib.device_augment(
-          views, data.mean, data.std, seed=config.seed, stream=device_augment.EVAL_STREAM))
+          views, data.mean, data.std, seed=config.seed, stream=random_streams.EVAL_AUGMENT))
 
   def _needs_embeddings(self) -> bool:
     return bool({"fewshot", "retrieval", "kmeans"} & set(self.eval_config.protocols))

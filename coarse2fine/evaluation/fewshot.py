@@ -27,6 +27,7 @@ import numpy as np
 import scipy.stats
 
 from coarse2fine.evaluation import logistic
+from coarse2fine.methods.common.normalize import l2_normalize_host
 
 SETTINGS = ("nway", "allway", "intra")
 
@@ -147,12 +148,6 @@ def episode_accuracy(predictions, query_y, query_mask) -> np.ndarray:
   return correct.sum(axis=1) / np.maximum(query_mask.sum(axis=1), 1)
 
 
-def l2_normalize(x, eps: float = 1e-12) -> np.ndarray:
-  """float32 x [..., d] scaled to unit L2 norm along the last axis (zero rows stay zero)."""
-  x = np.asarray(x, np.float32)
-  return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), eps)
-
-
 def aligned_empty(shape, dtype=np.float32, alignment: int = 64) -> np.ndarray:
   """An empty host array whose data starts on an `alignment`-byte boundary.
 
@@ -233,7 +228,7 @@ def support_embeddings(episodes: Episodes, pool_emb, copies: int, embed_fn=None,
     rows = range(start, min(start + chunk, len(idx)))
     images = [augment_fn(pool_inputs[idx[e][mask[e]]], np.random.default_rng([*entropy, int(ids[e])]))
               for e in rows]
-    emb = l2_normalize(_embed(embed_fn, np.concatenate(images), embed_batch))
+    emb = l2_normalize_host(_embed(embed_fn, np.concatenate(images), embed_batch))
     out[start:start + len(rows)][mask[start:start + len(rows)]] = emb
   return out
 
@@ -280,8 +275,8 @@ def evaluate_fewshot(embed_fn: Callable, pool_inputs, fine_labels, fine_to_coars
   Returns:
     {"fewshot/{name}_{k}shot": mean, "fewshot/{name}_{k}shot_ci95": half-width}.
   """
-  pool_emb = l2_normalize(_embed(embed_fn, pool_inputs, embed_batch) if pool_embeddings is None
-                          else pool_embeddings)
+  pool_emb = l2_normalize_host(_embed(embed_fn, pool_inputs, embed_batch) if pool_embeddings is None
+                               else pool_embeddings)
   copies = max(num_augmented, 1)
   augment = augment_fn if num_augmented > 0 else None
   metrics = {}

@@ -22,11 +22,7 @@ import numpy as np
 from sklearn.cluster import KMeans
 
 from coarse2fine.evaluation.discovery import discovery_metrics, relation_from_clusters
-
-
-def _normalise(x: np.ndarray) -> np.ndarray:
-  x = np.asarray(x, np.float64)
-  return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+from coarse2fine.methods.common.normalize import l2_normalize_host
 
 
 def _kmeans(x: np.ndarray, k: int, seed: int) -> np.ndarray:
@@ -46,7 +42,7 @@ def kmeans_discovery(embeddings, coarse, num_clusters: int, children_per_coarse:
   within_M [sum(children_per_coarse), C] (0/1, one-hot rows). A coarse class with fewer
   examples than children gets one cluster per example; its other clusters stay empty.
   """
-  x = _normalise(embeddings)
+  x = l2_normalize_host(embeddings, np.float64)
   coarse = np.asarray(coarse).astype(np.int64).reshape(-1)
   children = np.asarray(children_per_coarse, np.int64).reshape(-1)
   num_coarse = len(children)

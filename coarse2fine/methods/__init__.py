@@ -1,6 +1,15 @@
-"""The explicit table of methods a config can name (`config.method`): name -> `Method` class."""
+"""The explicit table of methods a config can name (`config.method`): name -> `Method` class.
+
+The library's methods are listed below. A method defined elsewhere (a user's package, a
+test) calls `register_method(name, cls)` when its module is imported, and a config names
+that module in `method_modules`, so that every command reading the run imports it first
+(docs/architecture.md#adding-a-method).
+"""
 
 from __future__ import annotations
+
+import importlib
+from typing import Sequence
 
 import ml_collections
 
@@ -31,6 +40,40 @@ METHODS: dict[str, type[Method]] = {
 DEFAULT_METHOD = "scgm_g"  # what `coarse2fine.fit` trains unless told otherwise
 
 
+def register_method(name: str, cls: type[Method]) -> None:
+  """Makes `cls` available as `config.method = name`; registering it again under the same name is a no-op."""
+  if not (isinstance(cls, type) and issubclass(cls, Method)):
+    raise TypeError(f"register_method({name!r}, {cls!r}): the class must subclass coarse2fine.methods.Method.")
+  if METHODS.get(name, cls) is not cls:
+    raise ValueError(f"Method name {name!r} is taken by {METHODS[name].__module__}.{METHODS[name].__name__}; "
+                     "register yours under another name.")
+  METHODS[name] = cls
+
+
+def import_method_modules(modules: Sequence[str]) -> None:
+  """Imports each module of `config.method_modules` (where methods defined outside the library register)."""
+  for module in modules:
+    try:
+      importlib.import_module(module)
+    except ImportError as error:
+      raise ImportError(f"config.method_modules names {module!r}, which cannot be imported ({error}); put its "
+                        "package on PYTHONPATH or install it.") from error
+
+
+def method_config_sections() -> dict[str, ml_collections.ConfigDict]:
+  """Every registered method's config sections, by section name (a family's methods share theirs)."""
+  sections: dict[str, ml_collections.ConfigDict] = {}
+  owners: dict[str, str] = {}
+  for name, cls in METHODS.items():
+    for section_name, section in cls.config_sections().items():
+      if section_name in sections and sections[section_name].to_dict() != section.to_dict():
+        raise ValueError(f"Methods {owners[section_name]!r} and {name!r} declare config section {section_name!r} "
+                         "with different fields; a section belongs to one method family.")
+      sections.setdefault(section_name, section)
+      owners.setdefault(section_name, name)
+  return sections
+
+
 def method_class(name: str) -> type[Method]:
   """The class registered as `name`; an unknown name is an error that lists the known ones."""
   if name not in METHODS:
@@ -48,4 +91,5 @@ def build_method(config: ml_collections.ConfigDict, data: HierarchicalData) -> M
 
 
 __all__ = ["DEFAULT_METHOD", "METHODS", "Discovered", "LossAux", "Method", "Prototypes", "build_method",
-           "discovering_methods", "make_train_step", "method_class"]
+           "discovering_methods", "import_method_modules", "make_train_step", "method_class",
+           "method_config_sections", "register_method"]

@@ -19,8 +19,9 @@ import optax
 from coarse2fine.data.batch import Batch
 from coarse2fine.data.pipeline import NeighbourSampling
 from coarse2fine.data.splits import HierarchicalData
-from coarse2fine.hooks import HostHook
-from coarse2fine.train_state import TrainState
+from coarse2fine.engine.hooks import HostHook
+from coarse2fine.engine.train_state import TrainState
+from coarse2fine.methods.common.neighbours import RunFeatures
 
 
 class LossAux(NamedTuple):
@@ -85,6 +86,15 @@ class Method(abc.ABC):
     self._model: Optional[nn.Module] = None  # set by the method's constructor
 
   @classmethod
+  def config_sections(cls) -> dict[str, ml_collections.ConfigDict]:
+    """Its own config sections with their defaults, a comment on every field: name -> section.
+
+    `config_base.base_config` adds them to every config; methods of one family return the
+    same sections (e.g. `scgm` for SCGM-G and SCGM-A).
+    """
+    return {}
+
+  @classmethod
   def has_clusters(cls, config: ml_collections.ConfigDict) -> bool:
     """Whether `predict` gives `cluster_logits` under `config` (the "clusters" protocol applies)."""
     return cls.fine_count_field is not None
@@ -137,8 +147,12 @@ class Method(abc.ABC):
   def host_hooks(self) -> list[HostHook]:
     return []
 
-  def neighbour_sampling(self) -> Optional[NeighbourSampling]:
-    """Neighbours the input pipeline loads with each training example (`Batch.neighbours`), or None."""
+  def neighbour_sampling(self, run_features: Optional[RunFeatures] = None) -> Optional[NeighbourSampling]:
+    """Neighbours the input pipeline loads with each training example (`Batch.neighbours`), or None.
+
+    `run_features(workdir)` reads another run's features on this method's training split, for
+    neighbours mined on them (the loop passes `engine.runs.features_from_checkpoint`).
+    """
     return None
 
   def discovered(self, state: TrainState) -> Optional[Discovered]:

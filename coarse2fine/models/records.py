@@ -8,7 +8,7 @@ combining MLP over the concatenation of both channels' outputs.
 The input pipeline hands every model one flat vector per example, so a record arrives
 as `x: [B, S + T*F]`: the S static features first, then the series time-major
 (`series[t, f]` at position `S + t*F + f`). `split_records` undoes this layout; the
-data side builds it with `coarse2fine.data.records.flatten_records`.
+data side builds it with `coarse2fine.data.datasets.records.flatten_records`.
 """
 
 from __future__ import annotations

@@ -4,10 +4,10 @@ import jax
 import numpy as np
 import pytest
 
-from coarse2fine import sharding
 from coarse2fine.config_base import base_config
 from coarse2fine.data import load_dataset, pipeline
 from coarse2fine.data.batch import Batch
+from coarse2fine.engine import sharding
 
 
 def _assert_batches_equal(x: Batch, y: Batch, message=""):
@@ -223,7 +223,7 @@ def test_training_views_of_files_are_cut_from_the_whole_stored_image(tmp_path):
   """Evaluation sees the centre crop; RandomResizedCrop views see the whole file (as torchvision's do)."""
   from PIL import Image
 
-  from coarse2fine.data.lazy_images import FolderReader, LazyImages
+  from coarse2fine.data.files.lazy_images import FolderReader, LazyImages
   from coarse2fine.data.splits import HierarchicalData, make_split
   from coarse2fine.data.taxonomy import Taxonomy
 

@@ -7,18 +7,18 @@ import json
 import numpy as np
 import pytest
 
-from coarse2fine.data.taxonomies import (
+from coarse2fine.data.taxonomy import (
   BUILTIN_TAXONOMIES,
   CIFAR10_CLASSES,
-  CIFAR100_CLASSES,
   CIFAR68_REMOVED,
+  CIFAR100_CLASSES,
   CIFAR_SI_KEEP,
   DIGITS_CLASSES,
   FASHION_MNIST_CLASSES,
+  Taxonomy,
   cifar_si_keep,
   get_taxonomy,
 )
-from coarse2fine.data.taxonomy import Taxonomy
 
 
 @pytest.fixture

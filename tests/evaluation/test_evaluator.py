@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from coarse2fine import train
+from coarse2fine.engine import loop, runs
 from coarse2fine.evaluation import evaluator as evaluator_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -23,7 +23,7 @@ def all_protocols(tiny_config):
 
 
 def test_all_protocols_reach_results_json(all_protocols, tmp_path):
-  metrics = train.train_and_evaluate(all_protocols, str(tmp_path))["metrics"]
+  metrics = loop.train_and_evaluate(all_protocols, str(tmp_path))["metrics"]
   on_disk = json.loads((tmp_path / "results.json").read_text())["metrics"]
   assert on_disk == pytest.approx(metrics)
   for key in ("test/coarse_top1", "fewshot/5way_1shot", "fewshot/5way_1shot_ci95", "fewshot/allway_1shot",
@@ -39,7 +39,7 @@ def test_all_protocols_reach_results_json(all_protocols, tmp_path):
 
 def test_evaluate_entry_point_matches_training_results(all_protocols, tmp_path):
   all_protocols.eval.protocols = ("classification", "retrieval", "kmeans")
-  results = train.train_and_evaluate(all_protocols, str(tmp_path))
+  results = loop.train_and_evaluate(all_protocols, str(tmp_path))
   done = subprocess.run([sys.executable, "-m", "coarse2fine.evaluate", f"--workdir={tmp_path}"], cwd=REPO,
                         capture_output=True, text=True, timeout=300)
   assert done.returncode == 0, done.stderr[-3000:]
@@ -59,7 +59,7 @@ def test_evaluate_without_checkpoint(tmp_path):
 def test_embed_equals_the_model_applied_directly(all_protocols):
   import jax.numpy as jnp
 
-  run = train.setup_run(all_protocols)
+  run = runs.setup_run(all_protocols)
   evaluator = evaluator_lib.Evaluator(run.method, run.data, run.mesh, all_protocols)
   x = run.data.test.inputs[:37]
   got = evaluator.embed(run.state, x)
@@ -82,4 +82,4 @@ def test_fewshot_settings_parsing(tiny_config):
 def test_unknown_protocol(tiny_config, tmp_path):
   tiny_config.eval.protocols = ("classification", "linear_probe")
   with pytest.raises(ValueError, match=r"Unknown eval.protocols \['linear_probe'\]"):
-    train.train_and_evaluate(tiny_config, str(tmp_path))
+    loop.train_and_evaluate(tiny_config, str(tmp_path))

@@ -1,9 +1,9 @@
 """The data, method and initial train state a method test starts from (one mesh over all devices)."""
 
-from coarse2fine import optim, sharding
 from coarse2fine.data import load_dataset
+from coarse2fine.engine import optim, sharding
+from coarse2fine.engine.runs import create_train_state
 from coarse2fine.methods import build_method
-from coarse2fine.train import create_train_state
 
 
 def build(config, steps_per_epoch: int = 8, total_steps: int = 16):

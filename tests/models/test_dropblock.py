@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from coarse2fine.models import ResNet12
-from coarse2fine.models.resnet12 import (
-    DropBlock, drop_block, dropblock_gamma, dropblock_seeds, effective_block_size)
+from coarse2fine.models.resnet12 import DropBlock, drop_block, dropblock_gamma, dropblock_seeds, effective_block_size
 
 KEY = jax.random.PRNGKey(0)
 # One compile per shape instead of op-by-op dispatch (rate and block size fix the shapes).

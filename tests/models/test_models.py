@@ -8,8 +8,21 @@ import pytest
 
 from coarse2fine import models
 from coarse2fine.models import (
-    ENCODERS, BasicBlock, Classifier, ConvNet, Embedder, MLP, ResNet, ResNet12, ResNet18, ResNet50,
-    build_encoder, encoder_features_dim, max_pool_2x2, space_to_depth)
+  ENCODERS,
+  MLP,
+  BasicBlock,
+  Classifier,
+  ConvNet,
+  Embedder,
+  ResNet,
+  ResNet12,
+  ResNet18,
+  ResNet50,
+  build_encoder,
+  encoder_features_dim,
+  max_pool_2x2,
+  space_to_depth,
+)
 
 KEY = jax.random.PRNGKey(0)
 

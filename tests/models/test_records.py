@@ -9,7 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from coarse2fine import models, train
+from coarse2fine import models
+from coarse2fine.engine import loop
 from coarse2fine.models import DCCN, build_encoder, encoder_features_dim, split_records
 
 KEY = jax.random.PRNGKey(0)
@@ -152,7 +153,7 @@ def test_coarse_baseline_trains_on_generated_records(tiny_config, tmp_path):
   config.train.batch_size = 32
   config.train.log_every_steps = 8
   config.checkpoint.every_steps = 100
-  results = train.train_and_evaluate(config, str(tmp_path))
+  results = loop.train_and_evaluate(config, str(tmp_path))
   assert results["dataset"] == "records"
   # Two coarse classes (chance 50%); the static channel alone separates them (~85% for a linear model).
   assert results["metrics"]["test/coarse_top1"] > 75.0

@@ -16,10 +16,11 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from coarse2fine import sharding
-from coarse2fine.data import device_augment, pipeline
+from coarse2fine.data import pipeline
+from coarse2fine.data.augmentation import device as device_augment
 from coarse2fine.data.batch import example_ids
 from coarse2fine.data.splits import HierarchicalData
+from coarse2fine.engine import random_streams, sharding
 
 # (carry, inputs [b, ...] float32, batch number) -> (carry, outputs [b, ...]); jitted by the caller.
 PassStep = Callable[[Any, jax.Array, jax.Array], tuple[Any, jax.Array]]
@@ -43,7 +44,7 @@ def training_split_pass(step: PassStep, carry: Any, data: HierarchicalData, data
   transform = pipeline.make_transform(data, data_config, (view,))
   # Seed 0 plus a traced salt: one compiled augmentation serves every pass, each with its own draws.
   augment = device_augment.jitted(pipeline.make_device_augment(data, data_config, (view,), seed=0,
-                                                               stream=device_augment.PASS_STREAM))
+                                                               stream=random_streams.PASS_AUGMENT))
   order = np.arange(len(data.train)) if indices is None else np.asarray(indices)
   n = len(order)
   process_index, process_count = jax.process_index(), jax.process_count()

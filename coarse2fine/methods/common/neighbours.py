@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -32,11 +32,14 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from coarse2fine import sharding
+from coarse2fine.engine import sharding
 from coarse2fine.methods.common.normalize import l2_normalize
 
 # Default budget for one block's scores [block_size, window] float32: N = 1M without groups
 # gets 256-row blocks (1 GiB); small N gets the largest block, MAX_BLOCK.
+# workdir of another run -> its eval-mode `features` [N_train, D] on this run's unaugmented training split
+RunFeatures = Callable[[str], np.ndarray]
+
 SCORES_BUDGET_BYTES = 2 ** 30
 MAX_BLOCK = 1024
 MIN_BLOCK = 64
@@ -261,12 +264,14 @@ def within_coarse_count(data, at_most: int = 20) -> int:
   return max(1, min(at_most, int(np.bincount(data.train.coarse).min()) - 1))
 
 
-def training_neighbours(data, source: str, k: int, *, within_coarse: bool, batch_size: int) -> np.ndarray:
+def training_neighbours(data, source: str, k: int, *, within_coarse: bool,
+                        run_features: Optional[RunFeatures] = None) -> np.ndarray:
   """[N_train, k] neighbours of every training example of `data` (FALCON, SCAN), mined on the device.
 
   source: "inputs" (the raw inputs, flattened; the official PBMC pipeline), "checkpoint:<workdir>"
   (the `features` of another run of this project, e.g. `coarse` or a self-supervised backbone,
-  in eval mode on the unaugmented training inputs), or a `.npy` file of [N_train, D] features in
+  in eval mode on the unaugmented training inputs, read by `run_features`, which the loop
+  passes in), or a `.npy` file of [N_train, D] features in
   training-split order. Rows are L2-normalised and compared by inner product, within the coarse
   class (of the example's own taxonomy) when `within_coarse` (FALCON, SCAN-C), or over all
   examples (SCAN).
@@ -275,8 +280,10 @@ def training_neighbours(data, source: str, k: int, *, within_coarse: bool, batch
   if source == "inputs":
     features = np.asarray(data.train.inputs, np.float32).reshape(n, -1)
   elif source.startswith("checkpoint:"):
-    from coarse2fine import train  # train imports the methods, which import this module
-    features = train.features_from_checkpoint(source[len("checkpoint:"):], data, batch_size)
+    if run_features is None:
+      raise ValueError(f"Neighbour features {source!r} need a reader of another run's features; "
+                       "pass run_features (the training loop passes engine.runs.features_from_checkpoint).")
+    features = run_features(source[len("checkpoint:"):])
   elif source.endswith(".npy") and os.path.isfile(source):
     features = np.load(source)
     if features.shape[0] != n:

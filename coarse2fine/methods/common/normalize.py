@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 EPS = 1e-12
 
@@ -19,3 +20,13 @@ def l2_normalize(x: jax.Array, axis: int = -1) -> jax.Array:
   nonzero = jnp.any(x != 0, axis=axis, keepdims=True)
   norm = jnp.linalg.norm(jnp.where(nonzero, x, 1.0), axis=axis, keepdims=True)
   return x / jnp.maximum(jnp.where(nonzero, norm, 0.0), EPS)
+
+
+def l2_normalize_host(x, dtype=np.float32) -> np.ndarray:
+  """numpy x [..., d] as `dtype`, scaled to unit L2 norm along the last axis (zero rows stay zero).
+
+  The host's version, for embeddings already fetched from the devices (evaluation, figures,
+  SCGM's relation from its means); float32 where results must match the device's precision.
+  """
+  x = np.asarray(x, dtype)
+  return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)

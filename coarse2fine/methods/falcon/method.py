@@ -39,11 +39,12 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from coarse2fine import sharding
 from coarse2fine.data import pipeline
 from coarse2fine.data.batch import Batch
 from coarse2fine.data.splits import HierarchicalData
-from coarse2fine.hooks import HookContext, HostHook
+from coarse2fine.engine import random_streams, sharding
+from coarse2fine.engine.hooks import HookContext, HostHook
+from coarse2fine.engine.train_state import TrainState
 from coarse2fine.methods.base import Discovered, LossAux, Method
 from coarse2fine.methods.common import neighbours as neighbour_mining
 from coarse2fine.methods.common.dataset_pass import views_checked
@@ -53,8 +54,8 @@ from coarse2fine.methods.common.network import (
   train_mode_logits,
 )
 from coarse2fine.methods.falcon import losses
+from coarse2fine.methods.falcon.config import falcon_section
 from coarse2fine.methods.falcon.relation_solver import BACKENDS, solve_relation
-from coarse2fine.train_state import TrainState
 
 
 def initial_relation(num_fine: int, num_coarse: int, beta: float, seed: int, backend: str = "exact",
@@ -63,7 +64,8 @@ def initial_relation(num_fine: int, num_coarse: int, beta: float, seed: int, bac
 
   The initial M of docs/methods/falcon.md#relation-solver.
   """
-  logits = np.random.default_rng([seed, 0xFA1C]).standard_normal((num_fine, num_coarse))
+  logits = random_streams.stream_generator(seed, random_streams.FALCON_INITIAL_RELATION).standard_normal(
+      (num_fine, num_coarse))
   cost = np.exp(logits - logits.max(1, keepdims=True))
   cost /= cost.sum(1, keepdims=True)
   return solve_relation(cost, beta, backend, time_limit=time_limit).matrix
@@ -74,6 +76,11 @@ class Falcon(Method):
 
   two_views = True
   fine_count_field = "falcon.num_fine"
+
+
+  @classmethod
+  def config_sections(cls) -> dict[str, ml_collections.ConfigDict]:
+    return {"falcon": falcon_section()}
 
   @classmethod
   def api_defaults(cls, config: ml_collections.ConfigDict, data: HierarchicalData) -> None:
@@ -133,14 +140,15 @@ class Falcon(Method):
 
   # ----------------------------------------------------------------------------- neighbours
 
-  def neighbour_sampling(self) -> pipeline.NeighbourSampling:
+  def neighbour_sampling(self, run_features: Optional[neighbour_mining.RunFeatures] = None
+                         ) -> pipeline.NeighbourSampling:
     """`falcon.neighbours` within-coarse neighbours of each training example, mined once.
 
     See docs/methods/falcon.md#views-and-neighbours.
     """
     if self._neighbours is None:
       table = neighbour_mining.training_neighbours(self.data, self.hp.neighbour_features, self.hp.neighbours,
-                                                   within_coarse=True, batch_size=self.config.eval.batch_size)
+                                                   within_coarse=True, run_features=run_features)
       self._neighbours = pipeline.NeighbourSampling(table, self.hp.neighbours_used)
     return self._neighbours
 

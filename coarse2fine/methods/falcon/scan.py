@@ -25,6 +25,7 @@ import ml_collections
 from coarse2fine.data import pipeline
 from coarse2fine.data.batch import Batch
 from coarse2fine.data.splits import HierarchicalData
+from coarse2fine.engine.train_state import TrainState
 from coarse2fine.methods.base import LossAux, Method
 from coarse2fine.methods.common import neighbours as neighbour_mining
 from coarse2fine.methods.common.dataset_pass import views_checked
@@ -34,7 +35,7 @@ from coarse2fine.methods.common.network import (
   train_mode_logits,
 )
 from coarse2fine.methods.falcon import losses
-from coarse2fine.train_state import TrainState
+from coarse2fine.methods.falcon.config import scan_section
 
 
 class Scan(Method):
@@ -42,6 +43,11 @@ class Scan(Method):
 
   within_coarse: ClassVar[bool] = False
   fine_count_field = "scan.num_clusters"
+
+
+  @classmethod
+  def config_sections(cls) -> dict[str, ml_collections.ConfigDict]:
+    return {"scan": scan_section()}
 
   @classmethod
   def api_defaults(cls, config: ml_collections.ConfigDict, data: HierarchicalData) -> None:
@@ -61,12 +67,12 @@ class Scan(Method):
     self._model = ClassifierNet(encoder=build_encoder(config.model), embedder=None, num_classes=self.num_clusters)
     self._neighbours: Optional[pipeline.NeighbourSampling] = None
 
-  def neighbour_sampling(self) -> pipeline.NeighbourSampling:
+  def neighbour_sampling(self, run_features: Optional[neighbour_mining.RunFeatures] = None
+                         ) -> pipeline.NeighbourSampling:
     """One of `scan.neighbours` mined neighbours per example and step."""
     if self._neighbours is None:
       table = neighbour_mining.training_neighbours(self.data, self.hp.neighbour_features, self.hp.neighbours,
-                                                   within_coarse=self.within_coarse,
-                                                   batch_size=self.config.eval.batch_size)
+                                                   within_coarse=self.within_coarse, run_features=run_features)
       self._neighbours = pipeline.NeighbourSampling(table, 1)
     return self._neighbours
 

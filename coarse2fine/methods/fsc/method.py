@@ -33,11 +33,13 @@ import optax
 
 from coarse2fine.data.batch import Batch
 from coarse2fine.data.splits import HierarchicalData
+from coarse2fine.engine import random_streams
+from coarse2fine.engine.train_state import TrainState
 from coarse2fine.methods.base import Discovered, LossAux, Method, coarse_logits_from_fine
 from coarse2fine.methods.common.network import build_encoder, train_forward
 from coarse2fine.methods.fsc import losses
+from coarse2fine.methods.fsc.config import fsc_section
 from coarse2fine.models import Classifier
-from coarse2fine.train_state import TrainState
 
 HEADS = ("fsc", "softmax", "centre", "softtriple")
 LABELS = ("coarse", "fine")
@@ -84,6 +86,10 @@ class SubCentreClassifier(Method):
   """See the module docstring."""
 
   @classmethod
+  def config_sections(cls) -> dict[str, ml_collections.ConfigDict]:
+    return {"fsc": fsc_section()}
+
+  @classmethod
   def has_clusters(cls, config: ml_collections.ConfigDict) -> bool:
     """Sub-centres found on coarse labels are its classes."""
     return config.fsc.head in SUB_CENTRE_HEADS and config.fsc.label == "coarse"
@@ -119,7 +125,7 @@ class SubCentreClassifier(Method):
     dim = jax.eval_shape(lambda: self._model.apply(variables, sample, train=False))["features"].shape[-1]
     if self.hp.head == "centre":
       return {"centres": jnp.zeros((self.num_classes, dim), jnp.float32)}
-    rng = jax.random.fold_in(jax.random.PRNGKey(self.config.seed), 0xF5C)
+    rng = random_streams.stream_key(self.config.seed, random_streams.FSC_CENTRES)
     return {"sub_centres": losses.sample_sub_centres(rng, self.num_classes, self.hp.num_sub, dim, self.hp.sigma2,
                                                      self.hp.centre_init)}
 

@@ -1,7 +1,7 @@
 """F-SC's training recipe for its paper's benchmarks (docs/methods/fsc.md#paper-settings), shared by configs/fsc_*.py.
 
 Config files are loaded by path, so they cannot import one another; they import this module instead
-(`coarse2fine.config_base` holds the other methods' recipes, but F-SC's lives here).
+(each method family keeps its recipes in its own `recipes.py`).
 """
 
 from __future__ import annotations

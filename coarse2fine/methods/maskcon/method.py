@@ -43,17 +43,19 @@ import ml_collections
 import numpy as np
 import optax
 
-from coarse2fine import models, sharding
+from coarse2fine import models
 from coarse2fine.data.batch import Batch
 from coarse2fine.data.splits import HierarchicalData
-from coarse2fine.hooks import HookContext, HostHook
+from coarse2fine.engine import random_streams, sharding
+from coarse2fine.engine.hooks import HookContext, HostHook
+from coarse2fine.engine.train_state import TrainState
 from coarse2fine.methods.base import LossAux, Method
 from coarse2fine.methods.common.dataset_pass import training_split_pass, views_checked
 from coarse2fine.methods.common.momentum import momentum_update
 from coarse2fine.methods.common.network import build_encoder, train_forward
 from coarse2fine.methods.common.normalize import l2_normalize
 from coarse2fine.methods.maskcon import losses
-from coarse2fine.train_state import TrainState
+from coarse2fine.methods.maskcon.config import maskcon_section
 
 MODES = ("maskcon", "selfcon", "grafit", "supcon", "coins", "supce", "supfine")
 
@@ -91,6 +93,11 @@ class MaskCon(Method):
 
   two_views = True
 
+
+  @classmethod
+  def config_sections(cls) -> dict[str, ml_collections.ConfigDict]:
+    return {"maskcon": maskcon_section()}
+
   @classmethod
   def api_views(cls, is_image: bool) -> tuple[str, ...]:
     return ("strong", "weak") if is_image else ("none", "none")  # query, key (configs/maskcon_fashion_mnist.py)
@@ -118,7 +125,7 @@ class MaskCon(Method):
 
   def init_extra(self, variables: dict) -> dict:
     copy = lambda tree: jax.tree.map(jnp.array, tree)
-    queue = losses.init_labelled_queue(jax.random.PRNGKey(self.config.seed + 1), self.hp.queue_size,
+    queue = losses.init_labelled_queue(random_streams.stream_key(self.config.seed, random_streams.QUEUE_INIT), self.hp.queue_size,
                                        self.hp.embedding_dim)
     return {"key": KeyEncoderState(params=copy(variables["params"]), batch_stats=copy(variables["batch_stats"]),
                                    queue=queue)}
@@ -174,14 +181,16 @@ class MaskCon(Method):
     """Before the first step: keys of `queue_size` training examples (key view, train-mode BN)."""
     hp = self.hp
     n = len(self.data.train)
-    order = np.random.default_rng([self.config.seed, 0x3A5C]).permutation(n)
+    order = random_streams.stream_generator(self.config.seed, random_streams.MASKCON_QUEUE_FILL).permutation(n)
     indices = np.resize(order, hp.queue_size)  # repeats the permutation when the split is smaller
     key_state: KeyEncoderState = state.extra["key"]
     model = self._model
 
+    forward_key = random_streams.stream_key(self.config.seed, random_streams.MASKCON_QUEUE_FILL)
+
     @jax.jit
     def step(batch_stats, inputs, number):
-      outputs, batch_stats = train_forward(model, key_state.params, batch_stats, inputs, jax.random.PRNGKey(0))
+      outputs, batch_stats = train_forward(model, key_state.params, batch_stats, inputs, forward_key)
       return batch_stats, l2_normalize(outputs["embedding"])
 
     batch_stats, keys = training_split_pass(step, key_state.batch_stats, self.data, self.config.data,

@@ -21,11 +21,13 @@ import optax
 from coarse2fine import models
 from coarse2fine.data.batch import Batch
 from coarse2fine.data.splits import HierarchicalData
+from coarse2fine.engine import random_streams
+from coarse2fine.engine.train_state import TrainState
 from coarse2fine.methods.base import LossAux, Method
 from coarse2fine.methods.common.dataset_pass import views_checked
 from coarse2fine.methods.common.network import build_embedder, build_encoder, train_forward
 from coarse2fine.methods.scgm import queues
-from coarse2fine.train_state import TrainState
+from coarse2fine.methods.scgm.config import contrast_section
 
 
 class AncorNet(nn.Module):
@@ -52,6 +54,11 @@ class Ancor(Method):
   two_views = True
   has_embedder = True
 
+
+  @classmethod
+  def config_sections(cls) -> dict[str, ml_collections.ConfigDict]:
+    return {"contrast": contrast_section()}
+
   @classmethod
   def api_defaults(cls, config: ml_collections.ConfigDict, data: HierarchicalData) -> None:
     config.contrast.queue_size = 4096
@@ -68,7 +75,7 @@ class Ancor(Method):
 
   def init_extra(self, variables: dict) -> dict:
     return {"momentum": queues.init_momentum_state(
-        jax.random.PRNGKey(self.config.seed + 1), variables, self.data.num_coarse, self.contrast.queue_size,
+        random_streams.stream_key(self.config.seed, random_streams.QUEUE_INIT), variables, self.data.num_coarse, self.contrast.queue_size,
         self.config.model.embedding_dim)}
 
   def loss(self, params, state: TrainState, batch: Batch, rng: jax.Array):

@@ -34,16 +34,17 @@ import numpy as np
 import optax
 from sklearn import metrics as sk_metrics
 
-from coarse2fine import sharding
 from coarse2fine.data.batch import Batch
 from coarse2fine.data.splits import HierarchicalData
-from coarse2fine.hooks import HookContext, HostHook
+from coarse2fine.engine import random_streams, sharding
+from coarse2fine.engine.hooks import HookContext, HostHook
+from coarse2fine.engine.train_state import TrainState
 from coarse2fine.methods.base import Discovered, LossAux, Method, Prototypes
 from coarse2fine.methods.common.dataset_pass import training_split_pass, views_checked
 from coarse2fine.methods.common.network import build_embedder, build_encoder, train_forward
-from coarse2fine.methods.common.normalize import l2_normalize
+from coarse2fine.methods.common.normalize import l2_normalize, l2_normalize_host
 from coarse2fine.methods.scgm import estep, queues
-from coarse2fine.train_state import TrainState
+from coarse2fine.methods.scgm.config import contrast_section, scgm_section
 
 VARIANTS = ("g", "a")
 
@@ -109,9 +110,7 @@ def subclass_relation(mu_y: np.ndarray, mu_z: np.ndarray) -> np.ndarray:
 
   The relation graph of docs/methods/scgm.md#outputs-and-evaluation.
   """
-  mu_y, mu_z = np.asarray(mu_y, np.float64), np.asarray(mu_z, np.float64)
-  cos = (mu_z / np.maximum(np.linalg.norm(mu_z, axis=1, keepdims=True), 1e-12)) @ (
-      mu_y / np.maximum(np.linalg.norm(mu_y, axis=1, keepdims=True), 1e-12)).T
+  cos = l2_normalize_host(mu_z, np.float64) @ l2_normalize_host(mu_y, np.float64).T
   relation = np.zeros(cos.shape, np.int64)
   relation[np.arange(len(cos)), cos.argmax(1)] = 1
   return relation
@@ -123,6 +122,11 @@ class SCGM(Method):
   variant: ClassVar[str] = "g"
   has_embedder = True
   fine_count_field = "scgm.num_subclasses"
+
+
+  @classmethod
+  def config_sections(cls) -> dict[str, ml_collections.ConfigDict]:
+    return {"scgm": scgm_section()}
 
   @classmethod
   def api_defaults(cls, config: ml_collections.ConfigDict, data: HierarchicalData) -> None:
@@ -163,7 +167,7 @@ class SCGM(Method):
     if self.variant == "a":
       dim = variables["params"]["mu_y"].shape[-1]
       extra["momentum"] = queues.init_momentum_state(
-          jax.random.PRNGKey(self.config.seed + 1), variables, self.data.num_coarse,
+          random_streams.stream_key(self.config.seed, random_streams.QUEUE_INIT), variables, self.data.num_coarse,
           self.contrast.queue_size, dim)
     return extra
 
@@ -241,9 +245,10 @@ class SCGM(Method):
     if not hasattr(self, "_estep_fns"):
       self._estep_fns = (self._embed_step(), self._solve_step(context.mesh))
     embed_step, solve_step = self._estep_fns
-    rng = jax.random.fold_in(jax.random.fold_in(state.rng, state.step), 0x5C6E)
+    rng = random_streams.stream_key(state.step_rng(), random_streams.SCGM_ESTEP_IN_STEP)
     step_fn = lambda stats, inputs, number: embed_step(state.params, rng, stats, inputs, number)
-    seed = int(np.random.default_rng([config.seed, int(jax.device_get(state.step))]).integers(2**31))
+    step = int(jax.device_get(state.step))
+    seed = int(random_streams.stream_generator(config.seed, random_streams.SCGM_ESTEP_PASS, step).integers(2**31))
     start = time.perf_counter()
     batch_stats, embeddings = training_split_pass(
         step_fn, state.batch_stats, self.data, config.data, self.views[0], config.train.batch_size, seed,
@@ -308,6 +313,10 @@ class SCGMA(SCGM):
 
   variant = "a"
   two_views = True
+
+  @classmethod
+  def config_sections(cls) -> dict[str, ml_collections.ConfigDict]:
+    return {"scgm": scgm_section(), "contrast": contrast_section()}
 
   @classmethod
   def api_defaults(cls, config: ml_collections.ConfigDict, data: HierarchicalData) -> None:

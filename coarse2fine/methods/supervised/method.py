@@ -16,6 +16,7 @@ import optax
 
 from coarse2fine.data.batch import Batch
 from coarse2fine.data.splits import HierarchicalData
+from coarse2fine.engine.train_state import TrainState
 from coarse2fine.methods.base import LossAux, Method, coarse_logits_from_fine
 from coarse2fine.methods.common.network import (
   ClassifierNet,
@@ -23,7 +24,6 @@ from coarse2fine.methods.common.network import (
   build_encoder,
   train_forward,
 )
-from coarse2fine.train_state import TrainState
 
 
 class Supervised(Method):

@@ -118,7 +118,7 @@ def test_plan_windows_cover_each_block_groups(sizes, block_size, devices):
 SHARDED_SCRIPT = r"""
 import json
 import jax, numpy as np
-from coarse2fine import sharding
+from coarse2fine.engine import sharding
 from coarse2fine.methods.common import neighbours
 
 jax.config.update("jax_disable_most_optimizations", True)  # as in conftest: compile time dominates

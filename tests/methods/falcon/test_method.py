@@ -1,5 +1,6 @@
 """FALCON as a method: its step against numpy, the solve schedule, relation recovery, several devices."""
 
+import functools
 import json
 import math
 
@@ -8,13 +9,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from coarse2fine import hooks, optim, sharding, train
 from coarse2fine.data import load_dataset
+from coarse2fine.engine import hooks, loop, optim, runs, sharding
+from coarse2fine.engine.runs import create_train_state
 from coarse2fine.methods import build_method
 from coarse2fine.methods.base import make_train_step
 from coarse2fine.methods.falcon import method as falcon
 from coarse2fine.methods.falcon import relation_solver
-from coarse2fine.train import create_train_state
 from tests import multi_device
 from tests.methods import initial_state
 
@@ -177,7 +178,7 @@ def test_falcon_discovers_the_planted_fine_classes_and_their_parents(falcon_conf
   config.optimizer.lr = 0.05
   config.falcon.lambda_entropy = 2.0
   config.eval.protocols = ("classification", "clusters")
-  metrics = train.train_and_evaluate(config, str(tmp_path))["metrics"]
+  metrics = loop.train_and_evaluate(config, str(tmp_path))["metrics"]
   assert metrics["discovery/clusters_relation_acc"] == 100.0 and metrics["discovery/ged"] == 0
   assert metrics["discovery/clusters_acc"] >= 90.0
   lines = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
@@ -190,7 +191,7 @@ def test_falcon_discovers_the_planted_fine_classes_and_their_parents(falcon_conf
 
 def test_two_taxonomies_on_two_halves_recover_both_relations(falcon_config, tmp_path):
   """Half of train labelled 3 x 3 by c, the other half by j: one classifier, two inferred M."""
-  from coarse2fine.checkpointing import Checkpointer
+  from coarse2fine.engine.checkpointing import Checkpointer
   config = falcon_config
   path = tmp_path / "by_j.json"
   path.write_text(json.dumps({f"j{j}": [f"coarse{c}/fine{j}" for c in range(3)] for j in range(3)}))
@@ -200,7 +201,7 @@ def test_two_taxonomies_on_two_halves_recover_both_relations(falcon_config, tmp_
   config.train.batch_size = 64
   config.optimizer.lr = 0.05
   config.eval.protocols = ("clusters",)
-  metrics = train.train_and_evaluate(config, str(tmp_path / "run"))["metrics"]
+  metrics = loop.train_and_evaluate(config, str(tmp_path / "run"))["metrics"]
   assert metrics["discovery/clusters_acc"] >= 90.0 and metrics["discovery/clusters_relation_acc"] == 100.0
   assert metrics["discovery/clusters_tax1_relation_acc"] == 100.0  # the evaluator scores M_1 too
   manager = Checkpointer(str(tmp_path / "run"), config)
@@ -238,16 +239,17 @@ def test_eight_devices_match_one_device(tmp_path):
 
 def test_neighbours_from_another_runs_checkpoint(falcon_config, tmp_path):
   """`checkpoint:<workdir>`: the other run's eval-mode features on this training split, mined within coarse."""
-  from coarse2fine.checkpointing import Checkpointer
+  from coarse2fine.engine.checkpointing import Checkpointer
   source = falcon_config.copy_and_resolve_references()
   source.method = "coarse"
   source.data.views = ("none",)
   source.train.num_epochs = 1
   source.eval.protocols = ("classification",)
-  train.train_and_evaluate(source, str(tmp_path / "coarse"))
+  loop.train_and_evaluate(source, str(tmp_path / "coarse"))
   falcon_config.falcon.neighbour_features = f"checkpoint:{tmp_path / 'coarse'}"
   data, method, _, _ = _setup(falcon_config)
-  table = method.neighbour_sampling().table
+  table = method.neighbour_sampling(
+      functools.partial(runs.features_from_checkpoint, data=data, batch_size=falcon_config.eval.batch_size)).table
 
   manager = Checkpointer(str(tmp_path / "coarse"), source)
   saved = manager.read_state()

@@ -24,11 +24,11 @@ import jax
 jax.config.update("jax_cpu_collectives_implementation", "gloo")
 jax.distributed.initialize(coordinator_address=sys.argv[1], num_processes=2, process_id=int(sys.argv[2]))
 import numpy as np
-from coarse2fine import hooks, optim, sharding
+from coarse2fine.engine import hooks, optim, sharding
 from coarse2fine.config_base import base_config
 from coarse2fine.data import load_dataset
 from coarse2fine.methods import build_method
-from coarse2fine.train import create_train_state
+from coarse2fine.engine.runs import create_train_state
 
 config = base_config()
 config.method = "falcon"

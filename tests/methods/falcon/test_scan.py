@@ -6,10 +6,10 @@ import jax
 import numpy as np
 import pytest
 
-from coarse2fine import optim, sharding, train
 from coarse2fine.data import load_dataset
+from coarse2fine.engine import loop, optim, sharding
+from coarse2fine.engine.runs import create_train_state
 from coarse2fine.methods import build_method
-from coarse2fine.train import create_train_state
 from tests.methods import initial_state
 
 
@@ -65,6 +65,6 @@ def test_scan_c_finds_planted_fine_classes_and_parents_by_majority(scan_config, 
   scan_config.train.batch_size = 64
   scan_config.optimizer.lr = 0.05
   scan_config.eval.protocols = ("clusters",)
-  metrics = train.train_and_evaluate(scan_config, str(tmp_path))["metrics"]
+  metrics = loop.train_and_evaluate(scan_config, str(tmp_path))["metrics"]
   assert metrics["discovery/clusters_acc"] >= 85.0
   assert metrics["discovery/clusters_relation_acc"] >= 85.0  # parents from each cluster's majority coarse label

@@ -7,9 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from coarse2fine import train
-from coarse2fine.checkpointing import Checkpointer
 from coarse2fine.data import load_dataset
+from coarse2fine.engine import loop
+from coarse2fine.engine.checkpointing import Checkpointer
 from coarse2fine.methods import build_method
 from coarse2fine.methods.fsc import losses as fsc_losses
 from tests import multi_device
@@ -47,7 +47,7 @@ def _size(tree):
 
 
 def test_sub_centres_are_fixed_constants_without_parameters_or_optimizer_state(fsc_config, tmp_path):
-  results = train.train_and_evaluate(fsc_config, str(tmp_path))
+  results = loop.train_and_evaluate(fsc_config, str(tmp_path))
   manager = Checkpointer(str(tmp_path), fsc_config)
   state = manager.read_state()
   manager.close()

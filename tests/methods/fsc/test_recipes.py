@@ -7,8 +7,9 @@ import pathlib
 import numpy as np
 import pytest
 
-from coarse2fine import train
-from coarse2fine.data import augment, load_dataset
+from coarse2fine.data import load_dataset
+from coarse2fine.data.augmentation import presets as augment
+from coarse2fine.engine import runs
 from coarse2fine.methods import build_method
 from coarse2fine.methods.common.network import build_encoder
 from coarse2fine.methods.fsc.method import HEADS, SubCentreClassifier
@@ -37,7 +38,7 @@ def _load(name, *arg):
 @pytest.mark.parametrize("head", HEADS)
 def test_paper_config_builds_with_the_recipe(name, head):
   config = _load(name, head)
-  train.validate_config(config)
+  runs.validate_config(config)
   build_encoder(config.model)  # every encoder_args field is one ResNet-18 has
   dataset, taxonomy, protocols = PAPER_CONFIGS[name]
   assert (config.method, config.fsc.head, config.fsc.label) == ("fsc", head, "fine")

@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from coarse2fine import hooks
 from coarse2fine.data import load_dataset
+from coarse2fine.engine import hooks
 from coarse2fine.methods import build_method
 from tests import multi_device
 from tests.methods import initial_state

@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from coarse2fine import train
 from coarse2fine.data import load_dataset
+from coarse2fine.engine import loop
 from coarse2fine.methods import build_method
 from coarse2fine.methods.scgm import method as scgm
 from tests import multi_device
@@ -214,7 +214,7 @@ def test_em_recovers_planted_subclasses(scgm_config, tmp_path, method):
   config.train.log_every_steps = 16
   config.checkpoint.every_steps = 1000
   config.eval.protocols = ("classification", "clusters")
-  metrics = train.train_and_evaluate(config, str(tmp_path))["metrics"]
+  metrics = loop.train_and_evaluate(config, str(tmp_path))["metrics"]
   assert metrics["discovery/nmi"] >= 90.0
   assert metrics["test/coarse_top1"] >= 95.0
   lines = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
@@ -246,7 +246,7 @@ def test_warmup_trains_on_the_coarse_loss_alone_until_the_first_estep(scgm_confi
   scgm_config.scgm.warmup_epochs = 1
   scgm_config.scgm.estep_every_epochs = 1
   scgm_config.train.log_every_steps = 1
-  results = train.train_and_evaluate(scgm_config, str(tmp_path))  # 2 epochs of 8 steps
+  results = loop.train_and_evaluate(scgm_config, str(tmp_path))  # 2 epochs of 8 steps
   lines = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
   steps = {l["step"]: l for l in lines if "train/loss" in l}
   for step in range(1, 9):  # before the first E-step (after epoch 1) the loss is L_ce

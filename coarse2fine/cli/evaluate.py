@@ -1,0 +1,38 @@
+"""Command line: evaluate the newest checkpoint of a run.
+
+  python -m coarse2fine.evaluate --workdir=DIR [--protocols=fewshot,retrieval]
+
+Reads `DIR/config.json` (written when training starts), restores the newest checkpoint,
+runs the evaluation protocols the config names (or `--protocols`), and writes
+`DIR/eval.json` and `DIR/eval.md`.
+"""
+
+from __future__ import annotations
+
+from absl import app, flags, logging
+
+from coarse2fine.engine import runs
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "A training run's workdir.")
+flags.DEFINE_list("protocols", None, "Override eval.protocols, e.g. classification,fewshot,retrieval,kmeans.")
+flags.mark_flags_as_required(["workdir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  if not FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)
+  config = runs.load_run_config(FLAGS.workdir)
+  if FLAGS.protocols is not None:
+    config.eval.protocols = tuple(FLAGS.protocols)
+  runs.evaluate_checkpoint(config, FLAGS.workdir)
+
+
+def run() -> None:
+  app.run(main)
+
+
+if __name__ == "__main__":
+  run()

@@ -1,0 +1,304 @@
+"""PBMC single cells: scanpy's 700-cell `10x_pbmc68k_reduced.h5ad`, FALCON's PBMC setting offline.
+
+The file (shipped inside the scanpy wheel as `scanpy/datasets/10x_pbmc68k_reduced.h5ad`) is
+a subsample of the 10x PBMC 68k data (Zheng et al. 2017) that scanpy's authors prepared:
+  X          [700, 765] float32, dense: log-normalised expression of 765 genes, then scaled
+             per gene (mean 0, std 1, not clipped: values from -2.0 to 28.4).
+  raw.X      [700, 765] CSR: log1p of counts normalised per cell (over the full gene set,
+             so the expm1 row sums over these genes are 1.3k..2.6k, not 1e4). Not counts.
+  obs        `bulk_labels`: 10 cell types from the bulk-sorted reference populations
+             (Dendritic 240, CD14+ Monocyte 129, CD19+ B 95, CD4+/CD25 T Reg 68, CD8+ Cytotoxic
+             T 54, CD8+/CD45RA+ Naive Cytotoxic 43, CD56+ NK 31, CD4+/CD45RO+ Memory 19, CD34+ 13,
+             CD4+/CD45RA+/CD25- Naive T 8).
+The file uses the anndata < 0.7 layout (obs a compound table, categories in
+`uns/<column>_categories`, `raw.X` with `h5sparse_*` attributes); files of anndata 0.7
+(`obs/__categories/<column>`) and >= 0.8 (categorical groups with `categories`/`codes`,
+`encoding-type` csr_matrix/csc_matrix) are read too, with h5py alone.
+
+Where the file is looked up, in order: `data.path`; `data.dir`/FILE; `$C2F_DATA_DIR`/pbmc/FILE
+and `$C2F_DATA_DIR`/FILE; ~/.cache/coarse2fine/pbmc/FILE (where `python -m coarse2fine.data.datasets.pbmc`
+puts it, taken out of the scanpy wheel on PyPI); the copy inside an installed scanpy package (found without
+importing scanpy).
+
+Labels: fine = `obs/bulk_labels` (ids in the file's category order); coarse = the built-in
+`pbmc_lineages` taxonomy (`LINEAGES`), or a taxonomy file in `data.taxonomy`. Every label in
+the file must have a parent.
+
+Inputs, [700, 765] float32: `data.variant = ""` takes X as stored; `"raw"` takes raw.X,
+turned into log1p(counts / cell total * 1e4) when it holds integer counts and used as
+stored otherwise (as in this file, which holds no counts). Per-gene mean and std of the
+cells normalise inputs, as for other vector datasets.
+
+What differs from FALCON's PBMC pipeline (docs/datasets.md#pbmc-single-cells): another data set (10x
+PBMC 68k, not the COVID-19 challenge set of 372K cells); 765 genes chosen by scanpy's authors
+instead of 2000 seurat_v3 highly variable genes (which need counts this file lacks); X is
+also scaled per gene; 10 fine cell types and 5 lineages instead of 83 cell states and 27
+cell types. As in FALCON, the setting is transductive: train and test are all cells (the
+test split is the train split), and no augmentation is used.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from typing import Optional
+
+import ml_collections
+import numpy as np
+
+from coarse2fine.data.splits import HierarchicalData, make_split
+from coarse2fine.data.taxonomy import Taxonomy, get_taxonomy
+
+FILE_NAME = "10x_pbmc68k_reduced.h5ad"
+LABEL_COLUMN = "bulk_labels"
+DEFAULT_TAXONOMY = "pbmc_lineages"
+VARIANTS = ("", "raw")
+TARGET_SUM = 1e4  # scanpy's normalize_total(target_sum=1e4), as in FALCON's preprocessing
+
+# Haematopoietic lineages of the 10 bulk-sorted populations (coarse -> fine, coarse ids in this order).
+LINEAGES = {
+    "T cell": ["CD4+/CD25 T Reg", "CD4+/CD45RA+/CD25- Naive T", "CD4+/CD45RO+ Memory", "CD8+ Cytotoxic T",
+               "CD8+/CD45RA+ Naive Cytotoxic"],
+    "NK cell": ["CD56+ NK"],
+    "B cell": ["CD19+ B"],
+    "Myeloid": ["CD14+ Monocyte", "Dendritic"],
+    "Progenitor": ["CD34+"],
+}
+
+CACHE_DIR = os.path.join(os.path.expanduser("~"), ".cache", "coarse2fine", "pbmc")  # where `fetch` puts it
+WHEEL_MEMBER = f"scanpy/datasets/{FILE_NAME}"
+
+GET_IT = (f"Fetch it once with `python -m coarse2fine.data.datasets.pbmc` (takes it out of the scanpy wheel on PyPI into "
+          f"{CACHE_DIR}), or by hand: `pip download scanpy --no-deps -d /tmp/scanpy_wheel && unzip "
+          f"/tmp/scanpy_wheel/scanpy-*.whl {WHEEL_MEMBER} -d /tmp/scanpy_wheel`, then set "
+          f"--config.data.path=/tmp/scanpy_wheel/{WHEEL_MEMBER}.")
+
+
+# ----------------------------------------------------------------------------- finding the file
+
+def scanpy_copy() -> Optional[str]:
+  """The file inside an installed scanpy package, or None; scanpy itself is not imported."""
+  try:
+    spec = importlib.util.find_spec("scanpy")
+  except (ImportError, ValueError):
+    return None
+  if spec is None or not spec.submodule_search_locations:
+    return None
+  return os.path.join(list(spec.submodule_search_locations)[0], "datasets", FILE_NAME)
+
+
+def candidate_paths(data_dir: str = "") -> list[str]:
+  """The places `find_file` looks at after `data.path`, in order."""
+  paths = [os.path.join(data_dir, FILE_NAME)] if data_dir else []
+  env = os.environ.get("C2F_DATA_DIR")
+  if env:
+    paths += [os.path.join(env, "pbmc", FILE_NAME), os.path.join(env, FILE_NAME)]
+  paths.append(os.path.join(CACHE_DIR, FILE_NAME))
+  bundled = scanpy_copy()
+  if bundled:
+    paths.append(bundled)
+  return paths
+
+
+# ----------------------------------------------------------------------------- fetching it
+
+def extract_from_wheel(wheel: str, dest_dir: str) -> str:
+  """Copies the h5ad out of a scanpy wheel into `dest_dir` (via a temporary file); returns its path."""
+  os.makedirs(dest_dir, exist_ok=True)
+  with zipfile.ZipFile(wheel) as archive:
+    if WHEEL_MEMBER not in archive.namelist():
+      raise FileNotFoundError(f"{wheel} has no {WHEEL_MEMBER}; is it a scanpy wheel?")
+    fd, tmp = tempfile.mkstemp(dir=dest_dir, suffix=".tmp")
+    try:
+      with os.fdopen(fd, "wb") as out, archive.open(WHEEL_MEMBER) as member:
+        shutil.copyfileobj(member, out)
+      os.chmod(tmp, 0o644)
+      path = os.path.join(dest_dir, FILE_NAME)
+      os.replace(tmp, path)
+    except BaseException:
+      if os.path.exists(tmp):
+        os.remove(tmp)
+      raise
+  return path
+
+
+def download_wheel(folder: str) -> str:
+  """`pip download scanpy --no-deps` (the wheel only, no install) into `folder`; returns the wheel's path."""
+  subprocess.run([sys.executable, "-m", "pip", "download", "scanpy", "--no-deps", "--only-binary=:all:", "-q",
+                  "-d", folder], check=True)
+  wheels = [f for f in os.listdir(folder) if f.startswith("scanpy-") and f.endswith(".whl")]
+  if not wheels:
+    raise FileNotFoundError(f"pip download left no scanpy wheel in {folder}.")
+  return os.path.join(folder, sorted(wheels)[-1])
+
+
+def fetch(dest_dir: str = CACHE_DIR) -> str:
+  """Puts the PBMC h5ad into `dest_dir` (where `find_file` looks), unless it is there; returns its path."""
+  path = os.path.join(dest_dir, FILE_NAME)
+  if os.path.isfile(path):
+    return path
+  with tempfile.TemporaryDirectory() as folder:
+    return extract_from_wheel(download_wheel(folder), dest_dir)
+
+
+def find_file(path: str = "", data_dir: str = "") -> str:
+  """`path` if given (it must exist), else the first candidate that exists; FileNotFoundError otherwise."""
+  if path:
+    if not os.path.isfile(path):
+      raise FileNotFoundError(f"data.path={path!r} does not exist. {GET_IT}")
+    return path
+  looked = candidate_paths(data_dir)
+  for candidate in looked:
+    if os.path.isfile(candidate):
+      return candidate
+  where = ", ".join(looked) if looked else "nowhere (no data.dir, $C2F_DATA_DIR or scanpy install)"
+  raise FileNotFoundError(f"PBMC file {FILE_NAME} not found; looked in {where}. {GET_IT}")
+
+
+# ----------------------------------------------------------------------------- reading h5ad with h5py
+
+def _h5py():
+  try:
+    import h5py
+  except ImportError as error:
+    raise ImportError("data.name='pbmc' reads .h5ad files with h5py: `pip install h5py`.") from error
+  return h5py
+
+
+def _text(value) -> str:
+  return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _categorical(values: np.ndarray) -> tuple[list[str], np.ndarray]:
+  """A plain string column -> (sorted category names, codes [N] int64)."""
+  names, codes = np.unique([_text(v) for v in values], return_inverse=True)
+  return [str(n) for n in names], codes.astype(np.int64)
+
+
+def read_categorical(h5, column: str) -> tuple[list[str], np.ndarray]:
+  """`obs/<column>` of an open h5ad -> (category names, codes [N] int64, -1 = missing)."""
+  h5py = _h5py()
+  obs = h5["obs"]
+  if isinstance(obs, h5py.Dataset):  # anndata < 0.7: one compound table; categories in uns
+    names = obs.dtype.names or ()
+    if column not in names:
+      raise KeyError(f"obs has no column {column!r}; it has {list(names)}.")
+    values = obs[column]
+    if f"uns/{column}_categories" in h5:
+      return [_text(v) for v in h5[f"uns/{column}_categories"][()]], values.astype(np.int64)
+    return _categorical(values)
+  if column not in obs:
+    raise KeyError(f"obs has no column {column!r}; it has {sorted(k for k in obs if not k.startswith('__'))}.")
+  node = obs[column]
+  if isinstance(node, h5py.Group):  # anndata >= 0.8: a categorical group
+    return [_text(v) for v in node["categories"][()]], node["codes"][()].astype(np.int64)
+  if f"__categories/{column}" in obs:  # anndata 0.7: codes here, names in obs/__categories
+    return [_text(v) for v in obs["__categories"][column][()]], node[()].astype(np.int64)
+  return _categorical(node[()])
+
+
+def read_matrix(node) -> np.ndarray:
+  """A dense dataset or a CSR/CSC group (either anndata encoding) -> dense [N, G] float32."""
+  import scipy.sparse
+
+  h5py = _h5py()
+  if isinstance(node, h5py.Dataset):
+    return np.asarray(node[()], np.float32)
+  attrs = node.attrs
+  kind = _text(attrs.get("encoding-type", attrs.get("h5sparse_format", "")))
+  shape = attrs.get("shape", attrs.get("h5sparse_shape"))
+  formats = {"csr_matrix": scipy.sparse.csr_matrix, "csr": scipy.sparse.csr_matrix,
+             "csc_matrix": scipy.sparse.csc_matrix, "csc": scipy.sparse.csc_matrix}
+  if kind not in formats or shape is None:
+    raise ValueError(f"{node.name}: neither a dense dataset nor a CSR/CSC group (encoding {kind!r}).")
+  matrix = formats[kind]((node["data"][()], node["indices"][()], node["indptr"][()]),
+                         shape=tuple(int(s) for s in shape))
+  return matrix.toarray().astype(np.float32)
+
+
+def read_h5ad(path: str, variant: str = "") -> tuple[np.ndarray, list[str], np.ndarray]:
+  """(expression [N, G] float32 of X or raw.X, label names, label codes [N] int64)."""
+  with _h5py().File(path, "r") as h5:
+    names, codes = read_categorical(h5, LABEL_COLUMN)
+    if variant == "raw":
+      key = next((k for k in ("raw/X", "raw.X") if k in h5), None)
+      if key is None:
+        raise ValueError(f"{path} has no raw/X (or raw.X); use data.variant='' for X.")
+      matrix = read_matrix(h5[key])
+    else:
+      matrix = read_matrix(h5["X"])
+  if len(matrix) != len(codes):
+    raise ValueError(f"{path}: {len(matrix)} cells in the matrix but {len(codes)} labels.")
+  return matrix, names, codes
+
+
+# ----------------------------------------------------------------------------- preprocessing
+
+def log_normalise(counts: np.ndarray, target_sum: float = TARGET_SUM) -> np.ndarray:
+  """log1p(counts scaled to `target_sum` per cell): scanpy's normalize_total + log1p. [N, G] float32."""
+  counts = np.asarray(counts, np.float64)
+  totals = counts.sum(1, keepdims=True)
+  scale = np.where(totals > 0, target_sum / np.where(totals > 0, totals, 1.0), 0.0)  # empty cells stay 0
+  return np.log1p(counts * scale).astype(np.float32)
+
+
+def is_counts(matrix: np.ndarray) -> bool:
+  """Whether `matrix` holds raw counts (non-negative integers), not already normalised values."""
+  return bool(np.all(matrix >= 0) and np.all(matrix == np.round(matrix)))
+
+
+# ----------------------------------------------------------------------------- labels
+
+def lineage_taxonomy() -> Taxonomy:
+  """The built-in `pbmc_lineages`: 10 cell types in 5 lineages (`LINEAGES`)."""
+  return Taxonomy.from_groups(DEFAULT_TAXONOMY, LINEAGES)
+
+
+def resolve_taxonomy(spec: str, label_names: list[str]) -> tuple[Taxonomy, np.ndarray]:
+  """(taxonomy with fine ids in the file's label order, index_map [L] from file code to fine id).
+
+  The built-in drops the lineages of cell types the file does not declare; a taxonomy file
+  must name exactly labels the file has. Labels without a parent are an error either way.
+  """
+  if spec in ("", DEFAULT_TAXONOMY):
+    taxonomy = lineage_taxonomy()
+    declared = [f for f in taxonomy.fine_names if f in set(label_names)]
+    if declared:
+      taxonomy = taxonomy.subset(declared)
+  else:
+    taxonomy = get_taxonomy(spec)
+  unmapped = [n for n in label_names if n not in set(taxonomy.fine_names)]
+  if unmapped:
+    raise ValueError(
+        f"PBMC {LABEL_COLUMN} without a coarse parent in taxonomy {taxonomy.name!r}: {unmapped}. "
+        f"Every cell type needs one; add them to the taxonomy file (data.taxonomy).")
+  return taxonomy.align(label_names)
+
+
+def load(data_config: ml_collections.ConfigDict) -> HierarchicalData:
+  """All cells as both train and test, fine = bulk_labels, coarse = their lineage (module doc)."""
+  if data_config.variant not in VARIANTS:
+    raise ValueError(f"data.name='pbmc' has the variants {VARIANTS} ('': X as stored, 'raw': raw.X), "
+                     f"got data.variant={data_config.variant!r}.")
+  path = find_file(data_config.path, data_config.dir)
+  matrix, names, codes = read_h5ad(path, data_config.variant)
+  if data_config.variant == "raw" and is_counts(matrix):
+    matrix = log_normalise(matrix)
+  if np.any(codes < 0) or np.any(codes >= len(names)):
+    raise ValueError(f"{path}: {int(np.sum((codes < 0) | (codes >= len(names))))} cells have no {LABEL_COLUMN} "
+                     f"among its {len(names)} categories; drop them first.")
+  taxonomy, index_map = resolve_taxonomy(data_config.taxonomy, names)
+  cells = make_split(matrix, fine=index_map[codes], taxonomy=taxonomy, where=path)
+  mean, std = cells.inputs.mean(0), cells.inputs.std(0) + 1e-6
+  # Transductive (FALCON's PBMC setting): the model is evaluated on the cells it trains on.
+  return HierarchicalData("pbmc", taxonomy, train=cells, test=cells,
+                          mean=mean.astype(np.float32), std=std.astype(np.float32))
+
+
+if __name__ == "__main__":
+  print(fetch(sys.argv[1] if len(sys.argv) > 1 else CACHE_DIR))

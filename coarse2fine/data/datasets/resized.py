@@ -1,0 +1,72 @@
+"""Lazily decoded images squashed to a fixed square, for datasets whose images vary in size (Cars196, SOP).
+
+MaskCon evaluates these at `Resize((224, 224))`: the whole image is resized to a square, whatever its aspect
+ratio, with no crop. `ResizedImages` decodes that view when indexed: [N, size, size, 3] uint8, like
+`lazy_images.LazyImages` (which keeps a centre crop instead); its training views are random resized crops of
+the full stored image, as in the official code (`lazy_images`).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import ml_collections
+import numpy as np
+
+from coarse2fine.data.files.lazy_images import LazyImages, TfdsReader
+from coarse2fine.data.splits import make_split
+
+DEFAULT_IMAGE_SIZE = 224
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)  # torchvision's ImageNet statistics (MaskCon's)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+
+
+def image_size(data_config: ml_collections.ConfigDict) -> int:
+  """`data.image_size` (224 when the config has no such field), checked to be a positive integer."""
+  size = data_config.get("image_size", DEFAULT_IMAGE_SIZE)
+  if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size <= 0:
+    raise ValueError(f"data.image_size must be a positive integer (the side images are resized to), got {size!r}.")
+  return int(size)
+
+
+class ResizedImages(LazyImages):
+  """[N, size, size, 3] uint8 images, decoded and squashed to size x size only when indexed.
+
+  Indexing, `subset`, `encoded` and pickling behave as for `lazy_images.LazyImages`.
+  """
+
+  def __init__(self, reader, index: Optional[np.ndarray] = None, num: int = 0, size: int = DEFAULT_IMAGE_SIZE):
+    super().__init__(reader, index, num, size=size, resize=0)
+
+
+def tfds_reader(name: str, split: str, data_dir: Optional[str] = None, hint: str = "") -> TfdsReader:
+  """A reader of tfds `name`/`split` that downloads and prepares the dataset when it can."""
+  setup = (f"Prepare it with `tfds build {name} --file_format=array_record` (on a machine with network access "
+           f"if need be, then copy the tensorflow_datasets folder here) and set data.dir (or $TFDS_DATA_DIR) to "
+           f"that folder. {hint}").rstrip()
+  return TfdsReader(name, split, data_dir, download=True, setup_hint=setup)
+
+
+def load_tfds_classes(builder: str, dataset: str, data_config: ml_collections.ConfigDict, taxonomy, index_map,
+                      hint: str = ""):
+  """The `train` and `test` splits of a tfds image-classification builder with lazily resized images.
+
+  `label` is the 0-based class of `index_map` (tfds label -> fine id, -1 = left out by the taxonomy);
+  labels outside it fail by name, and classes the taxonomy leaves out are dropped. Returns
+  `{"train": Split, "test": Split}` named `dataset/split`.
+  """
+  size = image_size(data_config)
+  splits = {}
+  for split in ("train", "test"):
+    reader = tfds_reader(builder, split, data_config.dir or None, hint)
+    labels = reader.labels()
+    where = f"{dataset}/{split}"
+    bad = (labels < 0) | (labels >= len(index_map))
+    if bad.any():
+      raise ValueError(f"{where}: {int(bad.sum())} labels are outside [0, {len(index_map)}) (e.g. "
+                       f"{np.unique(labels[bad])[:5].tolist()}); is this the {len(index_map)}-class tfds {builder}?")
+    fine = index_map[labels]
+    keep = np.flatnonzero(fine >= 0)
+    splits[split] = make_split(ResizedImages(reader, keep, size=size), fine=fine[keep], taxonomy=taxonomy,
+                               where=where)
+  return splits

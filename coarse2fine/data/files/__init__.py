@@ -1,0 +1,1 @@
+"""Stored images that stay files: readers of encoded images and their lazy decoding (`LazyImages`)."""

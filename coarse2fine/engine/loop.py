@@ -1,0 +1,129 @@
+"""`train_and_evaluate(config, workdir)`: the one library call behind the command line.
+
+Read top to bottom: data, method (model + loss), train state (`engine.runs.setup_run`), input
+pipeline (host stage, device prefetch), jitted step (device augmentation, loss, update), loop
+with host hooks, logging and checkpoints, evaluation, results.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from typing import Optional
+
+import jax
+import ml_collections
+import numpy as np
+
+from coarse2fine.data import HierarchicalData, pipeline
+from coarse2fine.engine.checkpointing import Checkpointer
+from coarse2fine.engine.hooks import HookContext
+from coarse2fine.engine.metrics_writer import MetricWriter, ProgressBar
+from coarse2fine.engine.reporting import metrics_table, write_json_atomically
+from coarse2fine.engine.runs import abstract_like, features_from_checkpoint, setup_run
+from coarse2fine.engine.train_state import TrainState
+from coarse2fine.evaluation.evaluator import Evaluator
+from coarse2fine.methods import make_train_step
+
+
+def _mean_metrics(history: list[dict]) -> dict[str, float]:
+  fetched = jax.device_get(history)
+  return {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       data: Optional[HierarchicalData] = None) -> Optional[dict]:
+  """Trains `config.method` on `config.data`, evaluates, writes `workdir/results.json`.
+
+  Resumes from the newest checkpoint in `workdir`. Returns the results dict, or None
+  when `train.stop_after_steps` stopped the run early. `data`: in-memory data used instead
+  of loading `config.data` (see `setup_run`); the config still records the run's settings.
+  """
+  is_main = jax.process_index() == 0
+  run = setup_run(config, data)
+  mesh, data, method, state, schedule = run.mesh, run.data, run.method, run.state, run.schedule
+  steps_per_epoch, total_steps = run.steps_per_epoch, run.total_steps
+
+  # FALCON and SCAN may mine neighbours on another run's features (`checkpoint:<workdir>`).
+  neighbours = method.neighbour_sampling(
+      functools.partial(features_from_checkpoint, data=data, batch_size=config.eval.batch_size))
+  host_batches = pipeline.train_dataset(
+      data, config.data, views=method.views, global_batch_size=config.train.batch_size, seed=config.seed,
+      process_index=jax.process_index(), process_count=jax.process_count(), neighbours=neighbours)
+  iterator = iter(pipeline.device_batches(host_batches, mesh, config.data.device_prefetch))
+  augment = pipeline.make_device_augment(data, config.data, method.views, config.seed,
+                                         with_neighbours=neighbours is not None)
+  checkpointer = Checkpointer(workdir, config)
+  if is_main:
+    write_json_atomically(os.path.join(workdir, "config.json"), config.to_dict())
+  context = HookContext(config=config, data=data, mesh=mesh, steps_per_epoch=steps_per_epoch, host_state={})
+  restored = checkpointer.restore(abstract_like(state), iterator)
+  if restored is not None:
+    state, context.host_state = restored
+  start_step = int(jax.device_get(state.step))
+
+  train_step = jax.jit(make_train_step(method, schedule, augment), donate_argnums=(0,))
+  evaluator = Evaluator(method, data, mesh, config)
+  hooks = method.host_hooks()
+  writer = MetricWriter(workdir, enabled=is_main)
+  progress = ProgressBar(total_steps, config.train.batch_size, enabled=is_main and config.logging.progress)
+  eval_every = config.eval.every_epochs * steps_per_epoch
+
+  def run_due_hooks(state: TrainState, completed_steps: int) -> TrainState:
+    for hook in hooks:
+      if hook.due(completed_steps, steps_per_epoch):
+        state = hook.fn(state, context)
+    if context.metrics:
+      writer.write(completed_steps, context.metrics)
+      context.metrics = {}
+    return state
+
+  if start_step == 0:
+    state = run_due_hooks(state, 0)
+  history: list[dict] = []
+  start_time = time.perf_counter()
+  for step in range(start_step, total_steps):
+    state, metrics = train_step(state, next(iterator))  # a global batch, already on the devices
+    history.append(metrics)
+    done = step + 1
+    if done % config.train.log_every_steps == 0 or done == total_steps:
+      scalars = _mean_metrics(history)
+      history = []
+      if not np.isfinite(scalars["train/loss"]):
+        raise FloatingPointError(f"Non-finite training loss {scalars['train/loss']} at step {done}.")
+      scalars["train/epoch"] = done / steps_per_epoch
+      writer.write(done, scalars)
+      progress.update(done, scalars["train/loss"])
+    if done < total_steps:  # hooks prepare the steps that follow; after the last one there are none
+      state = run_due_hooks(state, done)
+    if eval_every and done % eval_every == 0 and done < total_steps:
+      writer.write(done, evaluator(state, config.eval.split))
+    stopping = 0 < config.train.stop_after_steps <= done < total_steps
+    checkpointer.save(done, state, iterator, context.host_state, force=stopping or done == total_steps)
+    if stopping:
+      break
+  progress.close()
+  elapsed = time.perf_counter() - start_time
+  checkpointer.close()
+  if 0 < config.train.stop_after_steps < total_steps and int(jax.device_get(state.step)) < total_steps:
+    writer.close()
+    return None
+
+  metrics = evaluator(state, config.eval.split)
+  writer.write(total_steps, metrics)
+  writer.close()
+  results = {
+      "method": config.method,
+      "dataset": config.data.name,
+      "taxonomy": data.taxonomy.name,
+      "split": config.eval.split,
+      "metrics": metrics,
+      "steps": total_steps,
+      "train_seconds_this_session": elapsed,
+  }
+  if is_main:
+    write_json_atomically(os.path.join(workdir, "results.json"), results)
+    print(f"\n{config.method} on {config.data.name} ({data.taxonomy.name}), {total_steps} steps:")
+    print(metrics_table(metrics))
+  return results

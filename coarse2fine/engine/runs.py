@@ -1,0 +1,168 @@
+"""A run from its config: checks, data, method and a fresh sharded state; a finished run's config and state.
+
+`setup_run(config)` builds everything the loop (`engine.loop`) needs before the first step;
+`load_run_config` and `restore_newest` read back what a run wrote to its workdir, for the
+evaluator, the figures, the Python API and other runs (`features_from_checkpoint`, FALCON's
+and SCAN's neighbours from another run's features).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from jax.sharding import Mesh
+
+from coarse2fine import models
+from coarse2fine.data import DATASETS, HierarchicalData, load_dataset, pipeline
+from coarse2fine.engine import optim, sharding
+from coarse2fine.engine.checkpointing import Checkpointer
+from coarse2fine.engine.reporting import metrics_table, write_json_atomically, write_text_atomically
+from coarse2fine.engine.train_state import TrainState
+from coarse2fine.evaluation.evaluator import Evaluator, make_predict_step, predict_split
+from coarse2fine.methods import METHODS, Method, build_method, import_method_modules
+
+EMBEDDERS = ("none", "fc", "mlp")
+
+
+def validate_config(config: ml_collections.ConfigDict) -> None:
+  """Fails early, before any data is read, on names no table knows."""
+  import_method_modules(config.get("method_modules", ()))  # where methods from outside the library register
+  checks = [
+      ("method", config.method, METHODS),
+      ("data.name", config.data.name, DATASETS),
+      ("model.encoder", config.model.encoder, models.ENCODERS),
+      ("model.embedder", config.model.embedder, EMBEDDERS),
+      ("optimizer.name", config.optimizer.name, optim.OPTIMIZERS),
+      ("optimizer.schedule", config.optimizer.schedule, optim.SCHEDULES),
+  ]
+  for field, value, known in checks:
+    if value not in known:
+      raise ValueError(f"Unknown {field} {value!r}; choose one of {sorted(known)}.")
+  if config.train.num_epochs <= 0 or config.train.batch_size <= 0:
+    raise ValueError("train.num_epochs and train.batch_size must be positive.")
+
+
+def create_train_state(method: Method, config: ml_collections.ConfigDict, input_shape: tuple[int, ...],
+                       mesh, schedule) -> TrainState:
+  """Initialises the state directly with replicated shardings (born on the devices)."""
+  tx = optim.make_optimizer(config.optimizer, schedule)
+  init_rng, step_rng = jax.random.split(jax.random.PRNGKey(config.seed))
+
+  def init(init_rng, step_rng):
+    variables = method.init_variables(init_rng, jnp.zeros((1, *input_shape), jnp.float32))
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=variables["params"],
+        batch_stats=variables["batch_stats"],
+        opt_state=tx.init(variables["params"]),
+        rng=step_rng,
+        extra=method.init_extra(variables),
+        tx=tx,
+    )
+
+  return jax.jit(init, out_shardings=sharding.replicated(mesh))(init_rng, step_rng)
+
+
+def abstract_like(state: TrainState) -> TrainState:
+  return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state)
+
+
+class Run(NamedTuple):
+  """Everything built from a config before the first step."""
+
+  mesh: Mesh
+  data: HierarchicalData
+  method: Method
+  schedule: optax.Schedule
+  state: TrainState
+  steps_per_epoch: int
+  total_steps: int
+
+
+def setup_run(config: ml_collections.ConfigDict, data: Optional[HierarchicalData] = None) -> Run:
+  """Validates the config, loads the data, builds the method and a fresh sharded state.
+
+  `data` (e.g. a user's arrays, `coarse2fine.api`) is used as given instead of
+  `load_dataset(config.data)`: the loader's own steps (data.val_fraction, data.train_examples,
+  data.extra_taxonomies) are not applied to it.
+  """
+  validate_config(config)
+  mesh = sharding.make_mesh()
+  sharding.check_batch_size(config.train.batch_size, mesh)
+  sharding.check_batch_size(config.eval.batch_size, mesh, "eval.batch_size")
+  if data is None:
+    data = load_dataset(config.data)
+  if config.eval.split not in ("test", "val") or (config.eval.split == "val" and data.val is None):
+    raise ValueError(f"eval.split={config.eval.split!r}: use 'test', or 'val' with data.val_fraction > 0.")
+  method = build_method(config, data)
+  steps_per_epoch = pipeline.steps_per_epoch(data, config.train.batch_size)
+  total_steps = config.train.num_epochs * steps_per_epoch
+  schedule = optim.make_schedule(config.optimizer, steps_per_epoch, total_steps)
+  state = create_train_state(method, config, data.input_shape, mesh, schedule)
+  return Run(mesh, data, method, schedule, state, steps_per_epoch, total_steps)
+
+
+def load_run_config(workdir: str) -> ml_collections.ConfigDict:
+  """The config a training run wrote to `workdir/config.json` when it started."""
+  path = os.path.join(workdir, "config.json")
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"{path} not found: is {workdir!r} the workdir of a coarse2fine training run?")
+  with open(path, encoding="utf-8") as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
+def restore_newest(workdir: str, config: ml_collections.ConfigDict, fresh_state: TrainState) -> TrainState:
+  """The newest checkpoint's state in `workdir`, shaped and sharded like `fresh_state`."""
+  checkpointer = Checkpointer(workdir, config)
+  try:
+    restored = checkpointer.restore(abstract_like(fresh_state))
+  finally:
+    checkpointer.close()
+  if restored is None:
+    raise FileNotFoundError(f"No checkpoint in {checkpointer.directory}: train that run first, or fix the path.")
+  return restored[0]
+
+
+def features_from_checkpoint(workdir: str, data: HierarchicalData, batch_size: int,
+                             key: str = "features") -> np.ndarray:
+  """[N_train, D] float32: `key` outputs of the run in `workdir` (newest checkpoint, eval mode) on `data.train`.
+
+  The run's model and method come from its `config.json`; the inputs are `data`'s own
+  training split, unaugmented, in order, so the rows line up with `data.train` whatever
+  split the other run trained on (its input shape and normalisation must fit these data).
+  """
+  source_config = load_run_config(workdir)
+  mesh = sharding.make_mesh()
+  method = build_method(source_config, data)
+  schedule = optim.make_schedule(source_config.optimizer, 1, 1)
+  state = restore_newest(workdir, source_config,
+                         create_train_state(method, source_config, data.input_shape, mesh, schedule))
+  outputs = predict_split(make_predict_step(method, mesh, data), state, data.train, mesh, batch_size, keys=(key,))
+  if key not in outputs:
+    raise ValueError(f"Method {source_config.method!r} of {workdir!r} predicts no {key!r}.")
+  return outputs[key].astype(np.float32)
+
+
+def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Evaluates the newest checkpoint in `workdir`; writes `eval.json` and `eval.md` there."""
+  run = setup_run(config)
+  state = restore_newest(workdir, config, run.state)
+  metrics = Evaluator(run.method, run.data, run.mesh, config)(state, config.eval.split)
+  step = int(jax.device_get(state.step))
+  results = {"method": config.method, "dataset": config.data.name, "taxonomy": run.data.taxonomy.name,
+             "step": step, "metrics": metrics}
+  if jax.process_index() == 0:
+    table = metrics_table(metrics)
+    write_json_atomically(os.path.join(workdir, "eval.json"), results)
+    write_text_atomically(os.path.join(workdir, "eval.md"),
+                          f"# {config.method} on {config.data.name} ({run.data.taxonomy.name}), step {step}\n\n"
+                          f"{table}\n")
+    print(table)
+  return results

@@ -1,0 +1,298 @@
+"""PBMC cells: h5ad files of three anndata layouts written here with h5py, the lineages, errors, the real file.
+
+The real-file test reads `$C2F_PBMC_FILE`, else the loader's own search ($C2F_DATA_DIR/pbmc/,
+an installed scanpy), and is skipped when neither has the file (see coarse2fine/data/datasets/pbmc.py
+for how to get it).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import numpy as np
+import pytest
+
+from coarse2fine.config_base import base_config
+from coarse2fine.data.datasets import pbmc
+from coarse2fine.data.taxonomy import Taxonomy
+
+h5py = pytest.importorskip("h5py")
+
+CONFIG_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))),
+                           "configs", "falcon_pbmc.py")
+# The file's category order (not sorted by lineage), as in the real file.
+CATEGORIES = ["CD4+/CD25 T Reg", "CD4+/CD45RA+/CD25- Naive T", "CD4+/CD45RO+ Memory", "CD8+ Cytotoxic T",
+              "CD8+/CD45RA+ Naive Cytotoxic", "CD14+ Monocyte", "CD19+ B", "CD34+", "CD56+ NK", "Dendritic"]
+LAYOUTS = ("legacy", "v07", "v08")  # anndata < 0.7 (the real file), 0.7, >= 0.8
+
+
+def _data_config(**fields):
+  config = base_config().data
+  config.name = "pbmc"
+  for key, value in fields.items():
+    setattr(config, key, value)
+  return config
+
+
+def _write_matrix(group, name, matrix, sparse, layout):
+  """A dense dataset, or CSR as data/indices/indptr with the layout's attributes."""
+  if not sparse:
+    group.create_dataset(name, data=matrix)
+    return
+  rows, cols = np.nonzero(matrix)
+  node = group.create_group(name)
+  node.create_dataset("data", data=matrix[rows, cols])
+  node.create_dataset("indices", data=cols.astype(np.int32))
+  node.create_dataset("indptr", data=np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=len(matrix)))]))
+  if layout == "legacy":
+    node.attrs["h5sparse_format"] = "csr"
+    node.attrs["h5sparse_shape"] = np.array(matrix.shape)
+  else:
+    node.attrs["encoding-type"] = "csr_matrix"
+    node.attrs["shape"] = np.array(matrix.shape)
+
+
+def write_h5ad(path, x, codes, categories=CATEGORIES, layout="v08", sparse=False, raw=None):
+  """A minimal .h5ad: X, obs with the bulk_labels categorical, optionally raw X."""
+  strings = h5py.string_dtype()
+  with h5py.File(path, "w") as h5:
+    _write_matrix(h5, "X", x, sparse, layout)
+    if layout == "legacy":
+      table = np.zeros(len(codes), [("index", "S8"), ("bulk_labels", "i1"), ("n_genes", "<i8")])
+      table["index"] = [f"cell{i}".encode() for i in range(len(codes))]
+      table["bulk_labels"] = codes
+      h5.create_dataset("obs", data=table)
+      h5.create_dataset("uns/bulk_labels_categories", data=np.array([c.encode() for c in categories]))
+      if raw is not None:
+        _write_matrix(h5, "raw.X", raw, True, layout)
+      return
+    obs = h5.create_group("obs")
+    obs.create_dataset("_index", data=[f"cell{i}" for i in range(len(codes))], dtype=strings)
+    if layout == "v07":
+      names = obs.create_dataset("__categories/bulk_labels", data=categories, dtype=strings)
+      obs.create_dataset("bulk_labels", data=np.asarray(codes, np.int8))
+      obs["bulk_labels"].attrs["categories"] = names.ref
+    else:
+      column = obs.create_group("bulk_labels")
+      column.attrs["encoding-type"] = "categorical"
+      column.create_dataset("categories", data=categories, dtype=strings)
+      column.create_dataset("codes", data=np.asarray(codes, np.int8))
+    if raw is not None:
+      _write_matrix(h5.create_group("raw"), "X", raw, True, layout)
+
+
+def _cells(seed=0, per_type=3):
+  rng = np.random.default_rng(seed)
+  codes = rng.permutation(np.repeat(np.arange(len(CATEGORIES)), per_type))
+  x = rng.normal(size=(len(codes), 6)).astype(np.float32)
+  x[rng.random(x.shape) < 0.4] = 0  # zeros, so CSR drops entries
+  return x, codes
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
+def test_inputs_labels_and_lineages(tmp_path, layout, sparse):
+  x, codes = _cells()
+  path = str(tmp_path / "cells.h5ad")
+  write_h5ad(path, x, codes, layout=layout, sparse=sparse)
+  data = pbmc.load(_data_config(path=path))
+  assert data.name == "pbmc" and not data.is_image and data.input_shape == (6,)
+  assert data.train.inputs.dtype == np.float32
+  np.testing.assert_array_equal(data.train.inputs, x)
+  # Fine ids follow the file's category order; each cell's coarse class is its type's lineage.
+  assert data.taxonomy.fine_names == tuple(CATEGORIES)
+  assert data.taxonomy.coarse_names == ("T cell", "NK cell", "B cell", "Myeloid", "Progenitor")
+  np.testing.assert_array_equal(data.train.fine, codes)
+  lineage_of = {cell: lineage for lineage, cells in pbmc.LINEAGES.items() for cell in cells}
+  assert [data.taxonomy.coarse_names[c] for c in data.train.coarse] == [lineage_of[CATEGORIES[k]] for k in codes]
+  assert data.test is data.train  # transductive
+  np.testing.assert_allclose(data.mean, x.mean(0), rtol=1e-5, atol=1e-7)
+  np.testing.assert_allclose(data.std, x.std(0) + 1e-6, rtol=1e-5)
+
+
+def test_plain_string_column_gets_sorted_categories(tmp_path):
+  x, codes = _cells()
+  path = str(tmp_path / "cells.h5ad")
+  write_h5ad(path, x, codes)
+  with h5py.File(path, "a") as h5:
+    del h5["obs/bulk_labels"]
+    h5["obs"].create_dataset("bulk_labels", data=[CATEGORIES[k] for k in codes], dtype=h5py.string_dtype())
+  data = pbmc.load(_data_config(path=path))
+  assert data.taxonomy.fine_names == tuple(sorted(CATEGORIES))
+  np.testing.assert_array_equal(np.array(data.taxonomy.fine_names)[data.train.fine], np.array(CATEGORIES)[codes])
+
+
+def test_raw_counts_are_log_normalised_and_log_values_kept(tmp_path):
+  x, codes = _cells()
+  counts = np.random.default_rng(1).poisson(3.0, size=x.shape).astype(np.float32)
+  counts[0] = 0  # an empty cell stays zero
+  path = str(tmp_path / "counts.h5ad")
+  write_h5ad(path, x, codes, raw=counts)
+  got = pbmc.load(_data_config(path=path, variant="raw")).train.inputs
+  expected = np.zeros(counts.shape)
+  for i, row in enumerate(counts.astype(np.float64)):
+    if row.sum() > 0:
+      expected[i] = np.log(1 + row / row.sum() * 1e4)
+  np.testing.assert_allclose(got, expected, rtol=1e-6)
+  np.testing.assert_allclose(np.expm1(got[1:].astype(np.float64)).sum(1), 1e4, rtol=1e-5)
+  # Values that are not counts (already log-normalised, as in the real file) are used as stored.
+  logged = np.log1p(counts) + 0.25 * (counts > 0)
+  write_h5ad(path, x, codes, layout="legacy", raw=logged)
+  np.testing.assert_array_equal(pbmc.load(_data_config(path=path, variant="raw")).train.inputs, logged)
+  write_h5ad(path, x, codes)  # no raw at all
+  with pytest.raises(ValueError, match="has no raw/X"):
+    pbmc.load(_data_config(path=path, variant="raw"))
+  with pytest.raises(ValueError, match="variants"):
+    pbmc.load(_data_config(path=path, variant="counts"))
+
+
+def test_taxonomy_file(tmp_path):
+  x, codes = _cells()
+  path = str(tmp_path / "cells.h5ad")
+  write_h5ad(path, x, codes, layout="v07")
+  myeloid = {"CD14+ Monocyte", "Dendritic", "CD34+"}
+  taxonomy_path = str(tmp_path / "compartments.csv")
+  with open(taxonomy_path, "w") as f:
+    f.write("fine,coarse\n" + "".join(f"{c},{'myeloid' if c in myeloid else 'lymphoid'}\n" for c in CATEGORIES))
+  data = pbmc.load(_data_config(path=path, taxonomy=taxonomy_path))
+  assert data.taxonomy.coarse_names == ("lymphoid", "myeloid")
+  assert data.taxonomy.fine_names == tuple(CATEGORIES)  # file order, whatever the taxonomy's order
+  is_myeloid = np.array([CATEGORIES[k] in myeloid for k in codes])
+  np.testing.assert_array_equal(data.train.coarse, is_myeloid.astype(np.int32))
+
+
+def test_unmapped_labels_are_named(tmp_path):
+  x, codes = _cells()
+  categories = CATEGORIES[:-1] + ["Platelet"]
+  path = str(tmp_path / "cells.h5ad")
+  write_h5ad(path, x, codes, categories=categories)
+  with pytest.raises(ValueError, match=r"without a coarse parent in taxonomy 'pbmc_lineages': \['Platelet'\]"):
+    pbmc.load(_data_config(path=path))
+  taxonomy_path = str(tmp_path / "partial.json")
+  Taxonomy.from_groups("partial", {"T": CATEGORIES[:5], "rest": categories[5:-1]}).save(taxonomy_path)
+  with pytest.raises(ValueError, match=r"taxonomy 'partial': \['Platelet'\]"):
+    pbmc.load(_data_config(path=path, taxonomy=taxonomy_path))
+
+
+def test_builtin_keeps_only_the_declared_types(tmp_path):
+  keep = ["CD14+ Monocyte", "CD19+ B", "Dendritic"]
+  x, _ = _cells()
+  codes = np.arange(len(x)) % 3
+  path = str(tmp_path / "cells.h5ad")
+  write_h5ad(path, x, codes, categories=keep, layout="legacy", sparse=True)
+  data = pbmc.load(_data_config(path=path))
+  assert data.taxonomy.fine_names == tuple(keep) and data.taxonomy.coarse_names == ("B cell", "Myeloid")
+  np.testing.assert_array_equal(data.train.coarse, np.array([1, 0, 1])[codes])
+
+
+def test_cells_without_a_label(tmp_path):
+  x, codes = _cells()
+  codes[4] = -1
+  path = str(tmp_path / "cells.h5ad")
+  write_h5ad(path, x, codes)
+  with pytest.raises(ValueError, match="1 cells have no bulk_labels"):
+    pbmc.load(_data_config(path=path))
+
+
+def test_missing_file_says_how_to_get_it(tmp_path, monkeypatch):
+  with pytest.raises(FileNotFoundError, match="pip download scanpy --no-deps"):
+    pbmc.load(_data_config(path=str(tmp_path / "absent.h5ad")))
+  monkeypatch.setenv("C2F_DATA_DIR", str(tmp_path / "data"))
+  monkeypatch.setattr(pbmc, "scanpy_copy", lambda: None)
+  monkeypatch.setattr(pbmc, "CACHE_DIR", str(tmp_path / "cache"))
+  with pytest.raises(FileNotFoundError, match=r"looked in .*data/pbmc/10x_pbmc68k_reduced\.h5ad.*"
+                                              r"python -m coarse2fine\.data\.datasets\.pbmc.*set --config\.data\.path="):
+    pbmc.load(_data_config(dir=str(tmp_path / "elsewhere")))
+
+
+def test_search_order(tmp_path, monkeypatch):
+  x, codes = _cells()
+  monkeypatch.setattr(pbmc, "scanpy_copy", lambda: str(tmp_path / "scanpy" / pbmc.FILE_NAME))
+  monkeypatch.setattr(pbmc, "CACHE_DIR", str(tmp_path / "cache"))
+  monkeypatch.setenv("C2F_DATA_DIR", str(tmp_path / "data"))
+  places = {"scanpy": tmp_path / "scanpy", "cache": tmp_path / "cache", "env": tmp_path / "data" / "pbmc",
+            "dir": tmp_path / "dir"}
+  for name, folder in places.items():  # each later one takes precedence
+    folder.mkdir(parents=True)
+    write_h5ad(str(folder / pbmc.FILE_NAME), x, codes)
+    assert pbmc.find_file("", str(tmp_path / "dir")) == str(folder / pbmc.FILE_NAME), name
+  assert pbmc.find_file(str(places["scanpy"] / pbmc.FILE_NAME), str(tmp_path / "dir")).startswith(
+      str(places["scanpy"]))
+
+
+def test_fetch_takes_the_file_out_of_the_wheel_once(tmp_path, monkeypatch):
+  import zipfile
+  x, codes = _cells()
+  write_h5ad(str(tmp_path / "cells.h5ad"), x, codes)
+  wheel = tmp_path / "wheels" / "scanpy-1.0-py3-none-any.whl"
+  wheel.parent.mkdir()
+  with zipfile.ZipFile(wheel, "w") as archive:
+    archive.write(tmp_path / "cells.h5ad", pbmc.WHEEL_MEMBER)
+    archive.writestr("scanpy/__init__.py", "")
+  downloads = []
+  monkeypatch.setattr(pbmc, "download_wheel", lambda folder: downloads.append(folder) or str(wheel))
+  path = pbmc.fetch(str(tmp_path / "cache"))
+  assert path == str(tmp_path / "cache" / pbmc.FILE_NAME)
+  assert (tmp_path / "cache" / pbmc.FILE_NAME).read_bytes() == (tmp_path / "cells.h5ad").read_bytes()
+  assert os.listdir(tmp_path / "cache") == [pbmc.FILE_NAME]  # no temporary file left behind
+  assert pbmc.fetch(str(tmp_path / "cache")) == path and len(downloads) == 1  # the second call finds it
+  with zipfile.ZipFile(tmp_path / "wheels" / "other.whl", "w") as archive:
+    archive.writestr("other/__init__.py", "")
+  with pytest.raises(FileNotFoundError, match="is it a scanpy wheel"):
+    pbmc.extract_from_wheel(str(tmp_path / "wheels" / "other.whl"), str(tmp_path / "cache2"))
+
+
+def test_scanpy_location_is_found_without_importing_it():
+  if importlib.util.find_spec("scanpy") is None:
+    assert pbmc.scanpy_copy() is None
+  else:
+    assert pbmc.scanpy_copy().endswith(os.path.join("scanpy", "datasets", pbmc.FILE_NAME))
+
+
+def test_config_trains_end_to_end(tmp_path, monkeypatch):
+  """configs/falcon_pbmc.py for one short epoch on a written file, the dataset registered here."""
+  from coarse2fine.data.datasets import registry
+  from coarse2fine.engine import loop
+
+  spec = importlib.util.spec_from_file_location("falcon_pbmc", CONFIG_FILE)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config()
+  x, codes = _cells(per_type=16)  # 13+ cells per lineage for the config's 12 neighbours
+  path = str(tmp_path / "cells.h5ad")
+  write_h5ad(path, x, codes, layout="legacy", sparse=True)
+  config.data.path = path
+  config.train.num_epochs = 1
+  config.logging.progress = False
+  monkeypatch.setitem(registry.DATASETS, "pbmc", pbmc.load)
+  metrics = loop.train_and_evaluate(config, str(tmp_path / "work"))["metrics"]
+  assert 0 <= metrics["discovery/clusters_acc"] <= 100 and np.isfinite(metrics["test/coarse_top1"])
+
+
+def _real_file():
+  path = os.environ.get("C2F_PBMC_FILE", "")
+  try:
+    return pbmc.find_file(path)
+  except FileNotFoundError:
+    pytest.skip("10x_pbmc68k_reduced.h5ad not found: set $C2F_PBMC_FILE or $C2F_DATA_DIR (file in its pbmc/), "
+                "or install scanpy.")
+
+
+def test_the_bundled_file():
+  path = _real_file()
+  data = pbmc.load(_data_config(path=path))
+  assert data.train.inputs.shape == (700, 765) and len(data.test) == 700
+  counts = dict(zip(data.taxonomy.fine_names, np.bincount(data.train.fine, minlength=10).tolist()))
+  assert counts == {"CD4+/CD25 T Reg": 68, "CD4+/CD45RA+/CD25- Naive T": 8, "CD4+/CD45RO+ Memory": 19,
+                    "CD8+ Cytotoxic T": 54, "CD8+/CD45RA+ Naive Cytotoxic": 43, "CD14+ Monocyte": 129,
+                    "CD19+ B": 95, "CD34+": 13, "CD56+ NK": 31, "Dendritic": 240}
+  assert sum(counts.values()) == 700
+  lineages = dict(zip(data.taxonomy.coarse_names, np.bincount(data.train.coarse).tolist()))
+  assert lineages == {"T cell": 192, "NK cell": 31, "B cell": 95, "Myeloid": 369, "Progenitor": 13}
+  # X was scaled per gene (on the cells before subsampling, so these 700 are near, not at, 0 and 1).
+  np.testing.assert_allclose(data.train.inputs.mean(0), 0, atol=0.1)
+  np.testing.assert_allclose([data.train.inputs.mean(), data.train.inputs.std()], [0, 1], atol=0.01)
+  raw = pbmc.load(_data_config(path=path, variant="raw")).train.inputs
+  assert raw.shape == (700, 765) and raw.min() == 0 and not pbmc.is_counts(raw)  # log-normalised, not counts
+  np.testing.assert_array_equal(raw > 0, np.abs(data.train.inputs - data.train.inputs.min(0)) > 1e-4)

@@ -1,0 +1,204 @@
+"""The training loop end to end on tiny data: results, metrics, resumption, errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from coarse2fine.engine import loop
+from coarse2fine.engine.checkpointing import Checkpointer
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _params_of(workdir, config):
+  """The parameters stored in the newest checkpoint of `workdir`."""
+  checkpointer = Checkpointer(workdir, config)
+  params = checkpointer.read_state()["params"]
+  checkpointer.close()
+  return params
+
+
+def test_results_json_and_metrics(tiny_config, tmp_path):
+  results = loop.train_and_evaluate(tiny_config, str(tmp_path))
+  on_disk = json.loads((tmp_path / "results.json").read_text())
+  assert on_disk["method"] == "coarse" and on_disk["dataset"] == "synthetic"
+  assert on_disk["taxonomy"] == "synthetic_3x3"
+  assert on_disk["metrics"] == pytest.approx(results["metrics"])
+  # Well-separated planted coarse classes: a trained MLP must get them nearly all right.
+  assert on_disk["metrics"]["test/coarse_top1"] > 90.0
+  lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert [l["step"] for l in lines if "train/loss" in l] == [4, 8, 12, 16]
+  assert all(np.isfinite(l["train/loss"]) for l in lines if "train/loss" in l)
+  assert os.listdir(tmp_path / "tensorboard")
+
+
+def test_fine_method_reports_fine_and_coarse(tiny_config, tmp_path):
+  tiny_config.method = "fine_plus"
+  tiny_config.model.embedder = "mlp"
+  tiny_config.model.embedding_dim = 16
+  metrics = loop.train_and_evaluate(tiny_config, str(tmp_path))["metrics"]
+  assert set(metrics) == {"test/coarse_top1", "test/fine_top1", "test/fine_top5"}
+  assert metrics["test/fine_top1"] > 60.0  # 9 planted fine classes, chance is 11%
+  assert metrics["test/coarse_top1"] >= metrics["test/fine_top1"]
+
+
+def test_stopped_and_resumed_run_equals_uninterrupted_run(tiny_config, tmp_path):
+  tiny_config.data.views = ("crop_flip",)  # randomness in augmentation must resume too
+  tiny_config.data.synthetic.kind = "images"
+  tiny_config.data.synthetic.image_shape = (6, 6, 1)
+  tiny_config.checkpoint.every_steps = 3
+  uninterrupted = str(tmp_path / "a")
+  loop.train_and_evaluate(tiny_config, uninterrupted)
+
+  resumed = str(tmp_path / "b")
+  stopped = tiny_config.copy_and_resolve_references()
+  stopped.train.stop_after_steps = 7  # not a multiple of every_steps: the stop forces a save
+  assert loop.train_and_evaluate(stopped, resumed) is None
+  assert not os.path.exists(os.path.join(resumed, "results.json"))
+  loop.train_and_evaluate(tiny_config, resumed)
+
+  a, b = _params_of(uninterrupted, tiny_config), _params_of(resumed, tiny_config)
+  jax.tree.map(lambda x, y: np.testing.assert_array_equal(np.asarray(x), np.asarray(y)), a, b)
+  lines = [json.loads(l) for l in open(os.path.join(resumed, "metrics.jsonl"))]
+  assert max(l["step"] for l in lines) == 16
+
+
+def test_workdir_of_another_config_is_refused(tiny_config, tmp_path):
+  tiny_config.train.num_epochs = 1
+  loop.train_and_evaluate(tiny_config, str(tmp_path))
+  other = tiny_config.copy_and_resolve_references()
+  other.optimizer.lr = 0.5
+  with pytest.raises(ValueError, match=r"another config:\n  optimizer.lr: checkpoint has 0.05, config has 0.5"):
+    loop.train_and_evaluate(other, str(tmp_path))
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("method", "scgm9", "Unknown method 'scgm9'"),
+    ("model.encoder", "vit", "Unknown model.encoder 'vit'"),
+    ("optimizer.schedule", "linear", "Unknown optimizer.schedule 'linear'"),
+])
+def test_unknown_names(tiny_config, tmp_path, field, value, message):
+  group, _, key = field.rpartition(".")
+  setattr(tiny_config[group] if group else tiny_config, key, value)
+  with pytest.raises(ValueError, match=message):
+    loop.train_and_evaluate(tiny_config, str(tmp_path))
+
+
+def test_fine_method_needs_fine_labels(tiny_config, tmp_path):
+  from coarse2fine.data.taxonomy import Taxonomy
+
+  Taxonomy.from_groups("t", {"a": ["x"], "b": ["y"]}).save(str(tmp_path / "t.json"))
+  rng = np.random.default_rng(0)
+  np.savez(tmp_path / "d.npz", x=rng.normal(size=(200, 4)), coarse=rng.integers(0, 2, 200))
+  tiny_config.method = "fine"
+  tiny_config.data.name = "arrays"
+  tiny_config.data.path = str(tmp_path / "d.npz")
+  tiny_config.data.taxonomy = str(tmp_path / "t.json")
+  with pytest.raises(ValueError, match="trains on fine labels"):
+    loop.train_and_evaluate(tiny_config, str(tmp_path / "wd"))
+
+
+def _run_cli(*args, env=None):
+  return subprocess.run([sys.executable, "-m", "coarse2fine.main", *args], cwd=REPO, capture_output=True,
+                        text=True, env={**os.environ, **(env or {})}, timeout=300)
+
+
+def test_cli_rejects_unknown_config_key(tmp_path):
+  done = _run_cli("--config=configs/coarse_fashion_mnist.py", f"--workdir={tmp_path}", "--config.train.bogus=1")
+  assert done.returncode != 0
+  assert "bogus" in done.stderr
+
+
+MULTI_DEVICE_SCRIPT = r"""
+import json, sys
+import numpy as np, jax
+from coarse2fine.engine import loop, runs
+from coarse2fine.config_base import base_config
+from coarse2fine.engine.checkpointing import Checkpointer
+
+config = base_config()
+config.method = "coarse_plus"
+config.data.name = "synthetic"
+config.data.synthetic.kind = "images"
+config.data.synthetic.image_shape = (8, 8, 3)
+config.data.synthetic.num_train = 256
+config.data.synthetic.num_test = 64
+config.data.views = ("weak",)
+config.model.encoder = "convnet"
+config.model.encoder_args.widths = (8, 16)
+config.model.embedder = "mlp"
+config.model.embedding_dim = 8
+config.train.num_epochs = 1
+config.train.batch_size = int(sys.argv[2])
+config.eval.batch_size = 64
+config.logging.progress = False
+results = loop.train_and_evaluate(config, sys.argv[1])
+manager = Checkpointer(sys.argv[1], config)
+state = manager.read_state()
+manager.close()
+leaves = {jax.tree_util.keystr(p): np.asarray(v).tolist() for p, v in
+          jax.tree_util.tree_flatten_with_path({"params": state["params"], "bn": state["batch_stats"]})[0]}
+print("DEVICES", jax.device_count())
+print("RESULT" + json.dumps({"metrics": results["metrics"], "leaves": leaves}))
+"""
+
+
+def _run_devices(tmp_path, devices, batch_size=32):
+  env = {"XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", "JAX_PLATFORMS": "cpu"}
+  done = subprocess.run([sys.executable, "-c", MULTI_DEVICE_SCRIPT, str(tmp_path / f"d{devices}"), str(batch_size)],
+                        cwd=REPO, capture_output=True, text=True, env={**os.environ, **env}, timeout=300)
+  return done
+
+
+@pytest.mark.slow
+def test_eight_devices_match_one_device(tmp_path):
+  one, eight = _run_devices(tmp_path, 1), _run_devices(tmp_path, 8)
+  assert one.returncode == 0, one.stderr[-3000:]
+  assert eight.returncode == 0, eight.stderr[-3000:]
+  assert "DEVICES 8" in eight.stdout and "DEVICES 1" in one.stdout
+  a = json.loads(one.stdout.split("RESULT")[1])
+  b = json.loads(eight.stdout.split("RESULT")[1])
+  assert a["leaves"].keys() == b["leaves"].keys()
+  for name in a["leaves"]:
+    np.testing.assert_allclose(np.array(b["leaves"][name]), np.array(a["leaves"][name]), rtol=2e-4, atol=2e-5,
+                               err_msg=name)
+  assert a["metrics"] == pytest.approx(b["metrics"], abs=2.0)
+
+
+def test_batch_not_divisible_by_devices(tmp_path):
+  done = _run_devices(tmp_path, 8, batch_size=36)
+  assert done.returncode != 0
+  assert "train.batch_size=36 is not divisible by the 8 devices" in done.stderr
+
+
+CLI_WITH_CHECKPOINT_FEATURES = r"""
+import sys
+import coarse2fine.main  # defines the command line's flags, as `python -m coarse2fine.main` does
+import numpy as np
+from coarse2fine.engine import loop, runs
+from coarse2fine.config_base import base_config
+from coarse2fine.data import load_dataset
+config = base_config()
+config.method = "coarse"
+config.data.name = "synthetic"
+config.model.encoder = "mlp"
+config.model.encoder_args.hidden_sizes = (8,)
+config.train.batch_size = 64
+config.logging.progress = False
+loop.train_and_evaluate(config, sys.argv[1])
+features = runs.features_from_checkpoint(sys.argv[1], load_dataset(config.data), 128)
+print("RESULT", features.shape)
+"""
+
+
+def test_checkpoint_features_work_under_the_command_line(tmp_path):
+  """The library reads another run without importing a command-line module (no duplicate absl flags)."""
+  done = subprocess.run([sys.executable, "-c", CLI_WITH_CHECKPOINT_FEATURES, str(tmp_path)], cwd=REPO,
+                        capture_output=True, text=True, timeout=300)
+  assert done.returncode == 0, done.stderr[-3000:]
+  assert "RESULT (2048, 8)" in done.stdout
