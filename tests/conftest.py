@@ -23,6 +23,11 @@ def pytest_configure(config):
 @pytest.fixture
 def tiny_config():
   """A config that trains an MLP on a small synthetic vector dataset in seconds."""
+  return make_tiny_config()
+
+
+def make_tiny_config():
+  """`tiny_config`'s config, for fixtures of a wider scope."""
   from coarse2fine.config_base import base_config
 
   config = base_config()

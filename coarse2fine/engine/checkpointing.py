@@ -3,14 +3,21 @@
 One checkpoint holds, under `workdir/checkpoints/<step>/`:
   state: the `TrainState` arrays (restored with their shardings),
   data: the grain iterator position,
-  meta: JSON with the config and the method's host-side state.
+  meta: JSON with the config, the method's host-side state and a digest of every state array.
 Saving every `checkpoint.every_steps` steps keeps the newest `checkpoint.keep`.
+
+Restoring verifies the digests (`checkpoint_digests`): orbax itself restores overwritten bytes
+as wrong values. A checkpoint that is corrupt, partial or empty is reported in one line and
+the next older one is tried; with none left, restoring is an error. A resuming run also moves
+the damaged step to `workdir/checkpoints_unusable/<step>` (kept for inspection), out of the way
+of its own later save of that step.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from typing import Any, Optional
 
 import flax.serialization
@@ -19,6 +26,10 @@ import jax
 import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
+from absl import logging
+from jax.experimental import multihost_utils
+
+from coarse2fine.engine.checkpoint_digests import first_mismatch, state_digests
 
 # Config entries that may differ between a run and its resumption.
 RESUMABLE_CHANGES = ("checkpoint", "logging", "eval", "data.num_workers", "train.stop_after_steps", "method_modules")
@@ -47,6 +58,19 @@ def config_differences(saved: dict, current: dict, prefix: str = "") -> list[str
   return diffs
 
 
+class ConfigMismatch(ValueError):
+  """The workdir's checkpoint was written by another config: a refusal, not a damaged checkpoint."""
+
+
+class UnusableCheckpoint(RuntimeError):
+  """A checkpoint step that cannot be restored intact (the message says which file or array)."""
+
+
+def _first_line(error: BaseException, limit: int = 300) -> str:
+  text = f"{type(error).__name__}: {error}".strip().split("\n")[0].split(" See full TensorStore details")[0]
+  return text if len(text) <= limit else text[:limit] + "..."
+
+
 class Checkpointer:
   """Saves and restores a run's checkpoints in `workdir/checkpoints`."""
 
@@ -66,32 +90,57 @@ class Checkpointer:
   def save(self, step: int, state: Any, iterator, host_state: dict, force: bool = False) -> bool:
     if not force and not self._manager.should_save(step):
       return False
-    meta = {"config": comparable_config(self.config), "host_state": host_state, "step": step}
+    state_dict = flax.serialization.to_state_dict(state)
+    meta = {"config": comparable_config(self.config), "host_state": host_state, "step": step,
+            "digests": state_digests(state_dict)}
     return self._manager.save(
         step,
         args=ocp.args.Composite(
-            state=ocp.args.StandardSave(flax.serialization.to_state_dict(state)),
+            state=ocp.args.StandardSave(state_dict),
             data=grain.checkpoint.CheckpointSave(iterator),
             meta=ocp.args.JsonSave(meta),
         ),
         force=force,
     )
 
-  def restore(self, abstract_state: Any, iterator=None) -> Optional[tuple[Any, dict]]:
-    """Restores the latest checkpoint: a state shaped like `abstract_state`, and `iterator`.
+  def restore(self, abstract_state: Any, iterator=None, set_aside_damaged: bool = False
+              ) -> Optional[tuple[Any, dict]]:
+    """Restores the newest intact checkpoint: a state shaped like `abstract_state`, and `iterator`.
 
     `abstract_state` is a TrainState of `jax.ShapeDtypeStruct`s with shardings; the
     grain `iterator` (None to skip the data position, as evaluation does) is moved to
     the saved position in place. Returns (state, host_state), or None when the workdir
-    has no checkpoint. Raises if the checkpoint was written by a different config.
+    has no checkpoint. `set_aside_damaged` (training, which will save those steps again) moves
+    damaged steps out of the way; readers leave the workdir as it is. Raises `ConfigMismatch` if the checkpoint was written by a different
+    config, and `UnusableCheckpoint` when every checkpoint is damaged.
     """
-    step = self._manager.latest_step()
-    if step is None:
+    steps = sorted(self._manager.all_steps(), reverse=True)
+    if not steps:
       return None
+    problems = []
+    for step in steps:
+      try:
+        return self._restore_step(step, abstract_state, iterator)
+      except ConfigMismatch:
+        raise
+      except Exception as error:  # noqa: BLE001 -- any failure to read a step makes it unusable
+        problem = _first_line(error)
+        problems.append(f"step {step}: {problem}")
+        logging.warning("Checkpoint step %d in %s is unusable (%s); trying an older one.", step, self.directory,
+                        problem)
+        if set_aside_damaged:
+          self._set_aside(step)
+    raise UnusableCheckpoint(
+        f"No intact checkpoint in {self.directory}:\n  " + "\n  ".join(problems)
+        + "\nStart a fresh run with another --workdir (or remove the checkpoints folder to retrain here).")
+
+  def _restore_step(self, step: int, abstract_state: Any, iterator) -> tuple[Any, dict]:
     meta = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+    if not isinstance(meta, dict) or "config" not in meta or "host_state" not in meta:
+      raise UnusableCheckpoint(f"meta has no config or host state: {str(meta)[:100]}")
     diffs = config_differences(meta["config"], comparable_config(self.config))
     if diffs:
-      raise ValueError(
+      raise ConfigMismatch(
           f"{self.directory} holds a checkpoint (step {step}) of another config:\n  "
           + "\n  ".join(diffs[:20])
           + "\nUse a fresh --workdir, or the config that wrote the checkpoint.")
@@ -100,8 +149,28 @@ class Checkpointer:
     if iterator is not None:
       items["data"] = grain.checkpoint.CheckpointRestore(iterator)
     restored = self._manager.restore(step, args=ocp.args.Composite(**items))
+    if "digests" in meta:  # checkpoints written before digests existed restore unverified
+      mismatch = first_mismatch(restored["state"], meta["digests"])
+      if mismatch is not None:
+        raise UnusableCheckpoint(f"array {mismatch} does not match the digest saved with it (corrupt data file)")
     state = flax.serialization.from_state_dict(abstract_state, restored["state"])
     return state, meta["host_state"]
+
+  def _unusable_directory(self) -> str:
+    return os.path.join(os.path.dirname(self.directory), "checkpoints_unusable")
+
+  def _set_aside(self, step: int) -> None:
+    """Moves a damaged step out of orbax's directory (process 0), so that a later save of that step works."""
+    if jax.process_index() == 0:
+      source = os.path.join(self.directory, str(step))
+      if os.path.isdir(source):
+        target = os.path.join(self._unusable_directory(), str(step))
+        os.makedirs(self._unusable_directory(), exist_ok=True)
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.move(source, target)
+    if jax.process_count() > 1:
+      multihost_utils.sync_global_devices(f"c2f_set_aside_{step}")
+    self._manager.reload()
 
   def read_state(self, step: Optional[int] = None) -> dict:
     """The saved train state as nested dicts of numpy arrays (newest step by default)."""

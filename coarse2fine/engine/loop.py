@@ -58,7 +58,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   if is_main:
     write_json_atomically(os.path.join(workdir, "config.json"), config.to_dict())
   context = HookContext(config=config, data=data, mesh=mesh, steps_per_epoch=steps_per_epoch, host_state={})
-  restored = checkpointer.restore(abstract_like(state), iterator)
+  restored = checkpointer.restore(abstract_like(state), iterator, set_aside_damaged=True)
   if restored is not None:
     state, context.host_state = restored
   start_step = int(jax.device_get(state.step))
