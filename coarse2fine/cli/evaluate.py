@@ -1,21 +1,25 @@
 """Command line: evaluate the newest checkpoint of a run.
 
-  python -m coarse2fine.evaluate --workdir=DIR [--protocols=fewshot,retrieval]
+  python -m coarse2fine.evaluate --workdir=DIR [--protocols=fewshot,retrieval] [--config=configs/X.py]
 
-Reads `DIR/config.json` (written when training starts), restores the newest checkpoint,
-runs the evaluation protocols the config names (or `--protocols`), and writes
-`DIR/eval.json` and `DIR/eval.md`.
+Reads `DIR/config.json` (written once training is accepted), or the config file `--config`
+names (with `--config.a.b=value` overrides; the checkpoint must have been written by the same
+config), restores the newest intact checkpoint, runs the evaluation protocols the config names
+(or `--protocols`), and writes `DIR/eval.json` and `DIR/eval.md`.
 """
 
 from __future__ import annotations
 
 from absl import app, flags, logging
+from ml_collections import config_flags
 
 from coarse2fine.engine import runs
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "A training run's workdir.")
 flags.DEFINE_list("protocols", None, "Override eval.protocols, e.g. classification,fewshot,retrieval,kmeans.")
+config_flags.DEFINE_config_file("config", None, "The run's config file, instead of WORKDIR/config.json.",
+                                lock_config=True)
 flags.mark_flags_as_required(["workdir"])
 
 
@@ -24,7 +28,7 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   if not FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)
-  config = runs.load_run_config(FLAGS.workdir)
+  config = FLAGS.config if FLAGS.config is not None else runs.load_run_config(FLAGS.workdir)
   if FLAGS.protocols is not None:
     config.eval.protocols = tuple(FLAGS.protocols)
   runs.evaluate_checkpoint(config, FLAGS.workdir)

@@ -21,8 +21,9 @@ from coarse2fine.engine.checkpointing import Checkpointer
 from coarse2fine.engine.hooks import HookContext
 from coarse2fine.engine.metrics_writer import MetricWriter, ProgressBar
 from coarse2fine.engine.reporting import metrics_table, write_json_atomically
-from coarse2fine.engine.runs import abstract_like, features_from_checkpoint, setup_run
+from coarse2fine.engine.runs import abstract_like, features_from_checkpoint, setup_run, validate_config
 from coarse2fine.engine.train_state import TrainState
+from coarse2fine.engine.workdir_lock import WorkdirLock
 from coarse2fine.evaluation.evaluator import Evaluator
 from coarse2fine.methods import make_train_step
 
@@ -41,6 +42,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   of loading `config.data` (see `setup_run`); the config still records the run's settings.
   """
   is_main = jax.process_index() == 0
+  validate_config(config)  # a bad config fails before the workdir is touched
+  with WorkdirLock(workdir, enabled=is_main) as lock:
+    return _train_and_evaluate_locked(config, workdir, data, lock)
+
+
+def _train_and_evaluate_locked(config: ml_collections.ConfigDict, workdir: str, data: Optional[HierarchicalData],
+                               lock: WorkdirLock) -> Optional[dict]:
+  is_main = jax.process_index() == 0
   run = setup_run(config, data)
   mesh, data, method, state, schedule = run.mesh, run.data, run.method, run.state, run.schedule
   steps_per_epoch, total_steps = run.steps_per_epoch, run.total_steps
@@ -55,18 +64,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   augment = pipeline.make_device_augment(data, config.data, method.views, config.seed,
                                          with_neighbours=neighbours is not None)
   checkpointer = Checkpointer(workdir, config)
-  if is_main:
-    write_json_atomically(os.path.join(workdir, "config.json"), config.to_dict())
   context = HookContext(config=config, data=data, mesh=mesh, steps_per_epoch=steps_per_epoch, host_state={})
+  # The checkpoint's config is checked before anything is written: a refused resume changes no file.
   restored = checkpointer.restore(abstract_like(state), iterator, set_aside_damaged=True)
   if restored is not None:
     state, context.host_state = restored
   start_step = int(jax.device_get(state.step))
+  if is_main:
+    lock.record_holder()
+    write_json_atomically(os.path.join(workdir, "config.json"), config.to_dict())
 
   train_step = jax.jit(make_train_step(method, schedule, augment), donate_argnums=(0,))
   evaluator = Evaluator(method, data, mesh, config)
   hooks = method.host_hooks()
-  writer = MetricWriter(workdir, enabled=is_main)
+  writer = MetricWriter(workdir, enabled=is_main, resume_step=start_step)
   progress = ProgressBar(total_steps, config.train.batch_size, enabled=is_main and config.logging.progress)
   eval_every = config.eval.every_epochs * steps_per_epoch
 

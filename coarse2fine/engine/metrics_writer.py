@@ -11,20 +11,27 @@ from typing import Mapping, Optional
 
 import numpy as np
 
+from coarse2fine.engine.reporting import write_text_atomically
+
 
 class MetricWriter:
   """Appends `{"step": s, name: value, ...}` to `workdir/metrics.jsonl` and TensorBoard.
 
-  Only the main process (`enabled=True`) writes.
+  Only the main process (`enabled=True`) writes. A run resumed at `resume_step` first drops the
+  lines logged after that step by the interrupted session, so that each step appears once and
+  the log agrees with the checkpoint it continues from.
   """
 
-  def __init__(self, workdir: str, enabled: bool = True):
+  def __init__(self, workdir: str, enabled: bool = True, resume_step: Optional[int] = None):
     self.enabled = enabled
     self._tb = None
     if not enabled:
       return
     os.makedirs(workdir, exist_ok=True)
-    self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a", encoding="utf-8")
+    path = os.path.join(workdir, "metrics.jsonl")
+    if resume_step is not None and os.path.isfile(path):
+      _keep_lines_up_to(path, resume_step)
+    self._jsonl = open(path, "a", encoding="utf-8")
     try:
       from tensorboardX import SummaryWriter
 
@@ -47,6 +54,24 @@ class MetricWriter:
       self._jsonl.close()
       if self._tb is not None:
         self._tb.close()
+
+
+def _keep_lines_up_to(path: str, step: int) -> None:
+  """Rewrites `path` (atomically) without the lines logged after `step` (and without a torn last line).
+
+  At step 0 nothing is kept: a run that starts over also reruns its step-0 hooks, which log again.
+  """
+  with open(path, encoding="utf-8") as f:
+    lines = f.readlines()
+  kept = []
+  for line in lines:
+    try:
+      if step > 0 and json.loads(line)["step"] <= step:
+        kept.append(line if line.endswith("\n") else line + "\n")
+    except (ValueError, KeyError, TypeError):
+      continue  # a line cut by a kill mid-write
+  if len(kept) != len(lines):
+    write_text_atomically(path, "".join(kept))
 
 
 def _format_seconds(seconds: float) -> str:

@@ -202,3 +202,72 @@ def test_checkpoint_features_work_under_the_command_line(tmp_path):
                         capture_output=True, text=True, timeout=300)
   assert done.returncode == 0, done.stderr[-3000:]
   assert "RESULT (2048, 8)" in done.stdout
+
+
+def _tree_snapshot(root):
+  """{relative path: (size, sha256)} of every file under root."""
+  import hashlib
+  snapshot = {}
+  for folder, _, names in os.walk(root):
+    for name in names:
+      path = os.path.join(folder, name)
+      with open(path, "rb") as f:
+        snapshot[os.path.relpath(path, root)] = hashlib.sha256(f.read()).hexdigest()
+  return snapshot
+
+
+def test_refused_resume_changes_no_file(tiny_config, tmp_path):
+  tiny_config.train.num_epochs = 1
+  loop.train_and_evaluate(tiny_config, str(tmp_path))
+  before = _tree_snapshot(tmp_path)
+  other = tiny_config.copy_and_resolve_references()
+  other.optimizer.lr = 0.5
+  with pytest.raises(ValueError, match="another config"):
+    loop.train_and_evaluate(other, str(tmp_path))
+  assert _tree_snapshot(tmp_path) == before  # config.json still describes the checkpoints
+
+
+def test_a_second_run_on_a_held_workdir_is_refused_at_once(tiny_config, tmp_path):
+  from coarse2fine.engine.workdir_lock import WorkdirBusy, WorkdirLock
+
+  holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+  try:
+    assert holder.stdout.readline().strip() == "holding"
+    with pytest.raises(WorkdirBusy, match=rf"in use by another run \(host .*, pid {holder.pid}, since"):
+      loop.train_and_evaluate(tiny_config, str(tmp_path))
+    assert not os.path.exists(tmp_path / "config.json")
+  finally:
+    holder.kill()
+    holder.wait()
+  # The killed holder's lock went with it: the workdir is free again.
+  with WorkdirLock(str(tmp_path)):
+    pass
+
+
+HOLD_LOCK = """
+import sys, time
+from coarse2fine.engine.workdir_lock import WorkdirLock
+lock = WorkdirLock(sys.argv[1]).__enter__()
+lock.record_holder()
+print("holding", flush=True)
+time.sleep(600)
+"""
+
+
+def test_metrics_after_a_resume_hold_each_step_once(tiny_config, tmp_path):
+  stopped = tiny_config.copy_and_resolve_references()
+  stopped.train.stop_after_steps = 10  # checkpoint at 8 (every 4) and at the stop; logs at 4 and 8
+  stopped.train.log_every_steps = 3  # logs at 3, 6, 9: step 9 is past the checkpoint at 8 ...
+  stopped.checkpoint.every_steps = 8
+  workdir = str(tmp_path)
+  loop.train_and_evaluate(stopped, workdir)
+  # ... and a kill right after the log at 9 loses the checkpoint at 10: resume from 8.
+  import shutil
+  shutil.rmtree(os.path.join(workdir, "checkpoints", "10"))
+  resumed = tiny_config.copy_and_resolve_references()
+  resumed.train.log_every_steps = 3
+  resumed.checkpoint.every_steps = 8
+  loop.train_and_evaluate(resumed, workdir)
+  steps = [json.loads(line)["step"] for line in open(os.path.join(workdir, "metrics.jsonl"))
+           if "train/loss" in json.loads(line)]
+  assert steps == [3, 6, 9, 12, 15, 16]

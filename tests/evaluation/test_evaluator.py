@@ -49,6 +49,22 @@ def test_evaluate_entry_point_matches_training_results(all_protocols, tmp_path):
   assert "retrieval/recall@1" in (tmp_path / "eval.md").read_text()
 
 
+def test_evaluate_takes_the_runs_config_file(all_protocols, tmp_path):
+  """`--config` instead of config.json: the same checkpoint, the same metrics."""
+  workdir = tmp_path / "run"
+  results = loop.train_and_evaluate(all_protocols, str(workdir))
+  (workdir / "config.json").rename(tmp_path / "saved.json")
+  (tmp_path / "run_config.py").write_text(
+      "import json\nimport ml_collections\n\n\ndef get_config():\n"
+      f"  return ml_collections.ConfigDict(json.load(open({str(tmp_path / 'saved.json')!r})))\n")
+  done = subprocess.run([sys.executable, "-m", "coarse2fine.evaluate", f"--workdir={workdir}",
+                         f"--config={tmp_path / 'run_config.py'}", "--protocols=classification"],
+                        cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert done.returncode == 0, done.stderr[-3000:]
+  evaluated = json.loads((workdir / "eval.json").read_text())["metrics"]
+  assert evaluated == pytest.approx({"test/coarse_top1": results["metrics"]["test/coarse_top1"]}, abs=1e-4)
+
+
 def test_evaluate_without_checkpoint(tmp_path):
   (tmp_path / "config.json").write_text("{}")
   done = subprocess.run([sys.executable, "-m", "coarse2fine.evaluate", f"--workdir={tmp_path / 'nothing'}"],
