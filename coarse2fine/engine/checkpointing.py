@@ -29,6 +29,7 @@ import orbax.checkpoint as ocp
 from absl import logging
 from jax.experimental import multihost_utils
 
+from coarse2fine.config_base import base_config
 from coarse2fine.engine.checkpoint_digests import first_mismatch, state_digests
 
 # Config entries that may differ between a run and its resumption.
@@ -47,15 +48,25 @@ def comparable_config(config: ml_collections.ConfigDict) -> dict:
   return flat
 
 
-def config_differences(saved: dict, current: dict, prefix: str = "") -> list[str]:
+MISSING = "<missing>"
+
+
+def config_differences(saved: dict, current: dict, prefix: str = "") -> list[tuple[str, Any, Any]]:
+  """[(dotted field, checkpoint's value, config's value)] where they differ (MISSING where absent)."""
   diffs = []
   for key in sorted(set(saved) | set(current)):
-    a, b = saved.get(key, "<missing>"), current.get(key, "<missing>")
+    a, b = saved.get(key, MISSING), current.get(key, MISSING)
     if isinstance(a, dict) and isinstance(b, dict):
       diffs += config_differences(a, b, f"{prefix}{key}.")
     elif a != b:
-      diffs.append(f"{prefix}{key}: checkpoint has {a!r}, config has {b!r}")
+      diffs.append((f"{prefix}{key}", a, b))
   return diffs
+
+
+def _lookup(tree: dict, dotted: str) -> Any:
+  for part in dotted.split("."):
+    tree = tree.get(part, MISSING) if isinstance(tree, dict) else MISSING
+  return tree
 
 
 class ConfigMismatch(ValueError):
@@ -138,11 +149,11 @@ class Checkpointer:
     meta = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
     if not isinstance(meta, dict) or "config" not in meta or "host_state" not in meta:
       raise UnusableCheckpoint(f"meta has no config or host state: {str(meta)[:100]}")
-    diffs = config_differences(meta["config"], comparable_config(self.config))
+    diffs = self._without_added_fields(config_differences(meta["config"], comparable_config(self.config)))
     if diffs:
       raise ConfigMismatch(
           f"{self.directory} holds a checkpoint (step {step}) of another config:\n  "
-          + "\n  ".join(diffs[:20])
+          + "\n  ".join(f"{name}: checkpoint has {a!r}, config has {b!r}" for name, a, b in diffs[:20])
           + "\nUse a fresh --workdir, or the config that wrote the checkpoint.")
     target = flax.serialization.to_state_dict(abstract_state)
     items = {"state": ocp.args.StandardRestore(target)}
@@ -155,6 +166,22 @@ class Checkpointer:
         raise UnusableCheckpoint(f"array {mismatch} does not match the digest saved with it (corrupt data file)")
     state = flax.serialization.from_state_dict(abstract_state, restored["state"])
     return state, meta["host_state"]
+
+  def _without_added_fields(self, diffs: list[tuple[str, Any, Any]]) -> list[tuple[str, Any, Any]]:
+    """Drops the fields the library added after the checkpoint was written, when the config keeps their default.
+
+    A run from before such a field behaved as its default does; any other value would change
+    the resumed run, so it stays a difference.
+    """
+    defaults = comparable_config(base_config())
+    kept = []
+    for name, saved, current in diffs:
+      if saved == MISSING and current != MISSING and _lookup(defaults, name) == current:
+        logging.warning("Config field %s is newer than the checkpoint in %s: resuming with its default %r.", name,
+                        self.directory, current)
+      else:
+        kept.append((name, saved, current))
+    return kept
 
   def _unusable_directory(self) -> str:
     return os.path.join(os.path.dirname(self.directory), "checkpoints_unusable")

@@ -153,3 +153,31 @@ def test_evaluation_reads_the_newest_intact_checkpoint_and_moves_nothing(runs, t
   assert evaluated["step"] == 8
   assert sorted(os.listdir(workdir / "checkpoints"), key=int) == ["8", "12"]
   assert not os.path.exists(workdir / "checkpoints_unusable")
+
+
+def _drop_from_saved_config(step_dir, group, field):
+  path = os.path.join(step_dir, "meta", "metadata")
+  with open(path) as f:
+    meta = json.load(f)
+  del meta["config"][group][field]
+  with open(path, "w") as f:
+    json.dump(meta, f)
+
+
+def test_a_field_added_after_the_checkpoint_takes_its_default(runs, tmp_path, caplog):
+  """A checkpoint from before `data.device_prefetch` existed: resumed at the default, refused otherwise."""
+  config, root = runs
+  workdir = tmp_path / "run"
+  shutil.copytree(root / "stopped", workdir)
+  for step in ("8", "12"):
+    _drop_from_saved_config(str(workdir / "checkpoints" / step), "data", "device_prefetch")
+  changed = config.copy_and_resolve_references()
+  changed.data.device_prefetch = 5
+  with pytest.raises(ValueError, match=r"another config:\n  data.device_prefetch: checkpoint has '<missing>', "
+                                       r"config has 5\n"):
+    loop.train_and_evaluate(changed, str(workdir))
+  with caplog.at_level(std_logging.WARNING):
+    results = loop.train_and_evaluate(config, str(workdir))
+  assert any("data.device_prefetch is newer than the checkpoint" in r.getMessage() for r in caplog.records)
+  with open(root / "whole" / "results.json") as f:
+    assert results["metrics"] == json.load(f)["metrics"]
