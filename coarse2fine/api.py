@@ -418,7 +418,7 @@ def load(path: str) -> Model:
   if meta.get("format") != META_FORMAT:
     raise ValueError(f"{meta_path} has format {meta.get('format')!r}; this version reads {META_FORMAT}.")
   config = ml_collections.ConfigDict(_read_json(os.path.join(path, "config.json")))
-  run = runs.setup_run(config, _stub_data(meta))
+  run = runs.setup_run(config, _stub_data(meta), for_training=False)
   return Model(os.path.abspath(path), config, run, runs.restore_newest(path, config, run.state))
 
 

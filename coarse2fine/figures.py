@@ -353,7 +353,7 @@ def load_outputs(workdir: str, split: str = "test") -> RunOutputs:
   """Restores the run in `workdir` and predicts its `split` ("test" or "val"), sharded over the mesh."""
   config = runs.load_run_config(workdir)
   config.eval.split = split  # setup_run checks that the split exists
-  run = runs.setup_run(config)
+  run = runs.setup_run(config, for_training=False)
   state = runs.restore_newest(workdir, config, run.state)
   split_data = getattr(run.data, split)
   outputs = RunOutputs(config, run.data, split_data, {}, run.method.discovered(state))

@@ -205,7 +205,7 @@ def make_transform(data: HierarchicalData, data_config: ml_collections.ConfigDic
 
 
 def make_device_augment(data: HierarchicalData, data_config: ml_collections.ConfigDict, views: Sequence[str],
-                        seed: int, with_neighbours: bool = False, stream: int = random_streams.TRAIN_AUGMENT
+                        seed: int, with_neighbours: bool = False, stream: int = random_streams.TRAIN_AUGMENT_STREAM
                         ) -> device_augment.DeviceAugment:
   """The device stage of the batches `make_transform` builds for the same `views`."""
   made = augment.make_views(data_config.augment, views, data.input_shape if data.is_image else None)

@@ -200,7 +200,7 @@ def subsample(train: Split, size: int, seed: int) -> Split:
   """
   if size <= 0 or size >= len(train):
     return train
-  keep = np.sort(random_streams.stream_generator(seed, random_streams.TRAIN_SUBSET).choice(len(train), size, replace=False))
+  keep = np.sort(random_streams.stream_generator(seed, random_streams.TRAIN_SUBSET_STREAM).choice(len(train), size, replace=False))
   return train.take(keep)
 
 

@@ -33,9 +33,29 @@ def array_digest(value: Any) -> str:
   return digest.hexdigest()
 
 
-def state_digests(state_dict: Any) -> dict[str, str]:
-  """{tree path: digest} of every array leaf of a state dict (flax.serialization.to_state_dict)."""
-  return {path: array_digest(leaf) for path, leaf in _leaves(state_dict) if hasattr(leaf, "shape")}
+def host_arrays(state_dict: Any) -> dict[str, np.ndarray]:
+  """{tree path: numpy array} of every array leaf of a state dict (flax.serialization.to_state_dict)."""
+  arrays = {}
+  for path, leaf in _leaves(state_dict):
+    if hasattr(leaf, "shape"):
+      if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+        leaf = leaf.addressable_data(0)  # replicated: this process's copy is the whole array
+      arrays[path] = np.asarray(jax.device_get(leaf))
+  return arrays
+
+
+def state_digests(state_dict: Any, arrays: Optional[dict[str, np.ndarray]] = None) -> dict[str, str]:
+  """{tree path: digest} of every array leaf of a state dict (or of its `host_arrays`, when given)."""
+  arrays = host_arrays(state_dict) if arrays is None else arrays
+  return {path: array_digest(array) for path, array in arrays.items()}
+
+
+def first_nonfinite(arrays: dict[str, np.ndarray]) -> Optional[str]:
+  """The first tree path (in order) of `host_arrays` holding a NaN or an infinity, or None."""
+  for path, array in arrays.items():
+    if np.issubdtype(array.dtype, np.inexact) and not np.isfinite(array).all():
+      return path
+  return None
 
 
 def first_mismatch(state_dict: Any, saved: dict[str, str]) -> Optional[str]:

@@ -30,7 +30,7 @@ from absl import logging
 from jax.experimental import multihost_utils
 
 from coarse2fine.config_base import base_config
-from coarse2fine.engine.checkpoint_digests import first_mismatch, state_digests
+from coarse2fine.engine.checkpoint_digests import first_mismatch, first_nonfinite, host_arrays, state_digests
 
 # Config entries that may differ between a run and its resumption.
 RESUMABLE_CHANGES = ("checkpoint", "logging", "eval", "data.num_workers", "train.stop_after_steps", "method_modules")
@@ -49,6 +49,8 @@ def comparable_config(config: ml_collections.ConfigDict) -> dict:
 
 
 MISSING = "<missing>"
+NONFINITE_HINT = ("Lower optimizer.lr (or add optimizer.warmup_epochs), check the inputs for NaN or inf, "
+                  "or use model.dtype='float32'.")
 
 
 def config_differences(saved: dict, current: dict, prefix: str = "") -> list[tuple[str, Any, Any]]:
@@ -95,6 +97,10 @@ class Checkpointer:
     )
     self._manager = ocp.CheckpointManager(self.directory, options=options)
 
+  def due(self, step: int) -> bool:
+    """Whether `save(step, ...)` would write a checkpoint without `force`."""
+    return self._manager.should_save(step)
+
   def latest_step(self) -> Optional[int]:
     return self._manager.latest_step()
 
@@ -102,8 +108,13 @@ class Checkpointer:
     if not force and not self._manager.should_save(step):
       return False
     state_dict = flax.serialization.to_state_dict(state)
+    arrays = host_arrays(state_dict)
+    bad = first_nonfinite(arrays)
+    if bad is not None:  # never save a state that could not be resumed from
+      raise FloatingPointError(f"Non-finite values in {bad} of the state at step {step}; nothing was saved "
+                               f"from it (the newest checkpoint is step {self._manager.latest_step()}). {NONFINITE_HINT}")
     meta = {"config": comparable_config(self.config), "host_state": host_state, "step": step,
-            "digests": state_digests(state_dict)}
+            "digests": state_digests(state_dict, arrays)}
     return self._manager.save(
         step,
         args=ocp.args.Composite(
@@ -122,8 +133,9 @@ class Checkpointer:
     grain `iterator` (None to skip the data position, as evaluation does) is moved to
     the saved position in place. Returns (state, host_state), or None when the workdir
     has no checkpoint. `set_aside_damaged` (training, which will save those steps again) moves
-    damaged steps out of the way; readers leave the workdir as it is. Raises `ConfigMismatch` if the checkpoint was written by a different
-    config, and `UnusableCheckpoint` when every checkpoint is damaged.
+    damaged steps out of the way; readers leave the workdir as it is. Raises `ConfigMismatch` if the
+    checkpoint was written by a different config, and `UnusableCheckpoint` when every checkpoint
+    is damaged.
     """
     steps = sorted(self._manager.all_steps(), reverse=True)
     if not steps:

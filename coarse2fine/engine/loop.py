@@ -7,17 +7,20 @@ with host hooks, logging and checkpoints, evaluation, results.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import time
 from typing import Optional
 
+import flax.serialization
 import jax
 import ml_collections
 import numpy as np
 
 from coarse2fine.data import HierarchicalData, pipeline
-from coarse2fine.engine.checkpointing import Checkpointer
+from coarse2fine.engine.checkpoint_digests import first_nonfinite, host_arrays
+from coarse2fine.engine.checkpointing import NONFINITE_HINT, Checkpointer
 from coarse2fine.engine.hooks import HookContext
 from coarse2fine.engine.metrics_writer import MetricWriter, ProgressBar
 from coarse2fine.engine.reporting import metrics_table, write_json_atomically
@@ -26,11 +29,24 @@ from coarse2fine.engine.train_state import TrainState
 from coarse2fine.engine.workdir_lock import WorkdirLock
 from coarse2fine.evaluation.evaluator import Evaluator
 from coarse2fine.methods import make_train_step
+from coarse2fine.methods.base import NONFINITE
 
 
 def _mean_metrics(history: list[dict]) -> dict[str, float]:
   fetched = jax.device_get(history)
-  return {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
+  return {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0] if k != NONFINITE}
+
+
+def _check_finite(flags: list, done: int, state: TrainState, saved: Optional[int]) -> None:
+  """Stops the run at the first step whose loss, gradient norm or new state is not finite."""
+  flags = np.asarray(jax.device_get(flags), bool)
+  if not flags.any():
+    return
+  first = done - len(flags) + 1 + int(flags.argmax())
+  path = first_nonfinite(host_arrays(flax.serialization.to_state_dict(state)))
+  where = f"first in {path}" if path else "in the loss or the gradients"
+  raise FloatingPointError(f"Non-finite values from step {first} ({where} at step {done}); nothing after step "
+                           f"{saved} was saved. {NONFINITE_HINT}")
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
@@ -93,27 +109,37 @@ def _train_and_evaluate_locked(config: ml_collections.ConfigDict, workdir: str, 
   if start_step == 0:
     state = run_due_hooks(state, 0)
   history: list[dict] = []
+  unchecked: list = []  # the steps' non-finite flags since the last check
   start_time = time.perf_counter()
-  for step in range(start_step, total_steps):
-    state, metrics = train_step(state, next(iterator))  # a global batch, already on the devices
-    history.append(metrics)
-    done = step + 1
-    if done % config.train.log_every_steps == 0 or done == total_steps:
-      scalars = _mean_metrics(history)
-      history = []
-      if not np.isfinite(scalars["train/loss"]):
-        raise FloatingPointError(f"Non-finite training loss {scalars['train/loss']} at step {done}.")
-      scalars["train/epoch"] = done / steps_per_epoch
-      writer.write(done, scalars)
-      progress.update(done, scalars["train/loss"])
-    if done < total_steps:  # hooks prepare the steps that follow; after the last one there are none
-      state = run_due_hooks(state, done)
-    if eval_every and done % eval_every == 0 and done < total_steps:
-      writer.write(done, evaluator(state, config.eval.split))
-    stopping = 0 < config.train.stop_after_steps <= done < total_steps
-    checkpointer.save(done, state, iterator, context.host_state, force=stopping or done == total_steps)
-    if stopping:
-      break
+  try:
+    for step in range(start_step, total_steps):
+      state, metrics = train_step(state, next(iterator))  # a global batch, already on the devices
+      history.append(metrics)
+      unchecked.append(metrics[NONFINITE])
+      done = step + 1
+      stopping = 0 < config.train.stop_after_steps <= done < total_steps
+      logging_due = done % config.train.log_every_steps == 0 or done == total_steps
+      if logging_due or checkpointer.due(done) or stopping:  # before anything is logged or saved from this state
+        _check_finite(unchecked, done, state, checkpointer.latest_step())
+        unchecked = []
+      if logging_due:
+        scalars = _mean_metrics(history)
+        history = []
+        scalars["train/epoch"] = done / steps_per_epoch
+        writer.write(done, scalars)
+        progress.update(done, scalars["train/loss"])
+      if done < total_steps:  # hooks prepare the steps that follow; after the last one there are none
+        state = run_due_hooks(state, done)
+      if eval_every and done % eval_every == 0 and done < total_steps:
+        writer.write(done, evaluator(state, config.eval.split))
+      checkpointer.save(done, state, iterator, context.host_state, force=stopping or done == total_steps)
+      if stopping:
+        break
+  except BaseException:
+    with contextlib.suppress(Exception):  # the error that stopped the run is the one to report
+      checkpointer.close()  # finish the saves under way: the run resumes from them
+      writer.close()
+    raise
   progress.close()
   elapsed = time.perf_counter() - start_time
   checkpointer.close()

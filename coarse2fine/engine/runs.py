@@ -86,17 +86,19 @@ class Run(NamedTuple):
   total_steps: int
 
 
-def setup_run(config: ml_collections.ConfigDict, data: Optional[HierarchicalData] = None) -> Run:
+def setup_run(config: ml_collections.ConfigDict, data: Optional[HierarchicalData] = None,
+              for_training: bool = True) -> Run:
   """Validates the config, loads the data, builds the method and a fresh sharded state.
 
   `data` (e.g. a user's arrays, `coarse2fine.api`) is used as given instead of
   `load_dataset(config.data)`: the loader's own steps (data.val_fraction, data.train_examples,
-  data.extra_taxonomies) are not applied to it.
+  data.extra_taxonomies) are not applied to it. Without `for_training` (evaluating, plotting,
+  loading a finished run) the training batch need not divide this machine's devices.
   """
   validate_config(config)
   mesh = sharding.make_mesh()
-  sharding.check_batch_size(config.train.batch_size, mesh)
-  sharding.check_batch_size(config.eval.batch_size, mesh, "eval.batch_size")
+  if for_training:
+    sharding.check_batch_size(config.train.batch_size, mesh)
   if data is None:
     data = load_dataset(config.data)
   if config.eval.split not in ("test", "val") or (config.eval.split == "val" and data.val is None):
@@ -152,7 +154,7 @@ def features_from_checkpoint(workdir: str, data: HierarchicalData, batch_size: i
 
 def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Evaluates the newest checkpoint in `workdir`; writes `eval.json` and `eval.md` there."""
-  run = setup_run(config)
+  run = setup_run(config, for_training=False)
   state = restore_newest(workdir, config, run.state)
   metrics = Evaluator(run.method, run.data, run.mesh, config)(state, config.eval.split)
   step = int(jax.device_get(state.step))

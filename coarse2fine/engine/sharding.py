@@ -43,6 +43,12 @@ def check_batch_size(global_batch_size: int, mesh: Mesh, what: str = "train.batc
         f"use a multiple of {devices}.")
 
 
+def eval_batch_size(requested: int, mesh: Mesh) -> int:
+  """`requested` rounded up to a multiple of the mesh's devices: evaluation pads its batches, so any size works."""
+  devices = mesh.devices.size
+  return -(-max(requested, 1) // devices) * devices
+
+
 def global_batch(local_batch: Any, mesh: Mesh) -> Any:
   """Assembles each process's share (a pytree of [b, ...] arrays) into global arrays sharded along the batch axis."""
   sharding = batch_sharded(mesh)

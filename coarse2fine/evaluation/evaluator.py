@@ -55,7 +55,7 @@ def predict_split(predict_step, state, split: Split, mesh, batch_size: int,
 
   Batches travel as stored (uint8 images); the padding rows of the last one are cut off here.
   """
-  sharding.check_batch_size(batch_size, mesh, "eval.batch_size")
+  batch_size = sharding.eval_batch_size(batch_size, mesh)  # on any device count: the last batch is padded anyway
   collected: dict[str, list] = {}
   for batch in eval_batches(split, batch_size, process_index=jax.process_index(),
                             process_count=jax.process_count()):
@@ -117,7 +117,7 @@ class Evaluator:
       views = augment_lib.make_views(config.data.augment, (config.eval.fewshot_augment,), data.input_shape)
       self._fewshot_augment = views[0].host
       self._fewshot_device = device_augment.jitted(augment_lib.device_augment(
-          views, data.mean, data.std, seed=config.seed, stream=random_streams.EVAL_AUGMENT))
+          views, data.mean, data.std, seed=config.seed, stream=random_streams.EVAL_AUGMENT_STREAM))
 
   def _needs_embeddings(self) -> bool:
     return bool({"fewshot", "retrieval", "kmeans"} & set(self.eval_config.protocols))
@@ -130,7 +130,7 @@ class Evaluator:
     return self._embed(self.predict_step, state, np.asarray(inputs))
 
   def _embed(self, predict, state, x: np.ndarray) -> np.ndarray:
-    batch = self.eval_config.batch_size
+    batch = sharding.eval_batch_size(self.eval_config.batch_size, self.mesh)
     n = len(x)
     padded = np.concatenate([x, np.zeros((-n % batch, *x.shape[1:]), x.dtype)])
     chunks = []

@@ -169,6 +169,15 @@ class Method(abc.ABC):
     """
 
 
+NONFINITE = "nonfinite"  # step metric: 1 where the loss, the gradient norm or the new state holds a NaN or inf
+
+
+def _all_finite(tree) -> jax.Array:
+  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
+            if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.inexact)]
+  return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
+
+
 def make_train_step(method: Method, schedule: optax.Schedule, augment: Callable[[Batch], Batch]):
   """The step function `(state, batch) -> (state, metrics)` to be jitted.
 
@@ -193,6 +202,9 @@ def make_train_step(method: Method, schedule: optax.Schedule, augment: Callable[
     metrics["train/loss"] = loss
     metrics["train/learning_rate"] = schedule(state.step)
     metrics["train/grad_norm"] = optax.tree.norm(grads)
+    # One flag for the loop's finiteness check (engine.loop): cheap reductions over the new state.
+    metrics[NONFINITE] = jnp.logical_not(_all_finite((loss, metrics["train/grad_norm"], new_state.params,
+                                                      new_state.batch_stats, new_state.opt_state)))
     return new_state, metrics
 
   return train_step

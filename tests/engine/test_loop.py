@@ -271,3 +271,22 @@ def test_metrics_after_a_resume_hold_each_step_once(tiny_config, tmp_path):
   steps = [json.loads(line)["step"] for line in open(os.path.join(workdir, "metrics.jsonl"))
            if "train/loss" in json.loads(line)]
   assert steps == [3, 6, 9, 12, 15, 16]
+
+
+def test_nonfinite_values_stop_the_run_and_are_never_saved(tiny_config, tmp_path):
+  tiny_config.optimizer.lr = 1e30  # diverges within a few steps
+  tiny_config.checkpoint.every_steps = 1
+  tiny_config.train.log_every_steps = 8  # the check also runs at every save, not only when logging
+  with pytest.raises(FloatingPointError, match=r"Non-finite values from step (\d+) .*nothing after step (\d+) was "
+                                               r"saved\. Lower optimizer\.lr") as raised:
+    loop.train_and_evaluate(tiny_config, str(tmp_path))
+  import re
+  first, saved = map(int, re.search(r"from step (\d+) .*after step (\d+)", str(raised.value)).groups())
+  assert saved == first - 1
+  manager = Checkpointer(str(tmp_path), tiny_config)
+  try:
+    assert manager.latest_step() == saved
+    for leaf in jax.tree.leaves(manager.read_state(saved)):
+      assert np.isfinite(np.asarray(leaf, np.float64)).all()
+  finally:
+    manager.close()

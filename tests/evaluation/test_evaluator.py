@@ -10,6 +10,7 @@ import pytest
 
 from coarse2fine.engine import loop, runs
 from coarse2fine.evaluation import evaluator as evaluator_lib
+from tests import multi_device
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -99,3 +100,24 @@ def test_unknown_protocol(tiny_config, tmp_path):
   tiny_config.eval.protocols = ("classification", "linear_probe")
   with pytest.raises(ValueError, match=r"Unknown eval.protocols \['linear_probe'\]"):
     loop.train_and_evaluate(tiny_config, str(tmp_path))
+
+
+EVALUATE_ON_THIS_MACHINE = r"""
+import json, sys
+import jax
+from coarse2fine.engine import runs
+config = runs.load_run_config(sys.argv[1])
+print("DEVICES", jax.device_count())
+print("RESULT" + json.dumps(runs.evaluate_checkpoint(config, sys.argv[1])["metrics"]))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("devices", [3, 4])
+def test_a_run_evaluates_on_device_counts_that_do_not_divide_its_batches(all_protocols, tmp_path, devices):
+  """Trained on 1 device with batch 64; evaluated on 3 and 4: the same metrics."""
+  all_protocols.eval.protocols = ("classification", "retrieval")
+  all_protocols.eval.batch_size = 50  # divides neither 3 nor 4 devices: rounded up, the last batch padded
+  results = loop.train_and_evaluate(all_protocols, str(tmp_path))
+  evaluated = multi_device.run_script(EVALUATE_ON_THIS_MACHINE, [tmp_path], devices=devices)
+  assert evaluated == pytest.approx(results["metrics"], abs=1e-3)

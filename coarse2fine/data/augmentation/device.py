@@ -344,7 +344,7 @@ class DeviceAugment:
 
   views: one `DeviceView` per view of `Batch.views`; neighbours: the neighbours' view (or
   None); mean, std: per channel (images) or per feature (vectors); stream: keeps passes
-  other than training (`random_streams.PASS_AUGMENT`, `EVAL_AUGMENT`) on their own draws. Images arrive as
+  other than training (`random_streams.PASS_AUGMENT_STREAM`, `EVAL_AUGMENT`) on their own draws. Images arrive as
   uint8 [b, V, H, W, C] and become (x / 255 - mean) / std after the view's ops; vectors
   arrive as float32 [b, V, F] and are only normalised. Hashable, so `jitted` compiles once
   per distinct augmentation.
@@ -355,7 +355,7 @@ class DeviceAugment:
   std: tuple[float, ...]
   seed: int
   neighbours: Optional[DeviceView] = None
-  stream: int = random_streams.TRAIN_AUGMENT
+  stream: int = random_streams.TRAIN_AUGMENT_STREAM
 
   def _augment(self, stack: jax.Array, view: DeviceView, keys: jax.Array, slot: int) -> jax.Array:
     """[b, H, W, C] uint8 (or [b, F] float) of view (or neighbour) `slot` -> float32, normalised."""

@@ -201,7 +201,7 @@ def make_views(augment_config: Mapping, kinds: Sequence[str], image_shape: Optio
 
 
 def device_augment(views: Sequence[ViewAugmentation], mean: np.ndarray, std: np.ndarray, seed: int,
-                   neighbours: Optional[ViewAugmentation] = None, stream: int = random_streams.TRAIN_AUGMENT
+                   neighbours: Optional[ViewAugmentation] = None, stream: int = random_streams.TRAIN_AUGMENT_STREAM
                    ) -> dev.DeviceAugment:
   """The device stage of a batch of `views` (and neighbours in `neighbours`'s kind)."""
   as_floats = lambda values: tuple(float(v) for v in np.asarray(values, np.float32).reshape(-1))

@@ -44,7 +44,7 @@ def training_split_pass(step: PassStep, carry: Any, data: HierarchicalData, data
   transform = pipeline.make_transform(data, data_config, (view,))
   # Seed 0 plus a traced salt: one compiled augmentation serves every pass, each with its own draws.
   augment = device_augment.jitted(pipeline.make_device_augment(data, data_config, (view,), seed=0,
-                                                               stream=random_streams.PASS_AUGMENT))
+                                                               stream=random_streams.PASS_AUGMENT_STREAM))
   order = np.arange(len(data.train)) if indices is None else np.asarray(indices)
   n = len(order)
   process_index, process_count = jax.process_index(), jax.process_count()

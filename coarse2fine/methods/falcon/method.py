@@ -57,6 +57,8 @@ from coarse2fine.methods.falcon import losses
 from coarse2fine.methods.falcon.config import falcon_section
 from coarse2fine.methods.falcon.relation_solver import BACKENDS, solve_relation
 
+INITIAL_RELATION_STREAM = 0xFA1C  # random stream: the random relation before the first solve
+
 
 def initial_relation(num_fine: int, num_coarse: int, beta: float, seed: int, backend: str = "exact",
                      time_limit: float = 30.0) -> np.ndarray:
@@ -64,7 +66,7 @@ def initial_relation(num_fine: int, num_coarse: int, beta: float, seed: int, bac
 
   The initial M of docs/methods/falcon.md#relation-solver.
   """
-  logits = random_streams.stream_generator(seed, random_streams.FALCON_INITIAL_RELATION).standard_normal(
+  logits = random_streams.stream_generator(seed, INITIAL_RELATION_STREAM).standard_normal(
       (num_fine, num_coarse))
   cost = np.exp(logits - logits.max(1, keepdims=True))
   cost /= cost.sum(1, keepdims=True)

@@ -41,6 +41,8 @@ from coarse2fine.methods.fsc import losses
 from coarse2fine.methods.fsc.config import fsc_section
 from coarse2fine.models import Classifier
 
+SUB_CENTRES_STREAM = 0xF5C  # random stream: the fixed sub-centres
+
 HEADS = ("fsc", "softmax", "centre", "softtriple")
 LABELS = ("coarse", "fine")
 SUB_CENTRE_HEADS = ("fsc", "softtriple")  # heads with several centres per class
@@ -125,7 +127,7 @@ class SubCentreClassifier(Method):
     dim = jax.eval_shape(lambda: self._model.apply(variables, sample, train=False))["features"].shape[-1]
     if self.hp.head == "centre":
       return {"centres": jnp.zeros((self.num_classes, dim), jnp.float32)}
-    rng = random_streams.stream_key(self.config.seed, random_streams.FSC_CENTRES)
+    rng = random_streams.stream_key(self.config.seed, SUB_CENTRES_STREAM)
     return {"sub_centres": losses.sample_sub_centres(rng, self.num_classes, self.hp.num_sub, dim, self.hp.sigma2,
                                                      self.hp.centre_init)}
 

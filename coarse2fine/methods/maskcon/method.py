@@ -51,11 +51,13 @@ from coarse2fine.engine.hooks import HookContext, HostHook
 from coarse2fine.engine.train_state import TrainState
 from coarse2fine.methods.base import LossAux, Method
 from coarse2fine.methods.common.dataset_pass import training_split_pass, views_checked
-from coarse2fine.methods.common.momentum import momentum_update
+from coarse2fine.methods.common.momentum import QUEUE_INIT_STREAM, momentum_update
 from coarse2fine.methods.common.network import build_encoder, train_forward
 from coarse2fine.methods.common.normalize import l2_normalize
 from coarse2fine.methods.maskcon import losses
 from coarse2fine.methods.maskcon.config import maskcon_section
+
+QUEUE_FILL_STREAM = 0x3A5C  # random stream: the examples and forward key of the first queue fill
 
 MODES = ("maskcon", "selfcon", "grafit", "supcon", "coins", "supce", "supfine")
 
@@ -125,8 +127,8 @@ class MaskCon(Method):
 
   def init_extra(self, variables: dict) -> dict:
     copy = lambda tree: jax.tree.map(jnp.array, tree)
-    queue = losses.init_labelled_queue(random_streams.stream_key(self.config.seed, random_streams.QUEUE_INIT), self.hp.queue_size,
-                                       self.hp.embedding_dim)
+    queue = losses.init_labelled_queue(random_streams.stream_key(self.config.seed, QUEUE_INIT_STREAM),
+                                       self.hp.queue_size, self.hp.embedding_dim)
     return {"key": KeyEncoderState(params=copy(variables["params"]), batch_stats=copy(variables["batch_stats"]),
                                    queue=queue)}
 
@@ -181,12 +183,12 @@ class MaskCon(Method):
     """Before the first step: keys of `queue_size` training examples (key view, train-mode BN)."""
     hp = self.hp
     n = len(self.data.train)
-    order = random_streams.stream_generator(self.config.seed, random_streams.MASKCON_QUEUE_FILL).permutation(n)
+    order = random_streams.stream_generator(self.config.seed, QUEUE_FILL_STREAM).permutation(n)
     indices = np.resize(order, hp.queue_size)  # repeats the permutation when the split is smaller
     key_state: KeyEncoderState = state.extra["key"]
     model = self._model
 
-    forward_key = random_streams.stream_key(self.config.seed, random_streams.MASKCON_QUEUE_FILL)
+    forward_key = random_streams.stream_key(self.config.seed, QUEUE_FILL_STREAM)
 
     @jax.jit
     def step(batch_stats, inputs, number):

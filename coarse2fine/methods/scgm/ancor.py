@@ -25,6 +25,7 @@ from coarse2fine.engine import random_streams
 from coarse2fine.engine.train_state import TrainState
 from coarse2fine.methods.base import LossAux, Method
 from coarse2fine.methods.common.dataset_pass import views_checked
+from coarse2fine.methods.common.momentum import QUEUE_INIT_STREAM
 from coarse2fine.methods.common.network import build_embedder, build_encoder, train_forward
 from coarse2fine.methods.scgm import queues
 from coarse2fine.methods.scgm.config import contrast_section
@@ -75,8 +76,8 @@ class Ancor(Method):
 
   def init_extra(self, variables: dict) -> dict:
     return {"momentum": queues.init_momentum_state(
-        random_streams.stream_key(self.config.seed, random_streams.QUEUE_INIT), variables, self.data.num_coarse, self.contrast.queue_size,
-        self.config.model.embedding_dim)}
+        random_streams.stream_key(self.config.seed, QUEUE_INIT_STREAM), variables, self.data.num_coarse,
+        self.contrast.queue_size, self.config.model.embedding_dim)}
 
   def loss(self, params, state: TrainState, batch: Batch, rng: jax.Array):
     outputs, batch_stats = train_forward(self._model, params, state.batch_stats, batch.views[:, 0], rng)

@@ -41,10 +41,14 @@ from coarse2fine.engine.hooks import HookContext, HostHook
 from coarse2fine.engine.train_state import TrainState
 from coarse2fine.methods.base import Discovered, LossAux, Method, Prototypes
 from coarse2fine.methods.common.dataset_pass import training_split_pass, views_checked
+from coarse2fine.methods.common.momentum import QUEUE_INIT_STREAM
 from coarse2fine.methods.common.network import build_embedder, build_encoder, train_forward
 from coarse2fine.methods.common.normalize import l2_normalize, l2_normalize_host
 from coarse2fine.methods.scgm import estep, queues
 from coarse2fine.methods.scgm.config import contrast_section, scgm_section
+
+ESTEP_STREAM = 0x5C6E  # random stream: the E-step's forward, in the key of the step it follows
+ESTEP_PASS_STREAM = 0x5C6F  # random stream: the E-step's pass (its augmentation), with the step
 
 VARIANTS = ("g", "a")
 
@@ -167,7 +171,7 @@ class SCGM(Method):
     if self.variant == "a":
       dim = variables["params"]["mu_y"].shape[-1]
       extra["momentum"] = queues.init_momentum_state(
-          random_streams.stream_key(self.config.seed, random_streams.QUEUE_INIT), variables, self.data.num_coarse,
+          random_streams.stream_key(self.config.seed, QUEUE_INIT_STREAM), variables, self.data.num_coarse,
           self.contrast.queue_size, dim)
     return extra
 
@@ -245,10 +249,10 @@ class SCGM(Method):
     if not hasattr(self, "_estep_fns"):
       self._estep_fns = (self._embed_step(), self._solve_step(context.mesh))
     embed_step, solve_step = self._estep_fns
-    rng = random_streams.stream_key(state.step_rng(), random_streams.SCGM_ESTEP_IN_STEP)
+    rng = random_streams.stream_key(state.step_rng(), ESTEP_STREAM)
     step_fn = lambda stats, inputs, number: embed_step(state.params, rng, stats, inputs, number)
     step = int(jax.device_get(state.step))
-    seed = int(random_streams.stream_generator(config.seed, random_streams.SCGM_ESTEP_PASS, step).integers(2**31))
+    seed = int(random_streams.stream_generator(config.seed, ESTEP_PASS_STREAM, step).integers(2**31))
     start = time.perf_counter()
     batch_stats, embeddings = training_split_pass(
         step_fn, state.batch_stats, self.data, config.data, self.views[0], config.train.batch_size, seed,
