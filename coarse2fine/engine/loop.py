@@ -159,8 +159,8 @@ def _train_and_evaluate_locked(config: ml_collections.ConfigDict, workdir: str, 
       "steps": total_steps,
       "train_seconds_this_session": elapsed,
   }
-  if is_main:
-    write_json_atomically(os.path.join(workdir, "results.json"), results)
+  if is_main:  # the table first: if results.json cannot be written, the numbers are still on the terminal
     print(f"\n{config.method} on {config.data.name} ({data.taxonomy.name}), {total_steps} steps:")
-    print(metrics_table(metrics))
+    print(metrics_table(metrics), flush=True)
+    write_json_atomically(os.path.join(workdir, "results.json"), results)
   return results

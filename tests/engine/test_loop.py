@@ -290,3 +290,19 @@ def test_nonfinite_values_stop_the_run_and_are_never_saved(tiny_config, tmp_path
       assert np.isfinite(np.asarray(leaf, np.float64)).all()
   finally:
     manager.close()
+
+
+def test_results_reach_the_terminal_when_results_json_cannot_be_written(tiny_config, tmp_path, monkeypatch, capsys):
+  tiny_config.train.num_epochs = 1
+
+  write = loop.write_json_atomically
+
+  def full_disk_at_the_end(path, payload):
+    if path.endswith("results.json"):
+      raise OSError(28, "No space left on device", path)
+    write(path, payload)
+
+  monkeypatch.setattr(loop, "write_json_atomically", full_disk_at_the_end)
+  with pytest.raises(OSError, match="No space left"):
+    loop.train_and_evaluate(tiny_config, str(tmp_path))
+  assert "| test/coarse_top1" in capsys.readouterr().out
