@@ -26,7 +26,12 @@ def _inputs(x: np.ndarray, path: str) -> np.ndarray:
       raise ValueError(f"{path}: images must be uint8 in [0, 255], got dtype {x.dtype}.")
     return x
   if x.ndim == 2:
-    return x.astype(np.float32)
+    vectors = x.astype(np.float32)
+    bad = ~np.isfinite(vectors)  # also catches float64 values too large for float32
+    if bad.any():
+      raise ValueError(f"{path}: {int(bad.sum())} values of x are NaN or infinite (e.g. at index "
+                       f"{tuple(int(i) for i in np.argwhere(bad)[0])}); remove or impute them.")
+    return vectors
   raise ValueError(f"{path}: x must be [N, F] vectors or [N, H, W(, C)] images, got shape {x.shape}.")
 
 

@@ -3,6 +3,7 @@
 import json
 import os
 
+import ml_collections
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -264,3 +265,18 @@ def test_several_taxonomies_need_the_same_fine_classes(tmp_path):
   config.extra_taxonomies = (str(path),)
   with pytest.raises(ValueError, match="nonsense"):
     load_dataset(config)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, 1e39])  # 1e39 is finite in float64, infinite in float32
+def test_arrays_with_nonfinite_vectors_are_refused_at_load(tmp_path, bad):
+  from coarse2fine.data.datasets import arrays
+
+  Taxonomy.from_groups("t", {"a": ["x"], "b": ["y"]}).save(str(tmp_path / "t.json"))
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(50, 4))
+  x[7, 2] = bad
+  np.savez(tmp_path / "d.npz", x=x, coarse=rng.integers(0, 2, 50))
+  config = ml_collections.ConfigDict({"path": str(tmp_path / "d.npz"), "taxonomy": str(tmp_path / "t.json"),
+                                      "test_fraction": 0.2, "split_seed": 0})
+  with pytest.raises(ValueError, match=r"1 values of x are NaN or infinite \(e.g. at index \(7, 2\)\)"):
+    arrays.load(config)
