@@ -80,10 +80,7 @@ def as_inputs(x, where: str = "x") -> np.ndarray:
     return x
   if x.ndim == 4 and not np.issubdtype(x.dtype, np.floating):
     raise ValueError(f"{where}: images must be uint8 in [0, 255] or float in [0, 1], got dtype {x.dtype}.")
-  bad = ~np.isfinite(x.astype(np.float32))  # also catches float64 values too large for float32
-  if bad.any():
-    raise ValueError(f"{where}: {int(bad.sum())} values are NaN or infinite (e.g. at index "
-                     f"{tuple(int(i) for i in np.argwhere(bad)[0])}); remove or impute them.")
+  arrays.check_finite(x, where)
   if x.ndim == 2:
     return x.astype(np.float32)
   low, high = float(x.min()), float(x.max())

@@ -23,11 +23,9 @@ def _leaves(state_dict: Any) -> list[tuple[str, Any]]:
   return [(jax.tree_util.keystr(path), leaf) for path, leaf in flat]
 
 
-def array_digest(value: Any) -> str:
-  """sha256 of an array's dtype, shape and C-order bytes (a scalar or a jax.Array is fetched first)."""
-  if isinstance(value, jax.Array) and not value.is_fully_addressable:
-    value = value.addressable_data(0)  # replicated: this process's copy is the whole array
-  array = np.ascontiguousarray(jax.device_get(value))
+def array_digest(array: np.ndarray) -> str:
+  """sha256 of a host array's dtype, shape and C-order bytes."""
+  array = np.ascontiguousarray(array)
   digest = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode())
   digest.update(memoryview(array).cast("B"))
   return digest.hexdigest()

@@ -18,6 +18,14 @@ from coarse2fine.data.splits import HierarchicalData, Split, carve_validation, m
 from coarse2fine.data.taxonomy import Taxonomy, get_taxonomy
 
 
+def check_finite(x: np.ndarray, where: str) -> None:
+  """Refuses NaN, inf and values beyond float32 (finite in float64), naming the count and the first index."""
+  bad = ~np.isfinite(np.asarray(x, np.float32))
+  if bad.any():
+    raise ValueError(f"{where}: {int(bad.sum())} values are NaN or infinite (e.g. at index "
+                     f"{tuple(int(i) for i in np.argwhere(bad)[0])}); remove or impute them.")
+
+
 def _inputs(x: np.ndarray, path: str) -> np.ndarray:
   if x.ndim == 3:
     x = x[..., None]
@@ -26,12 +34,8 @@ def _inputs(x: np.ndarray, path: str) -> np.ndarray:
       raise ValueError(f"{path}: images must be uint8 in [0, 255], got dtype {x.dtype}.")
     return x
   if x.ndim == 2:
-    vectors = x.astype(np.float32)
-    bad = ~np.isfinite(vectors)  # also catches float64 values too large for float32
-    if bad.any():
-      raise ValueError(f"{path}: {int(bad.sum())} values of x are NaN or infinite (e.g. at index "
-                       f"{tuple(int(i) for i in np.argwhere(bad)[0])}); remove or impute them.")
-    return vectors
+    check_finite(x, f"{path} (x)")
+    return x.astype(np.float32)
   raise ValueError(f"{path}: x must be [N, F] vectors or [N, H, W(, C)] images, got shape {x.shape}.")
 
 

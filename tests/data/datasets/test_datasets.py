@@ -278,5 +278,5 @@ def test_arrays_with_nonfinite_vectors_are_refused_at_load(tmp_path, bad):
   np.savez(tmp_path / "d.npz", x=x, coarse=rng.integers(0, 2, 50))
   config = ml_collections.ConfigDict({"path": str(tmp_path / "d.npz"), "taxonomy": str(tmp_path / "t.json"),
                                       "test_fraction": 0.2, "split_seed": 0})
-  with pytest.raises(ValueError, match=r"1 values of x are NaN or infinite \(e.g. at index \(7, 2\)\)"):
+  with pytest.raises(ValueError, match=r"\(x\): 1 values are NaN or infinite \(e.g. at index \(7, 2\)\)"):
     arrays.load(config)
