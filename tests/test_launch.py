@@ -164,16 +164,26 @@ def test_two_local_processes_train_like_one_process_with_two_devices(tmp_path, m
 
 
 @pytest.mark.slow
-def test_a_two_process_checkpoint_resumes(tmp_path):
-  """Preempted after step 8 (after one E-step), restarted: the same losses as an uninterrupted run."""
+def test_a_two_process_checkpoint_resumes_in_two_processes_or_one(tmp_path):
+  """Preempted after step 8 (after one E-step), restarted on 2 processes, or on 1 process with 1 device:
+  the same losses and results as an uninterrupted 2-process run."""
   config = f"{_config_file(tmp_path)}:scgm_g"
   _two_processes(config, tmp_path / "whole")
   _two_processes(config, tmp_path / "resumed", "--config.train.stop_after_steps=8")
   assert max(_train_losses(tmp_path / "resumed")) == 8
+  shutil.copytree(tmp_path / "resumed", tmp_path / "resumed_alone")
   _two_processes(config, tmp_path / "resumed")
-  whole, resumed = _train_losses(tmp_path / "whole"), _train_losses(tmp_path / "resumed")
-  assert whole.keys() == resumed.keys()
-  np.testing.assert_allclose([resumed[k] for k in sorted(resumed)], [whole[k] for k in sorted(whole)], rtol=1e-4)
+  _one_process(config, tmp_path / "resumed_alone", devices=1)
+  whole = _train_losses(tmp_path / "whole")
+  whole_metrics = json.loads((tmp_path / "whole" / "results.json").read_text())["metrics"]
+  for name in ("resumed", "resumed_alone"):
+    resumed = _train_losses(tmp_path / name)
+    assert whole.keys() == resumed.keys(), name
+    np.testing.assert_allclose([resumed[k] for k in sorted(resumed)], [whole[k] for k in sorted(whole)], rtol=1e-4,
+                               err_msg=name)
+    metrics = json.loads((tmp_path / name / "results.json").read_text())["metrics"]
+    for metric in whole_metrics:
+      assert metrics[metric] == pytest.approx(whole_metrics[metric], rel=1e-4, abs=1e-4), (name, metric)
 
 
 def test_explicit_settings_come_from_flags_or_environment():

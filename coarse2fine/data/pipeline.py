@@ -10,8 +10,9 @@ processes, workers or devices: epoch e is a seeded permutation of the training s
 into global batches, process p reads the p-th of `process_count` equal parts of each, and
 every example's host draws come from its own generator, keyed by (seed, global batch
 number, position in the global batch); its device draws from a JAX key of the same triple.
-So N processes together train on exactly the batches one process would, and the grain
-iterator state restores the exact position.
+So N processes together train on exactly the batches one process would, and the data
+position of a run is its step alone: a resumed run (on any number of processes) starts the
+dataset at global batch `step` (`train_dataset(start_batch=...)`).
 """
 
 from __future__ import annotations
@@ -235,21 +236,25 @@ def train_dataset(
     process_index: int = 0,
     process_count: int = 1,
     neighbours: Optional[NeighbourSampling] = None,
+    start_batch: int = 0,
 ) -> grain.IterDataset:
   """An endless, shuffled, batched dataset of this process's part of each global batch (host stage done).
 
   Process p produces examples [p L, (p + 1) L) of every global batch (L = global_batch_size /
   process_count); see the module docstring. With `neighbours`, each batch also carries the
-  drawn neighbours' views.
+  drawn neighbours' views. The first batch is global batch `start_batch` (a resumed run's step).
   """
   if global_batch_size % process_count:
     raise ValueError(f"train.batch_size={global_batch_size} is not divisible by {process_count} processes.")
   if len(data.train) < global_batch_size:
     raise ValueError(f"The training split holds {len(data.train)} examples, fewer than its batch of "
                      f"{global_batch_size}; lower train.batch_size.")
+  if start_batch < 0:
+    raise ValueError(f"start_batch must be >= 0, got {start_batch}.")
   batches = EpochBatches(len(data.train), global_batch_size, seed, process_index, process_count)
   transform = make_transform(data, data_config, views, neighbours)
-  dataset = grain.MapDataset.source(batches).map(transform.keyed)
+  # Element i of the slice is global batch start_batch + i: its keys carry the global number.
+  dataset = grain.MapDataset.source(batches)[start_batch:].map(transform.keyed)
   iter_dataset = dataset.to_iter_dataset(read_options(data_config))
   if data_config.num_workers > 0:
     iter_dataset = iter_dataset.mp_prefetch(grain.MultiprocessingOptions(num_workers=data_config.num_workers))

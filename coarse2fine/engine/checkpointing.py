@@ -1,10 +1,12 @@
-"""orbax checkpoints of a run: train state, data position, host state and the config.
+"""orbax checkpoints of a run: train state, host state and the config.
 
 One checkpoint holds, under `workdir/checkpoints/<step>/`:
-  state: the `TrainState` arrays (restored with their shardings),
-  data: the grain iterator position,
+  state: the `TrainState` arrays (restored with their shardings, on any devices),
   meta: JSON with the config, the method's host-side state and a digest of every state array.
-Saving every `checkpoint.every_steps` steps keeps the newest `checkpoint.keep`.
+Saving every `checkpoint.every_steps` steps keeps the newest `checkpoint.keep`. The data
+position needs no entry: global batch `step` comes next (`data.pipeline`), so a checkpoint
+resumes on any number of processes. (Checkpoints written before this also hold a per-process
+`data` item, which is not read.)
 
 Restoring verifies the digests (`checkpoint_digests`): orbax itself restores overwritten bytes
 as wrong values. A checkpoint that is corrupt, partial or empty is reported in one line and
@@ -21,7 +23,6 @@ import shutil
 from typing import Any, Optional
 
 import flax.serialization
-import grain
 import jax
 import ml_collections
 import numpy as np
@@ -104,7 +105,7 @@ class Checkpointer:
   def latest_step(self) -> Optional[int]:
     return self._manager.latest_step()
 
-  def save(self, step: int, state: Any, iterator, host_state: dict, force: bool = False) -> bool:
+  def save(self, step: int, state: Any, host_state: dict, force: bool = False) -> bool:
     if not force and not self._manager.should_save(step):
       return False
     state_dict = flax.serialization.to_state_dict(state)
@@ -119,19 +120,16 @@ class Checkpointer:
         step,
         args=ocp.args.Composite(
             state=ocp.args.StandardSave(state_dict),
-            data=grain.checkpoint.CheckpointSave(iterator),
             meta=ocp.args.JsonSave(meta),
         ),
         force=force,
     )
 
-  def restore(self, abstract_state: Any, iterator=None, set_aside_damaged: bool = False
-              ) -> Optional[tuple[Any, dict]]:
-    """Restores the newest intact checkpoint: a state shaped like `abstract_state`, and `iterator`.
+  def restore(self, abstract_state: Any, set_aside_damaged: bool = False) -> Optional[tuple[Any, dict]]:
+    """Restores the newest intact checkpoint: a state shaped like `abstract_state`.
 
-    `abstract_state` is a TrainState of `jax.ShapeDtypeStruct`s with shardings; the
-    grain `iterator` (None to skip the data position, as evaluation does) is moved to
-    the saved position in place. Returns (state, host_state), or None when the workdir
+    `abstract_state` is a TrainState of `jax.ShapeDtypeStruct`s with shardings. Returns
+    (state, host_state), or None when the workdir
     has no checkpoint. `set_aside_damaged` (training, which will save those steps again) moves
     damaged steps out of the way; readers leave the workdir as it is. Raises `ConfigMismatch` if the
     checkpoint was written by a different config, and `UnusableCheckpoint` when every checkpoint
@@ -143,7 +141,7 @@ class Checkpointer:
     problems = []
     for step in steps:
       try:
-        return self._restore_step(step, abstract_state, iterator)
+        return self._restore_step(step, abstract_state)
       except ConfigMismatch:
         raise
       except Exception as error:  # noqa: BLE001 -- any failure to read a step makes it unusable
@@ -157,7 +155,7 @@ class Checkpointer:
         f"No intact checkpoint in {self.directory}:\n  " + "\n  ".join(problems)
         + "\nStart a fresh run with another --workdir (or remove the checkpoints folder to retrain here).")
 
-  def _restore_step(self, step: int, abstract_state: Any, iterator) -> tuple[Any, dict]:
+  def _restore_step(self, step: int, abstract_state: Any) -> tuple[Any, dict]:
     meta = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
     if not isinstance(meta, dict) or "config" not in meta or "host_state" not in meta:
       raise UnusableCheckpoint(f"meta has no config or host state: {str(meta)[:100]}")
@@ -168,10 +166,7 @@ class Checkpointer:
           + "\n  ".join(f"{name}: checkpoint has {a!r}, config has {b!r}" for name, a, b in diffs[:20])
           + "\nUse a fresh --workdir, or the config that wrote the checkpoint.")
     target = flax.serialization.to_state_dict(abstract_state)
-    items = {"state": ocp.args.StandardRestore(target)}
-    if iterator is not None:
-      items["data"] = grain.checkpoint.CheckpointRestore(iterator)
-    restored = self._manager.restore(step, args=ocp.args.Composite(**items))
+    restored = self._manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))
     if "digests" in meta:  # checkpoints written before digests existed restore unverified
       mismatch = first_mismatch(restored["state"], meta["digests"])
       if mismatch is not None:

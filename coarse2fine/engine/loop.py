@@ -73,19 +73,21 @@ def _train_and_evaluate_locked(config: ml_collections.ConfigDict, workdir: str, 
   # FALCON and SCAN may mine neighbours on another run's features (`checkpoint:<workdir>`).
   neighbours = method.neighbour_sampling(
       functools.partial(features_from_checkpoint, data=data, batch_size=config.eval.batch_size))
-  host_batches = pipeline.train_dataset(
-      data, config.data, views=method.views, global_batch_size=config.train.batch_size, seed=config.seed,
-      process_index=jax.process_index(), process_count=jax.process_count(), neighbours=neighbours)
-  iterator = iter(pipeline.device_batches(host_batches, mesh, config.data.device_prefetch))
   augment = pipeline.make_device_augment(data, config.data, method.views, config.seed,
                                          with_neighbours=neighbours is not None)
   checkpointer = Checkpointer(workdir, config)
   context = HookContext(config=config, data=data, mesh=mesh, steps_per_epoch=steps_per_epoch, host_state={})
   # The checkpoint's config is checked before anything is written: a refused resume changes no file.
-  restored = checkpointer.restore(abstract_like(state), iterator, set_aside_damaged=True)
+  restored = checkpointer.restore(abstract_like(state), set_aside_damaged=True)
   if restored is not None:
     state, context.host_state = restored
   start_step = int(jax.device_get(state.step))
+  # Step s trains on global batch s, whatever the number of processes: the data position is the step.
+  host_batches = pipeline.train_dataset(
+      data, config.data, views=method.views, global_batch_size=config.train.batch_size, seed=config.seed,
+      process_index=jax.process_index(), process_count=jax.process_count(), neighbours=neighbours,
+      start_batch=start_step)
+  iterator = iter(pipeline.device_batches(host_batches, mesh, config.data.device_prefetch))
   if is_main:
     lock.record_holder()
     write_json_atomically(os.path.join(workdir, "config.json"), config.to_dict())
@@ -132,7 +134,7 @@ def _train_and_evaluate_locked(config: ml_collections.ConfigDict, workdir: str, 
         state = run_due_hooks(state, done)
       if eval_every and done % eval_every == 0 and done < total_steps:
         writer.write(done, evaluator(state, config.eval.split))
-      checkpointer.save(done, state, iterator, context.host_state, force=stopping or done == total_steps)
+      checkpointer.save(done, state, context.host_state, force=stopping or done == total_steps)
       if stopping:
         break
   except BaseException:

@@ -248,3 +248,21 @@ def test_training_views_of_files_are_cut_from_the_whole_stored_image(tmp_path):
   weak = batch.views[:, 0]
   assert weak.shape == (6, 16, 16, 3)
   assert (weak[:, :, 0, 0] > 200).all() and (weak[:, :, -1, 2] > 200).all()  # red at the left, blue at the right
+
+
+@pytest.mark.parametrize("process_count", [1, 2])
+def test_a_dataset_started_at_a_batch_continues_the_uninterrupted_one(image_data, process_count):
+  """The data position of a resumed run is its step: starting at batch 13 (past an epoch end) gives
+  batches 13, 14, ... of a dataset read from the start, in each process's part."""
+  config, data = image_data
+  make = lambda start, p: iter(pipeline.train_dataset(
+      data, config, views=("crop_flip",), global_batch_size=10, seed=5, process_index=p,
+      process_count=process_count, start_batch=start))
+  for p in range(process_count):
+    whole = make(0, p)
+    expected = [next(whole) for _ in range(16)][13:]
+    started = make(13, p)
+    for want in expected:
+      _assert_batches_equal(next(started), want)
+  with pytest.raises(ValueError, match="start_batch"):
+    make(-1, 0)

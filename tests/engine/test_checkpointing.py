@@ -83,12 +83,13 @@ def _break_meta(step_dir):
       f.write('{"config": ')
 
 
-def _delete_data_position(step_dir):
-  shutil.rmtree(os.path.join(step_dir, "data"))
+def _delete_manifest(step_dir):
+  """The state's OCDBT manifest: without it no array can be found."""
+  os.remove(os.path.join(step_dir, "state", "manifest.ocdbt"))
 
 
 DAMAGE = {"byte_flip": _flip_bytes, "truncated": _truncate, "deleted": _delete, "empty": _empty, "meta": _break_meta,
-          "data_position": _delete_data_position}
+          "manifest": _delete_manifest}
 
 
 def test_orbax_alone_restores_flipped_bytes_as_wrong_values(runs, tmp_path):
