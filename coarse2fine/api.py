@@ -49,6 +49,7 @@ import ml_collections
 import numpy as np
 
 from coarse2fine.config_base import base_config
+from coarse2fine.data import checks
 from coarse2fine.data.datasets import arrays
 from coarse2fine.data.splits import UNKNOWN_FINE, HierarchicalData, Split, carve_validation
 from coarse2fine.data.taxonomy import Taxonomy
@@ -80,8 +81,9 @@ def as_inputs(x, where: str = "x") -> np.ndarray:
     return x
   if x.ndim == 4 and not np.issubdtype(x.dtype, np.floating):
     raise ValueError(f"{where}: images must be uint8 in [0, 255] or float in [0, 1], got dtype {x.dtype}.")
-  arrays.check_finite(x, where)
+  checks.check_finite(x, where)
   if x.ndim == 2:
+    checks.check_range(x, where)
     return x.astype(np.float32)
   low, high = float(x.min()), float(x.max())
   if low < 0 or high > 1:

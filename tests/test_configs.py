@@ -54,7 +54,9 @@ def test_every_registered_method_has_a_cpu_fashion_mnist_config():
   arguments = {"scan_fashion_mnist.py": ("c",), "fsc_fashion_mnist.py": ("softmax,coarse",)}
   covered = {_load(f).method for f in fashion}
   covered |= {_load(f, arg).method for f in fashion for arg in arguments.get(os.path.basename(f), ())}
-  assert covered >= set(METHODS), f"methods without a Fashion-MNIST config: {sorted(set(METHODS) - covered)}"
+  # The library's own methods (tests register a toy one from outside, which may share this worker).
+  library = {name for name, cls in METHODS.items() if cls.__module__.startswith("coarse2fine.")}
+  assert len(library) >= 12 and covered >= library, f"methods without a Fashion-MNIST config: {library - covered}"
 
 
 # Arguments of the paper configs: each picks a dataset variant or a family member. Its own

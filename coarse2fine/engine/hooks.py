@@ -11,7 +11,7 @@ every process of a multi-host run compute the same thing.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from coarse2fine.engine.train_state import TrainState
 
@@ -48,6 +48,7 @@ class HostHook:
   at_start: bool = False
   start_epochs: int = 0
   within_epoch: bool = False
+  schedule_fields: tuple[str, ...] = ()  # the config fields that set this schedule, named when it never runs
 
   def __post_init__(self):
     periods = (self.every_steps > 0) + (self.every_epochs > 0)
@@ -71,3 +72,31 @@ class HostHook:
     offset = completed_steps - self.start_epochs * steps_per_epoch
     period = self.every_steps or self.every_epochs * steps_per_epoch
     return offset >= 0 and offset % period == 0
+
+  def first_due(self, steps_per_epoch: int) -> Optional[int]:
+    """The first completed-step count at which `due` holds; None if it never does."""
+    if self.at_start:
+      return 0
+    if not (self.every_steps or self.every_epochs):
+      return None
+    start = self.start_epochs * steps_per_epoch
+    if self.within_epoch:  # index i = every_steps within the first epoch after the start, if the epoch has it
+      return start + self.every_steps + 1 if self.every_steps < steps_per_epoch else None
+    period = self.every_steps or self.every_epochs * steps_per_epoch
+    return start if start > 0 else period
+
+
+def check_hooks_run(hooks: list[HostHook], steps_per_epoch: int, total_steps: int) -> None:
+  """Refuses, before training, a schedule under which a hook would never run.
+
+  Hooks run before the steps they prepare, so a hook due only at or after the last step
+  (`total_steps`) never runs: FALCON with `solve_every` >= the steps of an epoch would never
+  solve its relation, SCGM with `warmup_epochs` >= `num_epochs` would never run an E-step.
+  """
+  for hook in hooks:
+    first = hook.first_due(steps_per_epoch)
+    if first is None or first >= total_steps:
+      fields = " or ".join(hook.schedule_fields) or "its schedule"
+      when = "never" if first is None else f"first after step {first}"
+      raise ValueError(f"Hook {hook.name!r} would never run in this run of {total_steps} steps "
+                       f"({steps_per_epoch} per epoch; it is due {when}); change {fields}, or train longer.")

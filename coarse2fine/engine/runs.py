@@ -20,12 +20,14 @@ import optax
 from jax.sharding import Mesh
 
 from coarse2fine import models
-from coarse2fine.data import DATASETS, HierarchicalData, load_dataset, pipeline
+from coarse2fine.data import DATASETS, HierarchicalData, checks, load_dataset, pipeline
 from coarse2fine.engine import optim, sharding
 from coarse2fine.engine.checkpointing import Checkpointer
+from coarse2fine.engine.hooks import check_hooks_run
 from coarse2fine.engine.reporting import metrics_table, write_json_atomically, write_text_atomically
 from coarse2fine.engine.train_state import TrainState
 from coarse2fine.evaluation.evaluator import Evaluator, make_predict_step, predict_split
+from coarse2fine.evaluation.feasibility import check_protocols
 from coarse2fine.methods import METHODS, Method, build_method, import_method_modules
 
 EMBEDDERS = ("none", "fc", "mlp")
@@ -101,11 +103,16 @@ def setup_run(config: ml_collections.ConfigDict, data: Optional[HierarchicalData
     sharding.check_batch_size(config.train.batch_size, mesh)
   if data is None:
     data = load_dataset(config.data)
+  if for_training:
+    checks.check_inputs(data)  # NaN, inf, huge values: refused here, not as a non-finite loss steps later
   if config.eval.split not in ("test", "val") or (config.eval.split == "val" and data.val is None):
     raise ValueError(f"eval.split={config.eval.split!r}: use 'test', or 'val' with data.val_fraction > 0.")
   method = build_method(config, data)
   steps_per_epoch = pipeline.steps_per_epoch(data, config.train.batch_size)
   total_steps = config.train.num_epochs * steps_per_epoch
+  if for_training:  # before the first step, not after the last
+    check_protocols(config, data, type(method))
+    check_hooks_run(method.host_hooks(), steps_per_epoch, total_steps)
   schedule = optim.make_schedule(config.optimizer, steps_per_epoch, total_steps)
   state = create_train_state(method, config, data.input_shape, mesh, schedule)
   return Run(mesh, data, method, schedule, state, steps_per_epoch, total_steps)
@@ -155,6 +162,7 @@ def features_from_checkpoint(workdir: str, data: HierarchicalData, batch_size: i
 def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Evaluates the newest checkpoint in `workdir`; writes `eval.json` and `eval.md` there."""
   run = setup_run(config, for_training=False)
+  check_protocols(config, run.data, type(run.method))
   state = restore_newest(workdir, config, run.state)
   metrics = Evaluator(run.method, run.data, run.mesh, config)(state, config.eval.split)
   step = int(jax.device_get(state.step))

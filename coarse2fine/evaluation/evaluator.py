@@ -33,9 +33,7 @@ from coarse2fine.engine import random_streams, sharding
 from coarse2fine.evaluation import discovery, fewshot, kmeans, retrieval
 from coarse2fine.evaluation.classification import topk_accuracy
 from coarse2fine.evaluation.discovery import relation_from_clusters
-
-PROTOCOLS = ("classification", "fewshot", "retrieval", "kmeans", "clusters")
-FEATURES = ("embedding", "features")
+from coarse2fine.evaluation.feasibility import FEATURES, PROTOCOLS, check_names  # noqa: F401 (re-exported)
 
 
 def make_predict_step(method, mesh, data: HierarchicalData) -> Callable:
@@ -100,11 +98,7 @@ class Evaluator:
   """
 
   def __init__(self, method, data: HierarchicalData, mesh, config: ml_collections.ConfigDict):
-    unknown = set(config.eval.protocols) - set(PROTOCOLS)
-    if unknown:
-      raise ValueError(f"Unknown eval.protocols {sorted(unknown)}; choose from {PROTOCOLS}.")
-    if config.eval.features not in FEATURES:
-      raise ValueError(f"eval.features must be one of {FEATURES}, got {config.eval.features!r}.")
+    check_names(config.eval)  # what the data allow is checked where the run is set up (`check_protocols`)
     self.method = method
     self.data = data
     self.mesh = mesh

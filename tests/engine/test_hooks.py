@@ -111,3 +111,35 @@ def test_hook_metrics_are_written_at_the_step_they_ran(counting, tmp_path, monke
   loop.train_and_evaluate(counting, str(tmp_path))  # 16 steps
   lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   assert [(l["step"], l["hook/step"]) for l in lines if "hook/step" in l] == [(5, 5.0), (10, 10.0), (15, 15.0)]
+
+
+SCHEDULES = [dict(every_steps=s) for s in (1, 3, 7)] + [dict(every_epochs=e) for e in (1, 2, 4)] + [
+    dict(every_steps=s, within_epoch=True) for s in (1, 4, 5, 9)] + [dict(at_start=True)] + [
+    dict(every_epochs=2, start_epochs=3), dict(every_steps=4, start_epochs=1), dict(every_steps=2, within_epoch=True,
+                                                                                 start_epochs=2)]
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES, ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()))
+def test_first_due_is_the_first_step_due_holds_at(schedule):
+  hook = HostHook("h", lambda s, c: s, **schedule)
+  for steps_per_epoch in (1, 5, 6):
+    due = [n for n in range(0, 60) if hook.due(n, steps_per_epoch)]  # brute force
+    assert hook.first_due(steps_per_epoch) == (due[0] if due else None), steps_per_epoch
+
+
+def test_a_hook_that_would_never_run_is_refused_before_training(tiny_config, tmp_path):
+  from coarse2fine.engine.hooks import check_hooks_run
+
+  solve = HostHook("solve", lambda s, c: s, every_steps=10, within_epoch=True, schedule_fields=("falcon.solve_every",))
+  check_hooks_run([solve], steps_per_epoch=11, total_steps=22)  # solves after step index 10 of each epoch
+  with pytest.raises(ValueError, match=r"'solve' would never run .*10 per epoch.*change falcon.solve_every"):
+    check_hooks_run([solve], steps_per_epoch=10, total_steps=100)
+  estep = HostHook("estep", lambda s, c: s, every_epochs=1, start_epochs=3, schedule_fields=("scgm.warmup_epochs",))
+  with pytest.raises(ValueError, match=r"first after step 30\); change scgm.warmup_epochs"):
+    check_hooks_run([estep], steps_per_epoch=10, total_steps=30)
+  # Through the loop: SCGM whose warm-up outlasts the run; nothing is written.
+  tiny_config.method = "scgm_g"
+  tiny_config.scgm.warmup_epochs = tiny_config.train.num_epochs
+  with pytest.raises(ValueError, match="scgm_estep.*scgm.warmup_epochs"):
+    loop.train_and_evaluate(tiny_config, str(tmp_path / "run"))
+  assert not (tmp_path / "run" / "config.json").exists()

@@ -14,16 +14,9 @@ import os
 import ml_collections
 import numpy as np
 
+from coarse2fine.data.checks import check_finite, check_range
 from coarse2fine.data.splits import HierarchicalData, Split, carve_validation, make_split
 from coarse2fine.data.taxonomy import Taxonomy, get_taxonomy
-
-
-def check_finite(x: np.ndarray, where: str) -> None:
-  """Refuses NaN, inf and values beyond float32 (finite in float64), naming the count and the first index."""
-  bad = ~np.isfinite(np.asarray(x, np.float32))
-  if bad.any():
-    raise ValueError(f"{where}: {int(bad.sum())} values are NaN or infinite (e.g. at index "
-                     f"{tuple(int(i) for i in np.argwhere(bad)[0])}); remove or impute them.")
 
 
 def _inputs(x: np.ndarray, path: str) -> np.ndarray:
@@ -34,7 +27,8 @@ def _inputs(x: np.ndarray, path: str) -> np.ndarray:
       raise ValueError(f"{path}: images must be uint8 in [0, 255], got dtype {x.dtype}.")
     return x
   if x.ndim == 2:
-    check_finite(x, f"{path} (x)")
+    check_finite(x, path)
+    check_range(x, path)
     return x.astype(np.float32)
   raise ValueError(f"{path}: x must be [N, F] vectors or [N, H, W(, C)] images, got shape {x.shape}.")
 

@@ -69,8 +69,8 @@ class Plan(NamedTuple):
   window: int
 
 
-def check_group_sizes(groups: np.ndarray, k: int) -> None:
-  """Raises ValueError naming the groups with fewer than k + 1 members (self is excluded)."""
+def check_group_sizes(groups: np.ndarray, k: int, field: Optional[str] = None) -> None:
+  """Raises ValueError naming the groups with fewer than k + 1 members (self is excluded), and `field` to lower."""
   labels, counts = np.unique(groups, return_counts=True)
   small = counts < k + 1
   if np.any(small):
@@ -78,8 +78,10 @@ def check_group_sizes(groups: np.ndarray, k: int) -> None:
     more = f" (and {int(small.sum()) - 10} more)" if small.sum() > 10 else ""
     raise ValueError(
         f"k={k} neighbours need at least {k + 1} examples per group (the example itself is excluded), "
-        f"but {listed} member(s){more}. Lower k (at most {int(counts.min()) - 1}), or pass "
-        f"allow_fewer=True to pad the missing neighbours with -1.")
+        f"but {listed} member(s){more}. "
+        + (f"Lower {field} (at most {int(counts.min()) - 1})." if field else
+           f"Lower k (at most {int(counts.min()) - 1}), or pass allow_fewer=True to pad the missing neighbours "
+           "with -1."))
 
 
 def _group_starts(sizes: np.ndarray, block_size: int) -> tuple[np.ndarray, int]:
@@ -265,7 +267,7 @@ def within_coarse_count(data, at_most: int = 20) -> int:
 
 
 def training_neighbours(data, source: str, k: int, *, within_coarse: bool,
-                        run_features: Optional[RunFeatures] = None) -> np.ndarray:
+                        run_features: Optional[RunFeatures] = None, field: str = "k") -> np.ndarray:
   """[N_train, k] neighbours of every training example of `data` (FALCON, SCAN), mined on the device.
 
   source: "inputs" (the raw inputs, flattened; the official PBMC pipeline), "checkpoint:<workdir>"
@@ -274,9 +276,13 @@ def training_neighbours(data, source: str, k: int, *, within_coarse: bool,
   passes in), or a `.npy` file of [N_train, D] features in
   training-split order. Rows are L2-normalised and compared by inner product, within the coarse
   class (of the example's own taxonomy) when `within_coarse` (FALCON, SCAN-C), or over all
-  examples (SCAN).
+  examples (SCAN). `field` names the config field of k in errors.
   """
   n = len(data.train)
+  # With several taxonomies a group is a (taxonomy, coarse class) pair (docs/methods/falcon.md#several-taxonomies).
+  groups = (data.train.dataset_ids.astype(np.int64) * (int(data.train.coarse.max()) + 1) + data.train.coarse
+            if within_coarse else None)
+  check_group_sizes(np.zeros(n, np.int32) if groups is None else groups, k, field)  # before computing features
   if source == "inputs":
     features = np.asarray(data.train.inputs, np.float32).reshape(n, -1)
   elif source.startswith("checkpoint:"):
@@ -292,9 +298,6 @@ def training_neighbours(data, source: str, k: int, *, within_coarse: bool,
   else:
     raise ValueError(f"Neighbour features {source!r}: use 'inputs', 'checkpoint:<workdir>' or an existing .npy "
                      "file of training-split features.")
-  # With several taxonomies a group is a (taxonomy, coarse class) pair (docs/methods/falcon.md#several-taxonomies).
-  groups = (data.train.dataset_ids.astype(np.int64) * (int(data.train.coarse.max()) + 1) + data.train.coarse
-            if within_coarse else None)
   # Every process mines the whole (deterministic) table on its own devices: the features are
   # host arrays, the same on every process, and the table stays on the host.
   return mine_neighbours(features.reshape(n, -1), groups, k, mesh=sharding.local_mesh())

@@ -150,7 +150,8 @@ class Falcon(Method):
     """
     if self._neighbours is None:
       table = neighbour_mining.training_neighbours(self.data, self.hp.neighbour_features, self.hp.neighbours,
-                                                   within_coarse=True, run_features=run_features)
+                                                   within_coarse=True, run_features=run_features,
+                                                   field="falcon.neighbours")
       self._neighbours = pipeline.NeighbourSampling(table, self.hp.neighbours_used)
     return self._neighbours
 
@@ -213,7 +214,8 @@ class Falcon(Method):
   # ----------------------------------------------------------------------------- relation solve
 
   def host_hooks(self) -> list[HostHook]:
-    return [HostHook("falcon_relation", self.solve_relations, every_steps=self.hp.solve_every, within_epoch=True)]
+    return [HostHook("falcon_relation", self.solve_relations, every_steps=self.hp.solve_every, within_epoch=True,
+                     schedule_fields=("falcon.solve_every",))]
 
   def solve_relations(self, state: TrainState, context: HookContext) -> TrainState:
     """Pulls S [D, K, C] (and nothing bigger), solves each M on the host, puts them back.

@@ -72,7 +72,8 @@ class Scan(Method):
     """One of `scan.neighbours` mined neighbours per example and step."""
     if self._neighbours is None:
       table = neighbour_mining.training_neighbours(self.data, self.hp.neighbour_features, self.hp.neighbours,
-                                                   within_coarse=self.within_coarse, run_features=run_features)
+                                                   within_coarse=self.within_coarse, run_features=run_features,
+                                                   field="scan.neighbours")
       self._neighbours = pipeline.NeighbourSampling(table, 1)
     return self._neighbours
 

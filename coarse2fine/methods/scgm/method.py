@@ -217,7 +217,7 @@ class SCGM(Method):
   def host_hooks(self) -> list[HostHook]:
     warmup = self.hp.warmup_epochs
     return [HostHook("scgm_estep", self.estep, every_epochs=self.hp.estep_every_epochs, at_start=warmup == 0,
-                     start_epochs=warmup)]
+                     start_epochs=warmup, schedule_fields=("scgm.warmup_epochs", "scgm.estep_every_epochs"))]
 
   def _embed_step(self):
     """Jitted (batch_stats, inputs, number) -> (batch_stats, v): the model on one E-step batch."""

@@ -251,7 +251,7 @@ def test_scanpy_location_is_found_without_importing_it():
 
 
 def test_config_trains_end_to_end(tmp_path, monkeypatch):
-  """configs/falcon_pbmc.py for one short epoch on a written file, the dataset registered here."""
+  """configs/falcon_pbmc.py for two short epochs on a written file, the dataset registered here."""
   from coarse2fine.data.datasets import registry
   from coarse2fine.engine import loop
 
@@ -263,7 +263,8 @@ def test_config_trains_end_to_end(tmp_path, monkeypatch):
   path = str(tmp_path / "cells.h5ad")
   write_h5ad(path, x, codes, layout="legacy", sparse=True)
   config.data.path = path
-  config.train.num_epochs = 1
+  config.train.num_epochs = 2  # 2 steps an epoch on this small file: one solve, after in-epoch step 1 of epoch 1
+  config.falcon.solve_every = 1
   config.logging.progress = False
   monkeypatch.setitem(registry.DATASETS, "pbmc", pbmc.load)
   metrics = loop.train_and_evaluate(config, str(tmp_path / "work"))["metrics"]

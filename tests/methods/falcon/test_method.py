@@ -277,3 +277,19 @@ def test_bad_neighbour_source_is_named(falcon_config):
 def _setup_without_state(config):
   data = load_dataset(config.data)
   return data, build_method(config, data), None, None
+
+
+def test_too_many_neighbours_for_the_smallest_coarse_class_names_the_field(falcon_config, tmp_path):
+  smallest = int(np.bincount(load_dataset(falcon_config.data).train.coarse).min())  # counted independently
+  falcon_config.falcon.neighbours = smallest  # one more than the smallest class can give (itself excluded)
+  with pytest.raises(ValueError, match=rf"k={smallest} neighbours .*Lower falcon.neighbours \(at most {smallest - 1}"):
+    loop.train_and_evaluate(falcon_config, str(tmp_path / "run"))
+  assert not (tmp_path / "run" / "config.json").exists()
+
+
+def test_a_solve_period_of_an_epoch_or_more_is_refused_before_training(falcon_config, tmp_path):
+  """FALCON solves after step indices solve_every, 2 solve_every, ... of each epoch: none when it is >= an epoch."""
+  falcon_config.falcon.solve_every = len(load_dataset(falcon_config.data).train) // falcon_config.train.batch_size
+  with pytest.raises(ValueError, match="'falcon_relation' would never run.*change falcon.solve_every"):
+    loop.train_and_evaluate(falcon_config, str(tmp_path / "run"))
+  assert not (tmp_path / "run" / "config.json").exists()
