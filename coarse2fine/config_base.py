@@ -55,6 +55,8 @@ def base_config() -> ml_collections.ConfigDict:
   augment.solarize_threshold = 0.5  # strong: in [0, 1] image units
   augment.perspective_on = "device"  # RandomPerspective in the jitted step ("device") or in the pipeline ("host")
   augment.autoaugment_on = "device"  # AutoAugment likewise
+  augment.feature_mask_p = 0.2  # vectors, mask_noise: probability of zeroing each standardised feature
+  augment.feature_noise = 0.5  # vectors, mask_noise: std of the Gaussian noise added to each standardised feature
   synthetic = data.synthetic = ml_collections.ConfigDict()
   synthetic.kind = "vectors"  # "vectors" or "images"
   synthetic.num_coarse = 3

@@ -21,6 +21,10 @@ the two matrix products here) do not, so those are written here:
                   as two small matrix products per example.
   RandomSolarize  x >= threshold -> 1 - x.
   RandomPerspective  torchvision's corner draws; bilinear sampling with zero fill.
+Vectors (single cells, tabular rows) have their own ops, on the standardised vector [F]
+(after normalisation, so that strengths are in units of each feature's std):
+  FeatureMask     each feature set to 0 (its mean) with probability p.
+  GaussianNoise   adds N(0, std^2) to every feature.
 Each op takes its branches with `lax.cond` (`maybe`): vmapped over a batch, as on accelerators,
 that becomes a select and every example computes every branch; mapped one example at a
 time, as `DeviceAugment` does on a CPU, an op that an example skips costs nothing
@@ -313,17 +317,50 @@ class RandomPerspective:
 
 
 # ------------------------------------------------------------------------------------
+# Vector ops: (standardised vector [F], key) -> vector [F].
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureMask:
+  """Each feature independently set to 0 with probability p (0 is the feature's mean once standardised)."""
+
+  p: float = 0.2
+
+  def __call__(self, vector: jax.Array, key: jax.Array) -> jax.Array:
+    if self.p == 0:
+      return vector
+    return jnp.where(jax.random.uniform(key, vector.shape) < self.p, 0.0, vector)
+
+
+@dataclasses.dataclass(frozen=True)
+class GaussianNoise:
+  """vector + std * N(0, 1) per feature."""
+
+  std: float = 0.5
+
+  def __call__(self, vector: jax.Array, key: jax.Array) -> jax.Array:
+    if self.std == 0:
+      return vector
+    return vector + self.std * jax.random.normal(key, vector.shape, vector.dtype)
+
+
+# ------------------------------------------------------------------------------------
 # Views and batches.
 
 
 @dataclasses.dataclass(frozen=True)
 class DeviceView:
-  """The device ops of one view kind, in order; empty for views the host finishes."""
+  """The device ops of one view kind, in order; empty for views the host finishes.
+
+  standardised: the ops take standardised float inputs and run after the normalisation
+  (the vector ops); otherwise they take uint8 images as [0, 1] floats and run before it.
+  """
 
   ops: tuple[DeviceOp, ...] = ()
+  standardised: bool = False
 
   def __call__(self, image: jax.Array, key: jax.Array) -> jax.Array:
-    """float32 [H, W, C] in [0, 1] -> float32 [H, W, C] in [0, 1]."""
+    """float32 [H, W, C] in [0, 1] -> float32 [H, W, C] in [0, 1] (or a standardised vector [F] -> [F])."""
     keys = jax.random.split(key, max(len(self.ops), 1))
     for op, op_key in zip(self.ops, keys):
       image = op(image, op_key)
@@ -346,8 +383,9 @@ class DeviceAugment:
   None); mean, std: per channel (images) or per feature (vectors); stream: keeps passes
   other than training (`random_streams.PASS_AUGMENT_STREAM`, `EVAL_AUGMENT`) on their own draws. Images arrive as
   uint8 [b, V, H, W, C] and become (x / 255 - mean) / std after the view's ops; vectors
-  arrive as float32 [b, V, F] and are only normalised. Hashable, so `jitted` compiles once
-  per distinct augmentation.
+  arrive as float32 [b, V, F] and are normalised, then go through their view's vector ops if
+  it has any (`DeviceView.standardised`). Hashable, so `jitted` compiles once per distinct
+  augmentation.
   """
 
   views: tuple[DeviceView, ...]
@@ -359,10 +397,12 @@ class DeviceAugment:
 
   def _augment(self, stack: jax.Array, view: DeviceView, keys: jax.Array, slot: int) -> jax.Array:
     """[b, H, W, C] uint8 (or [b, F] float) of view (or neighbour) `slot` -> float32, normalised."""
+    view_keys = jax.vmap(lambda k: jax.random.fold_in(k, slot))(keys)
+    if view.ops and view.standardised:  # vector ops: on the normalised vectors, every example at once
+      return jax.vmap(view)(normalise(stack, self.mean, self.std), view_keys)
     if stack.dtype != jnp.uint8 or not view.ops:
       return normalise(stack, self.mean, self.std)
     x = stack.astype(jnp.float32) * (1.0 / 255.0)
-    view_keys = jax.vmap(lambda k: jax.random.fold_in(k, slot))(keys)
     if jax.default_backend() == "cpu":  # one example at a time: branches an example skips cost nothing
       x = jax.lax.map(lambda args: view(*args), (x, view_keys))
     else:  # accelerators: the whole batch at once, every branch computed and selected

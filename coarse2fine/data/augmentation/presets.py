@@ -12,6 +12,12 @@
   perspective         RandomResizedCrop (.2-1), flip                    perspective
   weak_perspective    RandomResizedCrop (.5-1), flip                    perspective
 
+Vectors (single cells, tabular rows) have no host stage. Their one kind with ops is
+`mask_noise`: on the device, after the standardisation, each feature is zeroed (set to its
+mean) with probability `feature_mask_p`, then N(0, `feature_noise`^2) is added to every
+feature, as in contrastive learning on tabular and single-cell data. Every image kind leaves
+a vector as stored (standardised only).
+
 Normalisation by the dataset's mean and std always runs on the device, last. AutoAugment and
 RandomPerspective have a host form too (Pillow; numpy) that `autoaugment_on` and
 `perspective_on` = "host" select. The device form is the default: on an accelerator it costs
@@ -130,6 +136,21 @@ def _weak_perspective(spec, image_shape, out_size):
   return _resized_crop(spec, out_size, 0.5), _flip(spec) + host_ops, device_ops
 
 
+def _mask_noise(spec) -> list:
+  """The vector view: feature masking, then Gaussian noise, on the standardised vector."""
+  p, std = float(_get(spec, "feature_mask_p", 0.2)), float(_get(spec, "feature_noise", 0.5))
+  if not 0.0 <= p < 1.0:
+    raise ValueError(f"data.augment.feature_mask_p must lie in [0, 1), got {p}.")
+  if std < 0:
+    raise ValueError(f"data.augment.feature_noise must be >= 0, got {std}.")
+  return [dev.FeatureMask(p), dev.GaussianNoise(std)]
+
+
+# Vector kind -> builder(spec) -> device ops on the standardised vector.
+VECTOR_AUGMENTATIONS: dict[str, Callable] = {
+    "mask_noise": _mask_noise,
+}
+
 AUGMENTATIONS: dict[str, Callable] = {
     "none": _none,
     "crop_flip": _crop_flip,
@@ -147,7 +168,7 @@ AUGMENTATIONS: dict[str, Callable] = {
 SPEC_FIELDS = frozenset({
     "kind", "size", "flip", "padding", "min_scale", "max_scale", "jitter", "hue", "jitter_p",
     "grayscale_p", "blur_p", "blur_sigma", "blur_kernel", "solarize_p", "solarize_threshold",
-    "perspective_scale", "perspective_p", "perspective_on", "autoaugment_on",
+    "perspective_scale", "perspective_p", "perspective_on", "autoaugment_on", "feature_mask_p", "feature_noise",
 })
 
 
@@ -173,6 +194,9 @@ def make_view(spec: Mapping, image_shape: Sequence[int]) -> ViewAugmentation:
       (default) or "host".
   """
   kind = spec.get("kind", None)
+  if kind in VECTOR_AUGMENTATIONS:
+    raise ValueError(f"Augmentation kind {kind!r} is for vectors, but the data are images of shape "
+                     f"{tuple(image_shape)}; use an image kind: {sorted(AUGMENTATIONS)}.")
   if kind not in AUGMENTATIONS:
     raise ValueError(f"Unknown augmentation kind {kind!r}; valid kinds: {sorted(AUGMENTATIONS)}.")
   unknown = set(spec.keys()) - SPEC_FIELDS
@@ -194,9 +218,23 @@ def view_spec(augment_config: Mapping, kind: str) -> ml_collections.ConfigDict:
 
 def make_views(augment_config: Mapping, kinds: Sequence[str], image_shape: Optional[Sequence[int]]
                ) -> list[ViewAugmentation]:
-  """The views of `kinds` for images of `image_shape`; for vectors (None), views without any op."""
+  """The views of `kinds` for images of `image_shape`; for vectors (None), device ops of the vector kinds only.
+
+  An image kind on vectors is a view without any op (the standardised vector), as the vector
+  configs' "none" views are; a name no table knows is an error.
+  """
   if image_shape is None:
-    return [ViewAugmentation(None, dev.DeviceView()) for _ in kinds]
+    views = []
+    for kind in kinds:
+      if kind in VECTOR_AUGMENTATIONS:
+        ops = VECTOR_AUGMENTATIONS[kind](view_spec(augment_config, kind))
+        views.append(ViewAugmentation(None, dev.DeviceView(tuple(ops), standardised=True)))
+      elif kind in AUGMENTATIONS:
+        views.append(ViewAugmentation(None, dev.DeviceView()))
+      else:
+        raise ValueError(f"Unknown augmentation kind {kind!r} in data.views; vector kinds: "
+                         f"{sorted(VECTOR_AUGMENTATIONS)}, image kinds: {sorted(AUGMENTATIONS)}.")
+    return views
   return [make_view(view_spec(augment_config, kind), image_shape) for kind in kinds]
 
 

@@ -121,3 +121,49 @@ def test_both_stages_of_a_strong_and_a_weak_view(shape):
   unit = out[:, 0] * std + mean
   assert unit.min() >= -1e-5 and unit.max() <= 1 + 1e-5  # colour ops stay in [0, 1]
   assert not np.allclose(unit, host_views[:, 0] / 255.0, atol=1e-3)  # and do change the strong view
+
+
+def _vector_batch(vectors, number=0):
+  n = len(vectors)
+  zeros = np.zeros(n, np.int32)
+  return Batch(views=vectors, coarse=zeros, fine=zeros, index=np.arange(n, dtype=np.int32), dataset=zeros,
+               example=example_ids(number, np.arange(n)))
+
+
+def test_mask_noise_masks_then_adds_noise_to_standardised_vectors():
+  spec = ml_collections.ConfigDict({"feature_mask_p": 0.3, "feature_noise": 0.0, "padding": 2})
+  made = augment.make_views(spec, ("mask_noise", "none", "crop_flip"), None)
+  assert _types(made[0].device.ops) == [dev.FeatureMask, dev.GaussianNoise] and made[0].device.standardised
+  assert made[1].device.ops == () and made[2].device.ops == ()  # image kinds leave vectors as stored
+  rng = np.random.default_rng(0)
+  n, f = 64, 200
+  mean, std = rng.normal(size=f).astype(np.float32), rng.uniform(0.5, 2, f).astype(np.float32)
+  vectors = (mean + std * rng.normal(size=(n, 1, f))).astype(np.float32)
+  vectors = np.repeat(vectors, 3, axis=1)
+  out = np.asarray(jax.jit(augment.device_augment(made, mean, std, seed=1))(_vector_batch(vectors)).views)
+  standardised = (vectors[:, 0] - mean) / std
+  np.testing.assert_allclose(out[:, 1], standardised, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(out[:, 2], standardised, rtol=1e-5, atol=1e-5)
+  # Without noise, a feature is either its standardised value or exactly 0 (its mean), 0 in 30% of cases.
+  masked = out[:, 0] == 0
+  np.testing.assert_allclose(out[:, 0][~masked], standardised[~masked], rtol=1e-5, atol=1e-5)
+  assert abs(masked.mean() - 0.3) < 0.02  # 12800 draws: std of the share ~0.004
+  # With noise only, the difference from the standardised vector is N(0, 0.5^2).
+  spec.feature_mask_p, spec.feature_noise = 0.0, 0.5
+  made = augment.make_views(spec, ("mask_noise",), None)
+  noisy = np.asarray(augment.device_augment(made, mean, std, seed=1)(_vector_batch(vectors[:, :1])).views[:, 0])
+  residual = noisy - standardised
+  assert abs(residual.mean()) < 0.02 and abs(residual.std() - 0.5) < 0.02
+  # Each example draws its own: two identical rows get different views; batch number 1 draws anew.
+  again = np.asarray(augment.device_augment(made, mean, std, seed=1)(_vector_batch(vectors[:, :1], 1)).views)
+  assert not np.array_equal(again[:, 0], noisy)
+
+
+def test_vector_kinds_are_refused_for_images_and_unknown_kinds_for_vectors():
+  with pytest.raises(ValueError, match="for vectors"):
+    augment.make_view({"kind": "mask_noise"}, (28, 28, 1))
+  with pytest.raises(ValueError, match="data.views"):
+    augment.make_views({}, ("cutout",), None)
+  for field, value in (("feature_mask_p", 1.0), ("feature_noise", -1.0)):
+    with pytest.raises(ValueError, match=f"data.augment.{field}"):
+      augment.make_views({field: value}, ("mask_noise",), None)
