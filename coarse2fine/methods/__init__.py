@@ -19,6 +19,7 @@ from coarse2fine.methods.falcon.method import Falcon
 from coarse2fine.methods.falcon.scan import Scan, ScanC
 from coarse2fine.methods.fsc.method import SubCentreClassifier
 from coarse2fine.methods.maskcon.method import MaskCon
+from coarse2fine.methods.moco.method import MoCoV3
 from coarse2fine.methods.scgm.ancor import Ancor
 from coarse2fine.methods.scgm.method import SCGMA, SCGMG
 from coarse2fine.methods.supervised.method import Coarse, CoarsePlus, Fine, FinePlus
@@ -36,6 +37,7 @@ METHODS: dict[str, type[Method]] = {
     "scan_c": ScanC,
     "maskcon": MaskCon,  # and its family by maskcon.mode: selfcon, grafit, supcon, coins, supce, supfine
     "fsc": SubCentreClassifier,  # and its comparison heads by fsc.head: softmax, centre, softtriple
+    "moco_v3": MoCoV3,  # self-supervised pretraining of the encoder (no labels)
 }
 DEFAULT_METHOD = "scgm_g"  # what `coarse2fine.fit` trains unless told otherwise
 

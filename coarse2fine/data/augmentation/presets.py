@@ -192,6 +192,7 @@ def make_view(spec: Mapping, image_shape: Sequence[int]) -> ViewAugmentation:
     perspective_p: probability of the perspective warp (same kinds); default 0.5.
     perspective_on, autoaugment_on: where RandomPerspective and AutoAugment run, "device"
       (default) or "host".
+    feature_mask_p, feature_noise: the vector kind `mask_noise`'s (`make_views`); images ignore them.
   """
   kind = spec.get("kind", None)
   if kind in VECTOR_AUGMENTATIONS:
