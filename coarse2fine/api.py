@@ -217,11 +217,13 @@ def derived_settings(config: ml_collections.ConfigDict, data: HierarchicalData) 
 
 
 def _protocols(config: ml_collections.ConfigDict, data: HierarchicalData) -> tuple[str, ...]:
-  """Classification; with every evaluation example's fine label, the method's own clusters or k-means too."""
+  """Classification (for a method with a classifier); with every evaluation example's fine label, the
+  method's own clusters or k-means too."""
+  cls = method_class(config.method)
+  classification = ("classification",) if cls.has_classifier(config) else ()
   if (data.test.fine == UNKNOWN_FINE).any():
-    return ("classification",)
-  has_clusters = method_class(config.method).has_clusters(config)
-  return ("classification", "clusters" if has_clusters else "kmeans")
+    return classification
+  return classification + ("clusters" if cls.has_clusters(config) else "kmeans",)
 
 
 def make_config(method: str, data: HierarchicalData, num_fine: Optional[int] = None,

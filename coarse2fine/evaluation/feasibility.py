@@ -41,6 +41,9 @@ def check_protocols(config: ml_collections.ConfigDict, data: HierarchicalData, m
     raise ValueError(f"eval.protocols {needing} need fine labels on the {cfg.split} split, but "
                      f"{int((split.fine < 0).sum())} of its {len(split)} examples have none; drop them from "
                      "eval.protocols.")
+  if "classification" in protocols and not method_class.has_classifier(config):
+    raise ValueError(f"eval.protocols has 'classification', but method {config.method!r} learns no classifier; "
+                     "evaluate its features with 'kmeans', 'retrieval' or 'fewshot' instead.")
   if "clusters" in protocols and not method_class.has_clusters(config):
     raise ValueError(f"eval.protocols has 'clusters', but method {config.method!r} discovers no classes of its own; "
                      "use 'kmeans' instead.")

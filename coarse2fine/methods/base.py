@@ -100,6 +100,14 @@ class Method(abc.ABC):
     return cls.fine_count_field is not None
 
   @classmethod
+  def has_classifier(cls, config: ml_collections.ConfigDict) -> bool:
+    """Whether `predict` can give `coarse_logits` under `config` (the "classification" protocol applies).
+
+    False for a method that learns no classifier at all (self-supervised pretraining).
+    """
+    return True
+
+  @classmethod
   def api_views(cls, is_image: bool) -> tuple[str, ...]:
     """The views `coarse2fine.fit` trains with: a pad-2 crop and flip for images, none for vectors."""
     return (("crop_flip",) if is_image else ("none",)) * (2 if cls.two_views else 1)
@@ -163,7 +171,8 @@ class Method(abc.ABC):
   def predict(self, state: TrainState, inputs: jax.Array) -> dict[str, jax.Array]:
     """Evaluation outputs for inputs `[b, ...]`.
 
-    Keys (all optional but `coarse_logits`): `coarse_logits` [b, C], `fine_logits`
+    Keys (all optional but `coarse_logits`, which only a method whose `has_classifier` is False
+    leaves out): `coarse_logits` [b, C], `fine_logits`
     [b, K], `cluster_logits` [b, r] (discovered classes, with `discovered`), `embedding`
     [b, e], `features` [b, D].
     """

@@ -16,7 +16,7 @@ No label is read: the coarse (and fine) labels of the batch play no part in the 
 backbone is the submodule `encoder` (params["encoder"], batch_stats["encoder"]), built by
 `build_encoder(config.model)` as in every method, so a run's checkpoint can start any method.
 Evaluation reads the backbone features (`features`) or the normalised projector output
-(`embedding`); there are no logits, so the `classification` protocol does not apply.
+(`embedding`); there are no logits, so the `classification` protocol is refused (`has_classifier`).
 """
 
 from __future__ import annotations
@@ -120,6 +120,10 @@ class MoCoV3(Method):
     return {"moco": moco_section()}
 
   @classmethod
+  def has_classifier(cls, config: ml_collections.ConfigDict) -> bool:
+    return False  # no logits: the "classification" protocol is refused before training (evaluation.feasibility)
+
+  @classmethod
   def api_views(cls, is_image: bool) -> tuple[str, ...]:
     return ("strong", "strong") if is_image else ("mask_noise", "mask_noise")
 
@@ -128,7 +132,6 @@ class MoCoV3(Method):
     config.moco.temperature = 0.2
     config.moco.embedding_dim = 64
     config.moco.projector_hidden = config.moco.predictor_hidden = 256
-    config.eval.protocols = ("kmeans", "retrieval")
 
   def __init__(self, config: ml_collections.ConfigDict, data: HierarchicalData):
     super().__init__(config, data)
@@ -143,10 +146,6 @@ class MoCoV3(Method):
     if hp.momentum_schedule not in MOMENTUM_SCHEDULES:
       raise ValueError(f"Unknown moco.momentum_schedule {hp.momentum_schedule!r}; choose one of "
                        f"{MOMENTUM_SCHEDULES}.")
-    if "classification" in config.eval.protocols:
-      raise ValueError(f"eval.protocols={tuple(config.eval.protocols)} has 'classification', but method "
-                       f"{config.method!r} learns no classifier; evaluate its features with 'kmeans', 'retrieval' "
-                       "or 'fewshot'.")
     self._views = views_checked(config.data.views, 2, config.method)
     self.total_steps = config.train.num_epochs * pipeline.steps_per_epoch(data, config.train.batch_size)
     self._model = MoCoNet(build_encoder(config.model), hp.embedding_dim, hp.projector_hidden, hp.projector_layers,

@@ -8,9 +8,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from coarse2fine import api
 from coarse2fine.data import load_dataset
 from coarse2fine.engine import loop
+from coarse2fine.evaluation import feasibility
 from coarse2fine.methods import build_method
+from coarse2fine.methods.moco.method import MoCoV3
 from tests import multi_device
 from tests.methods import initial_state
 
@@ -112,7 +115,6 @@ def test_predict_gives_features_and_normalised_embeddings_only(moco_config):
     ("moco.projector_layers", 0, "moco.projector_layers"),
     ("moco.momentum", 1.5, "moco.momentum"),
     ("moco.momentum_schedule", "linear", "moco.momentum_schedule"),
-    ("eval.protocols", ("classification", "kmeans"), "eval.protocols"),
     ("data.views", ("mask_noise",), "data.views"),
 ])
 def test_bad_config_is_named(moco_config, field, value, match):
@@ -121,6 +123,24 @@ def test_bad_config_is_named(moco_config, field, value, match):
   moco_config[section][name] = value
   with pytest.raises(ValueError, match=match):
     build_method(moco_config, data)
+
+
+def test_classification_protocol_is_refused_before_training(moco_config):
+  data = load_dataset(moco_config.data)
+  moco_config.eval.protocols = ("classification", "kmeans")
+  with pytest.raises(ValueError, match="eval.protocols has 'classification'.*learns no classifier"):
+    feasibility.check_protocols(moco_config, data, MoCoV3)
+  moco_config.eval.protocols = ("kmeans", "retrieval", "fewshot")
+  feasibility.check_protocols(moco_config, data, MoCoV3)
+
+
+def test_api_config_evaluates_features_only(moco_config):
+  x = np.random.default_rng(0).normal(size=(120, 6)).astype(np.float32)
+  coarse = np.arange(120) % 2
+  without_fine = api.make_config("moco_v3", api.build_data(x, coarse))
+  assert without_fine.eval.protocols == () and without_fine.data.views == ("mask_noise", "mask_noise")
+  with_fine = api.make_config("moco_v3", api.build_data(x, coarse, fine=np.arange(120) % 4))
+  assert with_fine.eval.protocols == ("kmeans",)
 
 
 def test_short_run_lowers_the_loss(moco_config, tmp_path):
