@@ -6,10 +6,11 @@ Sized for a 2-core CPU (a few minutes):
 
 The encoder it trains lives at params["encoder"] and batch_stats["encoder"] of the run's
 checkpoints, built from `config.model` like every method's; it is the default ConvNet of
-`fashion_mnist_cpu` (widths 32-64-128, mean pool), so it matches every Fashion-MNIST config
-that keeps those encoder arguments (all but configs/maskcon_fashion_mnist.py, whose ConvNet
-keeps its last map with pool="flatten": pass `--config.model.encoder_args.pool=flatten` here
-to pretrain that one).
+`fashion_mnist_cpu` (widths 32-64-128, mean pool), whose parameters have the shapes of every
+Fashion-MNIST config's encoder. configs/maskcon_fashion_mnist.py keeps the last map
+(pool="flatten"), which has no parameters: the same weights load there, though they were
+trained through the mean pool (`--config.model.encoder_args.pool=flatten` pretrains through
+the flattened map instead).
 
 Two `strong` views (crop of .2-1 of the area, flip, jitter, grayscale, blur) as in MoCo v3's
 recipe; a small projector (512-128) and predictor (512-128) with BatchNorm; tau = 0.2, as
