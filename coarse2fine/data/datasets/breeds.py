@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import io
 import json
 import os
 from typing import NamedTuple, Optional, Sequence
@@ -39,6 +40,7 @@ from typing import NamedTuple, Optional, Sequence
 import ml_collections
 import numpy as np
 
+from coarse2fine import storage
 from coarse2fine.data.files.lazy_images import IMAGE_SUFFIXES, FolderReader, LazyImages, TfdsReader
 from coarse2fine.data.splits import HierarchicalData, make_split
 from coarse2fine.data.taxonomy import Taxonomy
@@ -129,18 +131,16 @@ class Hierarchy:
 
 
 def _read_lines(path: str) -> list[str]:
-  with open(path, encoding="utf-8") as f:
-    return [line.rstrip("\n") for line in f if line.strip()]
+  return [line for line in storage.read_text(path).splitlines() if line.strip()]
 
 
 def read_hierarchy(info_dir: str, root: str = ROOT_WNID) -> Hierarchy:
   """Parses the three BREEDS files of `info_dir` (see the module docstring)."""
-  paths = {name: os.path.join(info_dir, name) for name in REQUIRED_FILES}
-  missing = [name for name, path in paths.items() if not os.path.isfile(path)]
+  paths = {name: storage.join(info_dir, name) for name in REQUIRED_FILES}
+  missing = [name for name, path in paths.items() if not storage.isfile(path)]
   if missing:
     raise FileNotFoundError(f"{info_dir} lacks the BREEDS hierarchy files {missing}. {SETUP_HINT}")
-  with open(paths["dataset_class_info.json"], encoding="utf-8") as f:
-    info = json.load(f)
+  info = json.loads(storage.read_text(paths["dataset_class_info.json"]))
   if not isinstance(info, list) or not all(isinstance(c, list) and len(c) >= 3 for c in info):
     raise ValueError(f"{paths['dataset_class_info.json']}: expected a list of [index, wnid, name, ...] entries.")
   class_index = {c[1]: int(c[0]) for c in info}
@@ -273,12 +273,12 @@ def find_info_dir(data_dir: str) -> str:
   """The first of `data.dir`, `$C2F_DATA_DIR/breeds` that holds the three BREEDS files."""
   candidates = [data_dir] if data_dir else []
   if os.environ.get("C2F_DATA_DIR"):
-    candidates.append(os.path.join(os.environ["C2F_DATA_DIR"], "breeds"))
+    candidates.append(storage.join(os.environ["C2F_DATA_DIR"], "breeds"))
   for candidate in candidates:
-    if all(os.path.isfile(os.path.join(candidate, f)) for f in REQUIRED_FILES):
+    if all(storage.isfile(storage.join(candidate, f)) for f in REQUIRED_FILES):
       return candidate
   looked = "; ".join(
-      f"{c} lacks {[f for f in REQUIRED_FILES if not os.path.isfile(os.path.join(c, f))]}" for c in candidates)
+      f"{c} lacks {[f for f in REQUIRED_FILES if not storage.isfile(storage.join(c, f))]}" for c in candidates)
   raise FileNotFoundError(
       f"BREEDS needs the hierarchy files {list(REQUIRED_FILES)}: "
       f"{looked or 'neither data.dir nor $C2F_DATA_DIR is set'}. {SETUP_HINT}")
@@ -286,8 +286,8 @@ def find_info_dir(data_dir: str) -> str:
 
 def load_folder_split(root: str, split_dir: str, wnids: Sequence[str]) -> tuple[LazyImages, np.ndarray]:
   """Images of `root/split_dir/<wnid>/` for each wnid; fine label = position in `wnids`."""
-  folder = os.path.join(root, split_dir)
-  missing = [w for w in wnids if not os.path.isdir(os.path.join(folder, w))]
+  folder = storage.join(root, split_dir)
+  missing = [w for w in wnids if not storage.isdir(storage.join(folder, w))]
   if missing:
     raise FileNotFoundError(
         f"{folder} lacks the class folders of {len(missing)} of the {len(wnids)} selected ImageNet classes: "
@@ -296,10 +296,9 @@ def load_folder_split(root: str, split_dir: str, wnids: Sequence[str]) -> tuple[
         f"imagenet2012 instead.")
   paths, fine = [], []
   for k, wnid in enumerate(wnids):
-    with os.scandir(os.path.join(folder, wnid)) as entries:
-      names = sorted(e.name for e in entries if e.name.lower().endswith(IMAGE_SUFFIXES) and e.is_file())
+    names = [n for n in storage.list_files(storage.join(folder, wnid)) if n.lower().endswith(IMAGE_SUFFIXES)]
     if not names:
-      raise FileNotFoundError(f"{os.path.join(folder, wnid)} holds no {'/'.join(IMAGE_SUFFIXES)} images.")
+      raise FileNotFoundError(f"{storage.join(folder, wnid)} holds no {'/'.join(IMAGE_SUFFIXES)} images.")
     paths += [os.fsencode(os.path.join(split_dir, wnid, n)) for n in names]
     fine += [k] * len(names)
   reader = FolderReader(root, np.array(paths, dtype=np.bytes_))
@@ -314,12 +313,14 @@ def load_tfds_split(split: str, wnids: Sequence[str], class_index: dict[str, int
   `cache_dir/imagenet2012_<split>_labels.npy` when that folder is writable.
   """
   reader = TfdsReader("imagenet2012", split, setup_hint=TFDS_HINT)
-  cache = os.path.join(cache_dir, f"imagenet2012_{split}_labels.npy")
-  labels = np.load(cache) if os.path.isfile(cache) else None
+  cache = storage.join(cache_dir, f"imagenet2012_{split}_labels.npy")
+  labels = np.load(io.BytesIO(storage.read_bytes(cache))) if storage.isfile(cache) else None
   if labels is None or len(labels) != len(reader.source()):
     labels = reader.labels()
     try:
-      np.save(cache, labels)
+      buffer = io.BytesIO()
+      np.save(buffer, labels)
+      storage.write_bytes_atomically(cache, buffer.getvalue())
     except OSError:
       pass  # a read-only folder only costs the scan next time
   if labels.size and labels.min() < 0:
@@ -346,7 +347,7 @@ def load(data_config: ml_collections.ConfigDict) -> HierarchicalData:
   hierarchy = read_hierarchy(info_dir)
   classes = make_classes(hierarchy, variant)
   wnids = [w for group in classes.subclasses for w in group]
-  has_train, has_val = (os.path.isdir(os.path.join(info_dir, d)) for d in ("train", "val"))
+  has_train, has_val = (storage.isdir(storage.join(info_dir, d)) for d in ("train", "val"))
   if has_train != has_val:
     raise FileNotFoundError(f"{info_dir} has {'train/' if has_train else 'val/'} but not "
                             f"{'val/' if has_train else 'train/'}; BREEDS needs both ImageNet splits.")

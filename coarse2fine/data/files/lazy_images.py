@@ -20,6 +20,7 @@ from typing import Optional
 
 import numpy as np
 
+from coarse2fine import storage
 from coarse2fine.data.augmentation.crop_boxes import EvalView
 from coarse2fine.data.files import image_codec
 
@@ -33,14 +34,10 @@ class FolderReader:
     self.root, self.paths = root, paths
 
   def describe(self, i: int) -> str:
-    return os.path.join(self.root, os.fsdecode(self.paths[i]))
+    return storage.join(self.root, os.fsdecode(self.paths[i]))
 
   def read(self, indices: np.ndarray) -> list[bytes]:
-    out = []
-    for i in indices:
-      with open(self.describe(i), "rb") as f:
-        out.append(f.read())
-    return out
+    return [storage.read_bytes(self.describe(i)) for i in indices]  # a local file, or an object (gs://...)
 
 
 class TfdsReader:
