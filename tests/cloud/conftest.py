@@ -26,15 +26,18 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def gcs_emulator():
+def gcs_emulator(tmp_path_factory):
   """Starts the emulator (one per test process), sets the variables, and tears both down after the session."""
   pytest.importorskip("gcp_storage_emulator")
   port = _free_port()
-  process = subprocess.Popen([sys.executable, EMULATOR, str(port), BUCKET], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  # Its stderr goes to a file: a pipe nobody reads would fill up and stall the server mid-request.
+  log = tmp_path_factory.mktemp("gcs_emulator") / "stderr.log"
+  with open(log, "w") as stderr:
+    process = subprocess.Popen([sys.executable, EMULATOR, str(port), BUCKET], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=stderr, text=True)
   if process.stdout.readline().strip() != "ready":
     process.kill()
-    raise RuntimeError(f"The Cloud Storage emulator did not start: {process.stderr.read()[-2000:]}")
+    raise RuntimeError(f"The Cloud Storage emulator did not start: {log.read_text()[-2000:]}")
   url = f"http://127.0.0.1:{port}"
   variables = {"STORAGE_EMULATOR_HOST": url, "TENSORSTORE_GCS_HTTP_URL": url,
                "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false", "GOOGLE_CLOUD_PROJECT": "c2f-test"}

@@ -8,10 +8,12 @@ import json
 import os
 import time
 
+import numpy as np
 import pytest
 
 from coarse2fine import storage
-from coarse2fine.engine import loop
+from coarse2fine.data import load_dataset
+from coarse2fine.engine import loop, runs
 from coarse2fine.engine.workdir_lock import HOLDER_FILE, ObjectLease, WorkdirBusy, WorkdirLock
 from tests.cloud.conftest import gcs_fs
 from tests.conftest import make_tiny_config
@@ -113,3 +115,28 @@ def test_files_on_gs(gcs_dir):
   assert fs.cat(f"{gcs_dir}/log.jsonl") == b"1\n2\n"
   storage.rmtree(f"{gcs_dir}/b")
   assert not fs.exists(f"{gcs_dir}/b/x.txt")
+
+
+def test_features_of_a_gs_run_equal_those_of_the_local_run(gcs_dir, local_run):
+  """`checkpoint:<workdir>` neighbours read another run's features: from gs:// as from the local copy."""
+  local_dir, _ = local_run
+  storage.copytree(str(local_dir), gcs_dir)  # the local run, uploaded
+  config = make_tiny_config()
+  data = load_dataset(config.data)
+  np.testing.assert_array_equal(runs.features_from_checkpoint(gcs_dir, data, 128),
+                                runs.features_from_checkpoint(str(local_dir), data, 128))
+  assert runs.load_run_config(gcs_dir).to_dict() == json.loads((local_dir / "config.json").read_text())
+
+
+def test_the_api_fits_saves_and_loads_gs_workdirs(gcs_dir, tmp_path):
+  import coarse2fine as c2f
+  from tests.test_api import COARSE, TINY, X
+
+  model = c2f.fit(X, COARSE, method="coarse", workdir=f"{gcs_dir}/fit", config_overrides={**TINY, "train.num_epochs": 1})
+  assert gcs_fs().exists(f"{gcs_dir}/fit/api_meta.json")
+  loaded = c2f.load(f"{gcs_dir}/fit")
+  np.testing.assert_array_equal(loaded.embed(X), model.embed(X))
+  saved = c2f.load(model.save(f"{gcs_dir}/copy"))  # gs:// to gs://
+  np.testing.assert_array_equal(saved.embed(X), model.embed(X))
+  here = c2f.load(model.save(str(tmp_path / "local_copy")))  # gs:// to a local folder
+  np.testing.assert_array_equal(here.embed(X), model.embed(X))
