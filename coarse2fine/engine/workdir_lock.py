@@ -181,8 +181,11 @@ class ObjectLease:
             f"{workdir} is in use by another run ({_describe(note)}; last heartbeat {age:.0f} s ago, the lock "
             f"expires {lease:.0f} s after its last heartbeat); wait for it to finish, or train in another "
             f"--workdir.")
-      logging.warning("Taking over %s: its holder (%s) sent no heartbeat for %.0f s (lease %.0f s).", self.path,
-                      _describe(note), age, lease)
+      if "heartbeat" in note:
+        logging.warning("Taking over %s: its holder (%s) sent no heartbeat for %.0f s (lease %.0f s).", self.path,
+                        _describe(note), age, lease)
+      else:  # e.g. a local workdir's holder note, copied with the workdir
+        logging.warning("Taking over %s: it has no heartbeat (%s), so no run holds it.", self.path, _describe(note))
       self._delete(generation)
     raise WorkdirBusy(f"Could not take the lock {self.path}: other runs keep taking it; try again.")
 

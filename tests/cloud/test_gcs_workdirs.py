@@ -140,3 +140,29 @@ def test_the_api_fits_saves_and_loads_gs_workdirs(gcs_dir, tmp_path):
   np.testing.assert_array_equal(saved.embed(X), model.embed(X))
   here = c2f.load(model.save(str(tmp_path / "local_copy")))  # gs:// to a local folder
   np.testing.assert_array_equal(here.embed(X), model.embed(X))
+
+
+def test_a_damaged_gs_checkpoint_is_set_aside_and_the_run_resumes_exactly(gcs_dir, local_run, tmp_path, caplog):
+  """The newest step's OCDBT manifest is gone: the step is moved to checkpoints_unusable/ (copied, then deleted)."""
+  import logging as std_logging
+
+  from tests.engine.test_checkpointing import _delete_manifest
+
+  _, local_results = local_run
+  config = make_tiny_config()
+  config.train.stop_after_steps = 12
+  stopped = tmp_path / "stopped"
+  loop.train_and_evaluate(config, str(stopped))
+  _delete_manifest(str(stopped / "checkpoints" / "12"))
+  storage.copytree(str(stopped), gcs_dir)
+  config.train.stop_after_steps = 0
+  with caplog.at_level(std_logging.WARNING):
+    results = loop.train_and_evaluate(config, gcs_dir)
+  assert [r.getMessage() for r in caplog.records if "unusable" in r.getMessage() and "step 12" in r.getMessage()]
+  fs = gcs_fs()
+  prefix = f"{gcs_dir[len('gs://'):]}/checkpoints_unusable/12/"
+  moved = {p[len(prefix):] for p in fs.find(f"{gcs_dir}/checkpoints_unusable/12")}
+  uploaded = {os.path.relpath(os.path.join(d, f), stopped / "checkpoints" / "12")
+              for d, _, names in os.walk(stopped / "checkpoints" / "12") for f in names}
+  assert moved == uploaded  # every object of the damaged step, set aside
+  assert results["metrics"] == pytest.approx(local_results["metrics"], rel=1e-5, abs=1e-6)
