@@ -38,12 +38,13 @@ def test_train_kill_resume_evaluate_and_plot_a_gs_workdir_like_a_local_one(tmp_p
     assert done.returncode == 0, done.stderr[-3000:]
   fs = gcs_fs()
 
-  # Stopped after step 8 (after the first checkpoint), then killed mid-run with a 6 s lease.
+  # Stopped after step 8 (after the first checkpoint), then killed mid-run holding a 30 s lease (long enough
+  # for the next command to start and be refused on a loaded machine).
   done = _command("coarse2fine.main", f"--config={config}", f"--workdir={gcs_dir}", "--config.train.stop_after_steps=8")
   assert done.returncode == 0, done.stderr[-3000:]
   assert max(_losses(fs.cat(f"{gcs_dir}/metrics.jsonl").decode())) == 8
   killed = subprocess.Popen([sys.executable, "-m", "coarse2fine.main", f"--config={config}", f"--workdir={gcs_dir}"],
-                            cwd=multi_device.REPO, env={**os.environ, "C2F_LOCK_LEASE_SECONDS": "6"},
+                            cwd=multi_device.REPO, env={**os.environ, "C2F_LOCK_LEASE_SECONDS": "30"},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   deadline = time.time() + 120
   while not fs.exists(f"{gcs_dir}/run.lock.json") and killed.poll() is None and time.time() < deadline:
@@ -54,7 +55,9 @@ def test_train_kill_resume_evaluate_and_plot_a_gs_workdir_like_a_local_one(tmp_p
   killed.wait()
   refused = _command("coarse2fine.main", f"--config={config}", f"--workdir={gcs_dir}")
   assert refused.returncode != 0 and f"pid {killed.pid}" in refused.stderr and "in use by another run" in refused.stderr
-  time.sleep(7)  # the killed run's lease expires
+  note = json.loads(fs.cat(f"{gcs_dir}/run.lock.json"))
+  assert note["pid"] == killed.pid and note["lease_seconds"] == 30
+  time.sleep(max(0.0, note["heartbeat"] + 31 - time.time()))  # the killed run's lease expires
   done = _command("coarse2fine.main", f"--config={config}", f"--workdir={gcs_dir}")
   assert done.returncode == 0, done.stderr[-3000:]
   assert "Taking over" in done.stderr
