@@ -9,4 +9,5 @@ Where each fault is tried (`docs/robustness.md` lists what happens in each case)
   NaN, inf, huge and constant inputs: tests/faults/test_bad_inputs.py, tests/data/test_checks.py
   hooks that would never run, classes too small for neighbours, shots and queries:
     tests/engine/test_hooks.py, tests/methods/falcon/test_method.py, tests/evaluation/test_feasibility.py
+  the same faults on a gs:// workdir (kill, lock, resume, damaged step, unwritable workdir): tests/cloud/
 """
