@@ -19,6 +19,7 @@ INSTALL_REQUIRES = [
     "tensorboardX>=2.6",
     "pillow>=9.1",  # image files other than JPEG; antialiased box resizes (Image.Resampling)
     "simplejpeg>=1.7",
+    "safetensors>=0.4",  # model.init_from: .safetensors weights read with numpy, no PyTorch (models/pretrained.py)
     "dm-pix>=0.4",  # device augmentation: hue rotation, grayscale, solarize (data/device_augment.py)  # libjpeg-turbo JPEG decoding at DCT scales, 1.6x Pillow's speed (data/image_codec.py)
 ]
 
@@ -38,6 +39,11 @@ EXTRAS_REQUIRE = {
     "plot": ["matplotlib>=3.7"],
     # PyTorch appears only in benchmarks, as the comparison (benchmarks/input_pipeline.py, train_step.py).
     "bench": ["torch", "torchvision"],
+    # model.init_from of PyTorch pickles (.pth, .pth.tar, .ckpt): read once, then cached as .npz (docs/pretrained.md).
+    "torch": ["torch"],
+    # The equivalence tests against PyTorch (tests/models/test_pretrained_torch.py). `.ci/run` installs these
+    # pins in a separate step; the tests skip without them. (Unpinned torch can pull a multi-GB CUDA build.)
+    "torchtest": ["torch==2.14.1", "torchvision==0.29.1", "timm==1.0.31"],
 }
 
 setuptools.setup(

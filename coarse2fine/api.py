@@ -440,7 +440,8 @@ def load(path: str) -> Model:
 
 def fit(x, coarse, method: str = DEFAULT_METHOD, workdir: Optional[str] = None, *, fine=None,
         coarse_names: Optional[Sequence[str]] = None, num_fine: Optional[int] = None,
-        config_overrides: Optional[Mapping[str, Any]] = None, seed: int = 0, test_fraction: float = 0.0) -> Model:
+        config_overrides: Optional[Mapping[str, Any]] = None, seed: int = 0, test_fraction: float = 0.0,
+        init_from: Optional[str] = None) -> Model:
   """Trains `method` on coarsely labelled arrays and returns the trained `Model`.
 
   Args:
@@ -458,9 +459,17 @@ def fit(x, coarse, method: str = DEFAULT_METHOD, workdir: Optional[str] = None, 
     seed: initialisation, data order and augmentation, and the held-out split.
     test_fraction: share of the examples held out (stratified by coarse class) for the final
       evaluation; 0 evaluates on the training data.
+    init_from: pretrained encoder weights (`model.init_from`, docs/pretrained.md), e.g.
+      "torchvision:/path/resnet18.pth" with config_overrides {"model.encoder": "resnet18",
+      "model.encoder_args.stem": "imagenet"}; the same as config_overrides {"model.init_from": ...}.
   """
+  overrides = dict(config_overrides or {})
+  if init_from is not None:
+    if overrides.get("model.init_from", init_from) != init_from:
+      raise ValueError("init_from and config_overrides['model.init_from'] disagree; give one of them.")
+    overrides["model.init_from"] = init_from
   data = build_data(x, coarse, fine, coarse_names, test_fraction, seed)
-  config = make_config(method, data, num_fine, config_overrides, seed)
+  config = make_config(method, data, num_fine, overrides, seed)
   config.data.test_fraction, config.data.split_seed = test_fraction, seed  # recorded with the run
   workdir = workdir or tempfile.mkdtemp(prefix="coarse2fine_")
   storage.makedirs(workdir)

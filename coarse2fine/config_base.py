@@ -38,6 +38,9 @@ def base_config() -> ml_collections.ConfigDict:
   data.train_examples = 0  # > 0: train on a fixed random subset of this many examples (after carving val)
   data.extra_taxonomies = ()  # more taxonomies over the same fine classes for parts of train (FALCON, 3.6)
   data.taxonomy_assignment = "halves"  # which part follows which taxonomy: "halves" or "parity" (i mod D)
+  # Input mean/std: "dataset", "imagenet", or "auto" (imagenet for model.init_from torchvision/timm/moco_v3,
+  # a checkpoint: run's own, else dataset). A run records the resolved value; a resume must match it.
+  data.normalization = "auto"
   data.num_workers = 0  # grain worker processes for the host stage of augmentation (0 = in the main process)
   data.num_threads = 1  # threads per process building batches (decoding and cropping release the GIL)
   data.device_prefetch = 2  # global batches placed on the devices ahead of the step (0 = none)
@@ -89,6 +92,10 @@ def base_config() -> ml_collections.ConfigDict:
   model.embedder = "none"  # "none", "fc" or "mlp" (D-D-e)
   model.embedding_dim = 128  # e
   model.dtype = "float32"  # computation dtype ("bfloat16" on accelerators); params stay float32
+  # Pretrained encoder (docs/pretrained.md): torchvision:/timm:/moco_v3:<file>, checkpoint:<workdir>, npz:<file>;
+  # "" = random weights. Read once, when a run starts; a resumed run restores its checkpoint instead.
+  model.init_from = ""
+  model.init_fresh = ()  # encoder submodules (Flax names, e.g. "stem_conv") init_from leaves randomly initialised
 
   optimizer = config.optimizer = ml_collections.ConfigDict()
   optimizer.name = "sgd"  # "sgd" or "adamw"

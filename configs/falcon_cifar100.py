@@ -46,6 +46,7 @@ def get_config(arg: str = "cifar100"):
   config.model.encoder = "resnet18"
   config.model.encoder_args.stem = "cifar"
   config.model.encoder_args.stem_padding = 2
+  config.model.init_from = "moco_v3:mocov3_resnet18_cifar100.ckpt"  # solo-learn's MoCo v3 (docs/pretrained.md)
   config.model.embedder = "none"
   config.optimizer.name = "sgd"
   config.optimizer.lr = 0.1

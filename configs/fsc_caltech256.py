@@ -27,7 +27,7 @@ come through the generic `arrays` loader (coarse2fine/data/datasets/arrays.py), 
   arrays; lower it if memory is short.
 
 Until data.path is set, loading fails with "data.name='arrays' needs data.path"; then it asks for
-data.taxonomy. Scores: top-1 over the 257 categories on x_test. Recipe and deviations (random initial
+data.taxonomy. Scores: top-1 over the 257 categories on x_test. Recipe and deviations (ImageNet initial
 weights, our epochs and batch): `coarse2fine.methods.fsc.recipes.fsc_paper`. The paper's Caltech-256 numbers are
 not in our sources.
 """

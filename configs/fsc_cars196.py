@@ -9,7 +9,7 @@ The argument is the head: fsc (default), softmax, centre or softtriple. Data: tf
 8,041 test images) resized to 224 px, as for `maskcon_cars196.py` (see `coarse2fine.data.datasets.cars196` to build
 it; `--config.data.dir=` the tfds folder). The coarse level is MaskCon's `cars196_8` body types; it plays no
 part in training on the models. Scores: top-1 over the 196 models and Recall@{1, 2, 4, 8} of the backbone
-features on the test split. Recipe and deviations (random initial weights, our epochs and batch):
+features on the test split. Recipe and deviations (ImageNet initial weights, our epochs and batch):
 `coarse2fine.methods.fsc.recipes.fsc_paper`. Paper top-1 (Table 2): SoftMax 89.96, Center loss 89.85, SoftTriple
 91.56, F-SC 92.28 (ImageNet-pretrained).
 """

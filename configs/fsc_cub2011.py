@@ -10,7 +10,7 @@ train / 5,794 test images) resized to 224 px; built with `tfds build caltech_bir
 --file_format=array_record` where data.caltech.edu can be reached, then `--config.data.dir=` that folder
 (or $TFDS_DATA_DIR). The coarse level is `cub200_flat` (one class); it plays no part in training on species.
 Scores: top-1 over the species and Recall@{1, 2, 4, 8} of the backbone features on the test split. Recipe
-and deviations (random initial weights, our epochs and batch): `coarse2fine.methods.fsc.recipes.fsc_paper`. Paper
+and deviations (ImageNet initial weights, our epochs and batch): `coarse2fine.methods.fsc.recipes.fsc_paper`. Paper
 top-1 (Table 2): SoftMax 81.18, Center loss 81.23, SoftTriple 81.52, F-SC 82.45 (ImageNet-pretrained).
 """
 

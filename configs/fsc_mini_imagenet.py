@@ -29,7 +29,7 @@ data come through the generic `arrays` loader (coarse2fine/data/datasets/arrays.
   lower it if memory is short.
 
 Until data.path is set, loading fails with "data.name='arrays' needs data.path"; then it asks for
-data.taxonomy. Scores: top-1 over the 100 classes on x_test. Recipe and deviations (random initial weights,
+data.taxonomy. Scores: top-1 over the 100 classes on x_test. Recipe and deviations (ImageNet initial weights,
 our epochs and batch): `coarse2fine.methods.fsc.recipes.fsc_paper`. The paper reports F-SC 1.07 points of top-1
 above SoftTriple here (its table's numbers are not in our sources).
 """

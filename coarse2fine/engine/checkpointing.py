@@ -31,6 +31,7 @@ from jax.experimental import multihost_utils
 from coarse2fine import storage
 from coarse2fine.config_base import base_config
 from coarse2fine.engine.checkpoint_digests import first_mismatch, first_nonfinite, host_arrays, state_digests
+from coarse2fine.models.pretrained import with_resolved_normalization
 
 # Config entries that may differ between a run and its resumption.
 RESUMABLE_CHANGES = ("checkpoint", "logging", "eval", "data.num_workers", "train.stop_after_steps", "method_modules")
@@ -89,7 +90,7 @@ class Checkpointer:
 
   def __init__(self, workdir: str, config: ml_collections.ConfigDict):
     self.directory = storage.absolute(storage.join(workdir, "checkpoints"))  # a gs:// URL stays as it is
-    self.config = config
+    self.config = with_resolved_normalization(config)  # "auto" is saved and compared as what it resolved to
     options = ocp.CheckpointManagerOptions(
         save_decision_policy=ocp.checkpoint_managers.FixedIntervalPolicy(config.checkpoint.every_steps),
         preservation_policy=ocp.checkpoint_managers.LatestN(config.checkpoint.keep),
@@ -179,7 +180,8 @@ class Checkpointer:
     A run from before such a field behaved as its default does; any other value would change
     the resumed run, so it stays a difference.
     """
-    defaults = comparable_config(base_config())
+    # A run from before data.normalization normalised with the dataset's statistics: "auto" resolved.
+    defaults = comparable_config(with_resolved_normalization(base_config()))
     kept = []
     for name, saved, current in diffs:
       if saved == MISSING and current != MISSING and _lookup(defaults, name) == current:

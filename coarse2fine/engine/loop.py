@@ -24,12 +24,19 @@ from coarse2fine.engine.checkpointing import NONFINITE_HINT, Checkpointer
 from coarse2fine.engine.hooks import HookContext
 from coarse2fine.engine.metrics_writer import MetricWriter, ProgressBar
 from coarse2fine.engine.reporting import metrics_table, write_json_atomically
-from coarse2fine.engine.runs import abstract_like, features_from_checkpoint, setup_run, validate_config
+from coarse2fine.engine.runs import (
+  abstract_like,
+  create_train_state,
+  features_from_checkpoint,
+  setup_run,
+  validate_config,
+)
 from coarse2fine.engine.train_state import TrainState
 from coarse2fine.engine.workdir_lock import WorkdirLock
 from coarse2fine.evaluation.evaluator import Evaluator
 from coarse2fine.methods import make_train_step
 from coarse2fine.methods.base import NONFINITE
+from coarse2fine.models import pretrained
 
 
 def _mean_metrics(history: list[dict]) -> dict[str, float]:
@@ -49,6 +56,11 @@ def _check_finite(flags: list, done: int, state: TrainState, saved: Optional[int
                            f"{saved} was saved. {NONFINITE_HINT}")
 
 
+def _has_checkpoints(workdir: str) -> bool:
+  directory = storage.join(workdir, "checkpoints")
+  return storage.isdir(directory) and any(name.isdigit() for name in storage.listdir(directory))
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                        data: Optional[HierarchicalData] = None) -> Optional[dict]:
   """Trains `config.method` on `config.data`, evaluates, writes `workdir/results.json`.
@@ -61,6 +73,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   validate_config(config)  # a bad config fails before the workdir is touched
   if is_main:  # before any computation: a run that could not save its work does not start
     storage.check_writable(workdir)
+  config = pretrained.with_resolved_normalization(config)  # recorded and checked on resume as resolved
   with WorkdirLock(workdir, enabled=is_main) as lock:
     return _train_and_evaluate_locked(config, workdir, data, lock)
 
@@ -68,7 +81,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 def _train_and_evaluate_locked(config: ml_collections.ConfigDict, workdir: str, data: Optional[HierarchicalData],
                                lock: WorkdirLock) -> Optional[dict]:
   is_main = jax.process_index() == 0
-  run = setup_run(config, data)
+  # A resumed run restores its encoder from the checkpoint: model.init_from is read only for a fresh start.
+  resuming = _has_checkpoints(workdir)
+  run = setup_run(config, data, init_pretrained=not resuming)
   mesh, data, method, state, schedule = run.mesh, run.data, run.method, run.state, run.schedule
   steps_per_epoch, total_steps = run.steps_per_epoch, run.total_steps
 
@@ -83,6 +98,9 @@ def _train_and_evaluate_locked(config: ml_collections.ConfigDict, workdir: str, 
   restored = checkpointer.restore(abstract_like(state), set_aside_damaged=True)
   if restored is not None:
     state, context.host_state = restored
+  elif resuming and config.model.init_from:  # no checkpoint after all (an empty step folder): start pretrained
+    state = create_train_state(method, config, data.input_shape, mesh, schedule,
+                               pretrained.load_source(config.model.init_from))
   start_step = int(jax.device_get(state.step))
   # Step s trains on global batch s, whatever the number of processes: the data position is the step.
   host_batches = pipeline.train_dataset(

@@ -8,6 +8,7 @@ and SCAN's neighbours from another run's features).
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import NamedTuple, Optional
 
@@ -28,6 +29,7 @@ from coarse2fine.engine.train_state import TrainState
 from coarse2fine.evaluation.evaluator import Evaluator, make_predict_step, predict_split
 from coarse2fine.evaluation.feasibility import check_protocols
 from coarse2fine.methods import METHODS, Method, build_method, import_method_modules
+from coarse2fine.models import pretrained
 
 EMBEDDERS = ("none", "fc", "mlp")
 
@@ -48,16 +50,41 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
       raise ValueError(f"Unknown {field} {value!r}; choose one of {sorted(known)}.")
   if config.train.num_epochs <= 0 or config.train.batch_size <= 0:
     raise ValueError("train.num_epochs and train.batch_size must be positive.")
+  pretrained.parse_spec(config.model.get("init_from", ""))  # a malformed spec fails here, a missing file in setup_run
+  if config.data.get("normalization", "dataset") not in pretrained.NORMALIZATIONS:
+    raise ValueError(f"Unknown data.normalization {config.data.normalization!r}; choose one of "
+                     f"{list(pretrained.NORMALIZATIONS)}.")
 
 
 def create_train_state(method: Method, config: ml_collections.ConfigDict, input_shape: tuple[int, ...],
-                       mesh, schedule) -> TrainState:
-  """Initialises the state directly with replicated shardings (born on the devices)."""
+                       mesh, schedule, weights: Optional[pretrained.Source] = None) -> TrainState:
+  """Initialises the state directly with replicated shardings (born on the devices).
+
+  `weights` (`pretrained.load_source(config.model.init_from)`) replace the encoder's freshly
+  initialised params and BatchNorm statistics before the optimizer state and the method's extra
+  state (EMA teachers, momentum encoders) are made from them; heads stay fresh.
+  """
   tx = optim.make_optimizer(config.optimizer, schedule)
   init_rng, step_rng = jax.random.split(jax.random.PRNGKey(config.seed))
+  sample = jnp.zeros((1, *input_shape), jnp.float32)
+  encoder = None
+  if weights is not None:
+    keep_fresh = tuple(config.model.get("init_fresh", ()))
+    # Shapes suffice, unless some submodules keep their initial values (then computed on the host).
+    initialise = (jax.jit(method.init_variables) if keep_fresh
+                  else functools.partial(jax.eval_shape, method.init_variables))
+    shapes = initialise(init_rng, sample)
+    if "encoder" not in shapes["params"]:
+      raise ValueError(f"Method {config.method!r} has no submodule named 'encoder' to load model.init_from into.")
+    encoder = pretrained.match(weights, shapes["params"]["encoder"],
+                               shapes.get("batch_stats", {}).get("encoder", {}), config.model.encoder, keep_fresh)
 
-  def init(init_rng, step_rng):
-    variables = method.init_variables(init_rng, jnp.zeros((1, *input_shape), jnp.float32))
+  def init(init_rng, step_rng, encoder):
+    variables = method.init_variables(init_rng, sample)
+    if encoder is not None:
+      variables = {**variables, "params": {**variables["params"], "encoder": encoder[0]}}
+      if encoder[1]:
+        variables["batch_stats"] = {**variables["batch_stats"], "encoder": encoder[1]}
     return TrainState(
         step=jnp.zeros((), jnp.int32),
         params=variables["params"],
@@ -68,7 +95,7 @@ def create_train_state(method: Method, config: ml_collections.ConfigDict, input_
         tx=tx,
     )
 
-  return jax.jit(init, out_shardings=sharding.replicated(mesh))(init_rng, step_rng)
+  return jax.jit(init, out_shardings=sharding.replicated(mesh))(init_rng, step_rng, encoder)
 
 
 def abstract_like(state: TrainState) -> TrainState:
@@ -88,20 +115,28 @@ class Run(NamedTuple):
 
 
 def setup_run(config: ml_collections.ConfigDict, data: Optional[HierarchicalData] = None,
-              for_training: bool = True) -> Run:
+              for_training: bool = True, init_pretrained: Optional[bool] = None) -> Run:
   """Validates the config, loads the data, builds the method and a fresh sharded state.
 
   `data` (e.g. a user's arrays, `coarse2fine.api`) is used as given instead of
   `load_dataset(config.data)`: the loader's own steps (data.val_fraction, data.train_examples,
   data.extra_taxonomies) are not applied to it. Without `for_training` (evaluating, plotting,
   loading a finished run) the training batch need not divide this machine's devices.
+  `init_pretrained` (default: `for_training`) loads `model.init_from` into the encoder; its file
+  is read before the data, so a missing one stops the run at once. The inputs are normalised as
+  `data.normalization` resolves (`pretrained.apply_normalization`).
   """
   validate_config(config)
   mesh = sharding.make_mesh()
   if for_training:
     sharding.check_batch_size(config.train.batch_size, mesh)
+  init_pretrained = for_training if init_pretrained is None else init_pretrained
+  weights = None
+  if init_pretrained and config.model.get("init_from", ""):
+    weights = pretrained.load_source(config.model.init_from)
   if data is None:
     data = load_dataset(config.data)
+  data = pretrained.apply_normalization(data, config)
   if for_training:
     checks.check_inputs(data)  # NaN, inf, huge values: refused here, not as a non-finite loss steps later
   if config.eval.split not in ("test", "val") or (config.eval.split == "val" and data.val is None):
@@ -113,7 +148,7 @@ def setup_run(config: ml_collections.ConfigDict, data: Optional[HierarchicalData
     check_protocols(config, data, type(method))
     check_hooks_run(method.host_hooks(), steps_per_epoch, total_steps)
   schedule = optim.make_schedule(config.optimizer, steps_per_epoch, total_steps)
-  state = create_train_state(method, config, data.input_shape, mesh, schedule)
+  state = create_train_state(method, config, data.input_shape, mesh, schedule, weights)
   return Run(mesh, data, method, schedule, state, steps_per_epoch, total_steps)
 
 
@@ -147,6 +182,7 @@ def features_from_checkpoint(workdir: str, data: HierarchicalData, batch_size: i
   """
   source_config = load_run_config(workdir)
   mesh = sharding.make_mesh()
+  data = pretrained.apply_normalization(data, source_config)  # the inputs as that run saw them
   method = build_method(source_config, data)
   schedule = optim.make_schedule(source_config.optimizer, 1, 1)
   state = restore_newest(workdir, source_config,
@@ -159,6 +195,7 @@ def features_from_checkpoint(workdir: str, data: HierarchicalData, batch_size: i
 
 def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Evaluates the newest checkpoint in `workdir`; writes `eval.json` and `eval.md` there."""
+  config = pretrained.with_resolved_normalization(config)  # as the run recorded it
   # Before any computation: results that could not be written are not computed. (A missing
   # workdir is left alone here; restoring names it.)
   if jax.process_index() == 0 and storage.exists(workdir):

@@ -23,6 +23,7 @@ from coarse2fine.models.resnet12 import ResNet12, ResNet12Block
 ENCODERS: dict[str, Callable[..., nn.Module]] = {
   "convnet": ConvNet,
   "resnet18": ResNet18,
+  "resnet34": ResNet34,
   "resnet50": ResNet50,
   "resnet12": ResNet12,
   "mlp": MLP,

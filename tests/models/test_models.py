@@ -17,6 +17,7 @@ from coarse2fine.models import (
   ResNet,
   ResNet12,
   ResNet18,
+  ResNet34,
   ResNet50,
   build_encoder,
   encoder_features_dim,
@@ -41,8 +42,8 @@ def abstract_apply(module, shape, train=False, mutable=("batch_stats", "intermed
   return jax.eval_shape(lambda v: module.apply(v, jnp.zeros(shape), train=train, mutable=list(mutable)), variables)
 
 
-SMALL_KWARGS = {"convnet": {}, "resnet18": {"num_filters": 8}, "resnet50": {"num_filters": 8},
-                "resnet12": {"widths": (8, 16, 24, 32)}, "mlp": {"hidden_sizes": (32, 16)}}
+SMALL_KWARGS = {"convnet": {}, "resnet18": {"num_filters": 8}, "resnet34": {"num_filters": 8},
+                "resnet50": {"num_filters": 8}, "resnet12": {"widths": (8, 16, 24, 32)}, "mlp": {"hidden_sizes": (32, 16)}}
 # `records` (DCCN) takes [B, S + T*F] records, not images: tests/models/test_records.py covers it.
 IMAGE_ENCODERS = sorted(set(ENCODERS) - {"records"})
 
@@ -59,7 +60,8 @@ def test_encoder_output_shape_matches_features_dim(name, shape):
 
 def test_default_features_dims():
   dims = {name: encoder_features_dim(name) for name in ENCODERS}
-  assert dims == {"convnet": 128, "resnet18": 512, "resnet50": 2048, "resnet12": 640, "mlp": 512, "records": 128}
+  assert dims == {"convnet": 128, "resnet18": 512, "resnet34": 512, "resnet50": 2048, "resnet12": 640, "mlp": 512,
+                  "records": 128}
 
 
 def test_convnet_runs_and_is_finite():
@@ -119,6 +121,11 @@ def test_resnet18_cifar_parameter_count():
 
 def test_resnet50_imagenet_parameter_count():
   assert count(abstract_init(ResNet50(stem="imagenet"), (1, 64, 64, 3))["params"]) == 23_508_032
+
+
+def test_resnet34_imagenet_parameter_count():
+  # torchvision's resnet34 has 21,797,672 parameters, 513,000 of them in fc (512 x 1000 + 1000).
+  assert count(abstract_init(ResNet34(stem="imagenet"), (1, 64, 64, 3))["params"]) == 21_797_672 - 513_000
 
 
 def test_resnet12_parameter_count_by_hand():
@@ -274,4 +281,4 @@ def test_build_encoder_forwards_kwargs_and_rejects_unknown_names():
     build_encoder("vgg")
   with pytest.raises(ValueError, match="Unknown encoder"):
     encoder_features_dim("vgg")
-  assert set(models.ENCODERS) == {"convnet", "resnet18", "resnet50", "resnet12", "mlp", "records"}
+  assert set(models.ENCODERS) == {"convnet", "resnet18", "resnet34", "resnet50", "resnet12", "mlp", "records"}

@@ -22,6 +22,7 @@ def falcon_imagenet(config: ml_collections.ConfigDict) -> ml_collections.ConfigD
   config.data.num_workers = 16
   config.model.encoder = "resnet50"
   config.model.encoder_args.stem = "imagenet"
+  config.model.init_from = "moco_v3:r-50-1000ep.pth.tar"  # MoCo v3's release ResNet-50 (docs/pretrained.md)
   config.model.embedder = "none"
   config.model.dtype = "bfloat16"
   config.optimizer.name = "sgd"

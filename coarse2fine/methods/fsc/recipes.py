@@ -23,8 +23,9 @@ def fsc_paper(config: ml_collections.ConfigDict, head: str, retrieval: bool = Fa
   the backbone features (docs/evaluation.md#f-sc-top-1-and-fgvc-retrieval).
 
   Our choices or deviations, which the user should know:
-  * The paper fine-tunes ImageNet-pretrained weights; this project has none, so the backbone starts from
-    random weights. Expect accuracies well below the paper's.
+  * The paper fine-tunes ImageNet-pretrained weights, and so does this recipe: torchvision's
+    ResNet18_Weights.IMAGENET1K_V1 file (docs/pretrained.md says where to put it; without it the run
+    stops at once; --config.model.init_from="" trains from random weights, well below the paper).
   * 100 epochs of batch 64: neither is in our sources.
   * "Random crop" is read as torchvision's RandomResizedCrop(224) with its default area range 0.08-1 (our
     `weak` view) of the image as loaded, which is already 224 x 224 (or the .npz's size); our reading.
@@ -51,6 +52,7 @@ def fsc_paper(config: ml_collections.ConfigDict, head: str, retrieval: bool = Fa
   config.data.num_workers = 8  # host-side decoding and augmentation of 224 px images
   config.model.encoder = "resnet18"
   config.model.encoder_args.stem = "imagenet"  # 7x7/2 conv + max-pool, as torchvision's ResNet-18
+  config.model.init_from = "torchvision:resnet18-f37072fd.pth"  # ResNet18_Weights.IMAGENET1K_V1 (docs/pretrained.md)
   config.model.embedder = "none"  # the head sits on the 512-d pooled features
   config.model.dtype = "bfloat16"  # computation only; parameters, features and the head stay float32
   config.optimizer.name = "sgd"

@@ -24,8 +24,8 @@ def maskcon_paper(config: ml_collections.ConfigDict, arg: str, best_w: dict, dat
   for Cars196 and ("perspective", "weak_perspective") for SOP, as in the official code.
 
   Deviations the user should know: the official code starts from ImageNet-supervised torchvision
-  weights (docs/methods/maskcon.md#departures-from-the-paper-and-the-official-code); this project
-  has no ImageNet weights, so the backbone starts from random weights. The augmentations are JAX
+  weights (docs/methods/maskcon.md#departures-from-the-paper-and-the-official-code), and so does this
+  recipe (model.init_from; a CIFAR stem keeps its random 3x3 conv). The augmentations are JAX
   re-implementations of torchvision's that run on the device (AutoAugment's ops checked against the
   Pillow ops torchvision applies to PIL images; the perspective warp and the Cars colour/blur ops
   against torchvision's definitions), so they match in distribution, not bit for bit; the Cars blur
@@ -40,6 +40,10 @@ def maskcon_paper(config: ml_collections.ConfigDict, arg: str, best_w: dict, dat
   config.data.num_workers = 8
   config.model.encoder = "resnet18"
   config.model.encoder_args.stem = datasets_stem
+  # [C] starts from torchvision's ImageNet ResNet-18 (ResNet18_Weights.IMAGENET1K_V1, docs/pretrained.md); a
+  # CIFAR stem has no 7x7 conv to take, so it keeps its random 3x3 conv (our reading of [C]).
+  config.model.init_from = "torchvision:resnet18-f37072fd.pth"
+  config.model.init_fresh = ("stem_conv",) if datasets_stem == "cifar" else ()
   config.model.embedder = "none"
   config.optimizer.name = "sgd"
   config.optimizer.lr = 0.02
