@@ -165,3 +165,55 @@ def test_embed_run_features_equal_the_evaluators(tmp_path, tiny_config):
   expected = np.asarray(method.predict(state, x)["features"])
   assert z.shape == expected.shape and z.dtype == np.float32
   np.testing.assert_allclose(z, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_paper_config_without_weights_stops_before_the_data(tmp_path):
+  """maskcon_sop names torchvision's ResNet-18 file: without it the run stops at once (SOP is not here either)."""
+  from coarse2fine.config_base import load_config
+
+  config = load_config(os.path.join(os.path.dirname(__file__), "..", "..", "configs", "maskcon_sop.py"))
+  with pytest.raises(FileNotFoundError, match=r"weights/resnet18-f37072fd\.pth.*ResNet18_Weights\.IMAGENET1K_V1"):
+    loop.train_and_evaluate(config, str(tmp_path / "run"))
+  assert not os.path.exists(tmp_path / "run" / "config.json")
+
+
+def test_fashion_mnist_configs_train_from_scratch():
+  import glob
+
+  from coarse2fine.config_base import load_config
+
+  files = glob.glob(os.path.join(os.path.dirname(__file__), "..", "..", "configs", "*_fashion_mnist.py"))
+  assert files and all(load_config(f).model.init_from == "" for f in files)
+
+
+def test_api_fit_records_init_from(tmp_path, tiny_config):
+  import coarse2fine as c2f
+
+  random_encoder_npz(tmp_path / "enc.npz", tiny_config)
+  rng = np.random.default_rng(0)
+  x, coarse = rng.normal(size=(64, 16)).astype(np.float32), np.repeat(np.arange(2), 32)
+  overrides = {"model.encoder_args.hidden_sizes": (32, 32), "train.num_epochs": 1}
+  with pytest.raises(ValueError, match="disagree"):
+    c2f.fit(x, coarse, "coarse", str(tmp_path / "bad"), init_from="npz:a.npz",
+            config_overrides={**overrides, "model.init_from": "npz:b.npz"})
+  model = c2f.fit(x, coarse, "coarse", str(tmp_path / "run"), init_from=f"npz:{tmp_path}/enc.npz",
+                  config_overrides=overrides)
+  assert model.config.model.init_from == f"npz:{tmp_path}/enc.npz"
+  assert model.config.data.normalization == "dataset"
+  assert model.embed(x[:3]).shape == (3, 32)
+
+
+def test_embed_command_refuses_bad_inputs_before_any_model(tmp_path):
+  from coarse2fine.cli import embed
+
+  np.save(tmp_path / "int.npy", np.zeros((2, 4, 4, 3), np.int64))
+  np.save(tmp_path / "empty.npy", np.zeros((0, 4), np.float32))
+  np.save(tmp_path / "nan.npy", np.full((2, 4), np.nan, np.float32))
+  with pytest.raises(ValueError, match="got int64.*astype"):
+    embed.read_inputs(str(tmp_path / "int.npy"))
+  with pytest.raises(ValueError, match="N > 0"):
+    embed.read_inputs(str(tmp_path / "empty.npy"))
+  with pytest.raises(ValueError, match="NaN"):
+    embed.read_inputs(str(tmp_path / "nan.npy"))
+  with pytest.raises(FileNotFoundError, match="no such file"):
+    embed.read_inputs(str(tmp_path / "missing.npy"))
