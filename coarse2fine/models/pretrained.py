@@ -209,13 +209,14 @@ class Source:
   foreign: tuple[str, ...] = ()
 
 
-def _flatten(tree: Any, prefix: str) -> dict[str, np.ndarray]:
+def _flatten(tree: Any, prefix: str, leaf=np.asarray) -> dict[str, Any]:
+  """{"prefix/a/b": leaf(value)} of a nested dict."""
   flat = {}
   if isinstance(tree, dict) or hasattr(tree, "items"):
     for key, value in tree.items():
-      flat.update(_flatten(value, f"{prefix}/{key}" if prefix else str(key)))
+      flat.update(_flatten(value, f"{prefix}/{key}" if prefix else str(key), leaf))
   else:
-    flat[prefix] = np.asarray(tree)
+    flat[prefix] = leaf(tree)
   return flat
 
 
@@ -322,7 +323,8 @@ def match(source: Source, params: Any, batch_stats: Any, encoder: str = "",
   submodules, by Flax name (e.g. "stem_conv"), that keep the values in `params`/`batch_stats`
   (which must then be arrays) and whose source tensors are not used.
   """
-  targets = {**_flatten(_shapes(params), "params"), **_flatten(_shapes(batch_stats), "batch_stats")}
+  shape_of = lambda leaf: tuple(leaf.shape)
+  targets = {**_flatten(params, "params", shape_of), **_flatten(batch_stats, "batch_stats", shape_of)}
   torch_layout = source.source in TORCH_LAYOUT
   what = f"model.init_from={source.spec!r}"
   loaded, used = {}, set()
@@ -369,12 +371,6 @@ def match(source: Source, params: Any, batch_stats: Any, encoder: str = "",
   logging.warning("%s: loaded %d encoder tensors; not used: %s%s.", what, len(loaded), listed or "none",
                   f" and {len(counters)} BatchNorm num_batches_tracked" if counters else "")
   return _nest(loaded, "params", params), _nest(loaded, "batch_stats", batch_stats)
-
-
-def _shapes(tree: Any) -> Any:
-  if isinstance(tree, dict) or hasattr(tree, "items"):
-    return {key: _shapes(value) for key, value in tree.items()}
-  return tuple(tree.shape)
 
 
 def _nest(flat: dict[str, np.ndarray], prefix: str, like: Any) -> Any:

@@ -133,13 +133,14 @@ def test_torchvision_safetensors_without_torch(tmp_path):
   from safetensors.numpy import save_file
 
   module = models.build_encoder("resnet18", stem="imagenet", num_filters=8)
-  variables = module.init(jax.random.PRNGKey(0), np.zeros((1, 32, 32, 3), np.float32), train=False)
+  variables = jax.eval_shape(lambda x: module.init(jax.random.PRNGKey(0), x, train=False),
+                             np.zeros((1, 16, 16, 3), np.float32))
   rng = np.random.default_rng(0)
   tensors = {"fc.weight": np.zeros((10, 64), np.float32)}
   for collection in ("params", "batch_stats"):
     for path, leaf in jax.tree_util.tree_flatten_with_path(variables[collection])[0]:
       flat = "/".join(str(getattr(k, "key", k)) for k in path)
-      shape = leaf.shape if leaf.ndim != 4 else (leaf.shape[3], leaf.shape[2], leaf.shape[0], leaf.shape[1])
+      shape = leaf.shape if len(leaf.shape) != 4 else (leaf.shape[3], leaf.shape[2], leaf.shape[0], leaf.shape[1])
       tensors[pretrained.torch_name(collection, flat)] = rng.normal(size=shape).astype(np.float32)
   save_file(tensors, str(tmp_path / "w.safetensors"))
   params, batch_stats = pretrained.match(pretrained.load_source(f"torchvision:{tmp_path}/w.safetensors"),
