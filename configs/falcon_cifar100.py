@@ -16,7 +16,8 @@ docs/datasets.md#alternative-taxonomy-t2-falcon), one M each. ResNet-18 with the
 stem padded by 2, batch 256, SGD lr 0.1 (momentum 0.9, no weight decay) x0.1 at epochs 60
 and 80 of 100; lambda 0.5 / 0.5 / 2, T 0.9, EMA 0.99, 20 neighbours mined (5 used), beta 0.1,
 a solve every 20 steps, soft labels over 30 epochs. Both views are RandomResizedCrop(32,
-.08-1) + flip. The paper starts from a MoCo v3 backbone and mines neighbours with it:
+.08-1) + flip. The paper starts from a MoCo v3 backbone, which this config loads (solo-learn's
+CIFAR-100 checkpoint, model.init_from; docs/pretrained.md), and mines neighbours with it:
 train one (or any run of this project) and pass its workdir as
 `falcon.neighbour_features=checkpoint:<workdir>`; the default mines on raw pixels, which is
 weaker on CIFAR. (The paper's note that beta was lowered for CIFAR68 is not in its code,

@@ -16,7 +16,8 @@ cosine with warm restarts every 30 epochs down to 1e-3, 90 epochs; lambda 0.5 / 
 EMA 0.99, 20 neighbours (5 used), beta 5e-5, a solve every 20 steps (solver time limit 120 s),
 soft labels over 30 epochs. View 0 is the strong augmentation, view 1 the deterministic centre
 crop (the images are already Resize(256) + CenterCrop(224)). The paper initialises from MoCo v3
-(r-50-1000ep) and mines neighbours with it: pass a pretrained run's workdir in
+(r-50-1000ep), which this config loads (model.init_from; docs/pretrained.md says where the file goes), and
+mines neighbours with it: pass a pretrained run's workdir in
 `falcon.neighbour_features=checkpoint:<workdir>`. The official code all-gathers the entropy
 term's predictions without gradient, so on R GPUs its lambda3 acts as lambda3 / R; this library
 computes the exact global-batch gradient (set lambda3 / 4 to copy the 4-GPU run).

@@ -218,3 +218,30 @@ def test_embed_command_refuses_bad_inputs_before_any_model(tmp_path):
     embed.read_inputs(str(tmp_path / "nan.npy"))
   with pytest.raises(FileNotFoundError, match="no such file"):
     embed.read_inputs(str(tmp_path / "missing.npy"))
+
+
+def test_a_moco_v3_pretraining_run_starts_another_method(tmp_path, tiny_config):
+  """docs/methods/moco.md: a moco_v3 run's encoder loads with model.init_from=checkpoint:<workdir>."""
+  import ml_collections
+
+  config = tiny_config
+  config.data.synthetic.kind = "images"
+  config.data.synthetic.image_shape = (8, 8, 1)
+  config.data.synthetic.num_train, config.data.synthetic.num_test = 128, 64
+  config.model.encoder = "convnet"
+  config.model.encoder_args = ml_collections.ConfigDict({"widths": (8, 16)})
+  config.train.num_epochs, config.train.batch_size, config.eval.batch_size = 1, 32, 64
+  pretrain = config.copy_and_resolve_references()
+  pretrain.method = "moco_v3"
+  pretrain.data.views = ("strong", "strong")
+  pretrain.moco.embedding_dim = 8
+  pretrain.moco.projector_hidden = pretrain.moco.predictor_hidden = 16
+  pretrain.eval.protocols, pretrain.eval.features = ("retrieval",), "features"
+  loop.train_and_evaluate(pretrain, str(tmp_path / "moco"))
+  saved = Checkpointer(str(tmp_path / "moco"), pretrain).read_state()
+  config.data.views = ("crop_flip",)
+  config.model.init_from = f"checkpoint:{tmp_path}/moco"
+  run, params = fresh_state(config)
+  jax.tree.map(np.testing.assert_array_equal, params["encoder"], saved["params"]["encoder"])
+  batch_stats = jax.tree.map(np.asarray, jax.device_get(run.state.batch_stats["encoder"]))
+  jax.tree.map(np.testing.assert_array_equal, batch_stats, saved["batch_stats"]["encoder"])
