@@ -89,7 +89,9 @@ def _train_and_evaluate_locked(config: ml_collections.ConfigDict, workdir: str, 
 
   # FALCON and SCAN may mine neighbours on another run's features (`checkpoint:<workdir>`).
   neighbours = method.neighbour_sampling(
-      functools.partial(features_from_checkpoint, data=data, batch_size=config.eval.batch_size))
+      # normalised as the other run was (`features_from_checkpoint`), from the dataset's own statistics
+      functools.partial(features_from_checkpoint, data=run.dataset_normalised,
+                        batch_size=config.eval.batch_size))
   augment = pipeline.make_device_augment(data, config.data, method.views, config.seed,
                                          with_neighbours=neighbours is not None)
   checkpointer = Checkpointer(workdir, config)

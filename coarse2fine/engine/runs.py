@@ -112,6 +112,7 @@ class Run(NamedTuple):
   state: TrainState
   steps_per_epoch: int
   total_steps: int
+  dataset_normalised: Optional[HierarchicalData] = None  # `data` with the dataset's own mean/std (other runs' inputs)
 
 
 def setup_run(config: ml_collections.ConfigDict, data: Optional[HierarchicalData] = None,
@@ -136,6 +137,7 @@ def setup_run(config: ml_collections.ConfigDict, data: Optional[HierarchicalData
     weights = pretrained.load_source(config.model.init_from)
   if data is None:
     data = load_dataset(config.data)
+  dataset_normalised = data
   data = pretrained.apply_normalization(data, config)
   if for_training:
     checks.check_inputs(data)  # NaN, inf, huge values: refused here, not as a non-finite loss steps later
@@ -149,7 +151,7 @@ def setup_run(config: ml_collections.ConfigDict, data: Optional[HierarchicalData
     check_hooks_run(method.host_hooks(), steps_per_epoch, total_steps)
   schedule = optim.make_schedule(config.optimizer, steps_per_epoch, total_steps)
   state = create_train_state(method, config, data.input_shape, mesh, schedule, weights)
-  return Run(mesh, data, method, schedule, state, steps_per_epoch, total_steps)
+  return Run(mesh, data, method, schedule, state, steps_per_epoch, total_steps, dataset_normalised)
 
 
 def load_run_config(workdir: str) -> ml_collections.ConfigDict:
@@ -178,7 +180,9 @@ def features_from_checkpoint(workdir: str, data: HierarchicalData, batch_size: i
 
   The run's model and method come from its `config.json`; the inputs are `data`'s own
   training split, unaugmented, in order, so the rows line up with `data.train` whatever
-  split the other run trained on (its input shape and normalisation must fit these data).
+  split the other run trained on (its input shape must fit these data). `data` carries the
+  dataset's own mean and std (`Run.dataset_normalised`); the inputs are normalised as that run's
+  `data.normalization` says.
   """
   source_config = load_run_config(workdir)
   mesh = sharding.make_mesh()
