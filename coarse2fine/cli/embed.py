@@ -16,9 +16,8 @@ float32 [N, D] to `--out` (a temporary file, then renamed), batched and sharded 
 
 from __future__ import annotations
 
+import io
 import json
-import os
-import tempfile
 
 import numpy as np
 from absl import app, flags, logging
@@ -51,9 +50,11 @@ def _check_flags() -> None:
 
 def read_inputs(path: str) -> np.ndarray:
   """The inputs, checked before any model is built: uint8 or float32, [N, H, W, C] or [N, F], N > 0."""
-  if not os.path.isfile(path):
+  from coarse2fine import storage
+
+  if not storage.isfile(path):
     raise FileNotFoundError(f"--inputs={path!r}: no such file.")
-  x = np.load(path, allow_pickle=False)
+  x = np.load(io.BytesIO(storage.read_bytes(path)), allow_pickle=False)
   if x.ndim not in (2, 4) or len(x) == 0:
     raise ValueError(f"--inputs: expected [N, H, W, C] images or [N, F] vectors with N > 0, got shape {x.shape}.")
   if x.dtype not in (np.uint8, np.float32):
@@ -65,17 +66,12 @@ def read_inputs(path: str) -> np.ndarray:
 
 
 def write_npy_atomically(path: str, array: np.ndarray) -> None:
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npy", dir=directory)
-  try:
-    with os.fdopen(fd, "wb") as f:
-      np.save(f, array)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+  """The whole file or none: a temporary file renamed into place (an object store writes whole objects)."""
+  from coarse2fine import storage
+
+  buffer = io.BytesIO()
+  np.save(buffer, array)
+  storage.write_bytes_atomically(path, buffer.getvalue())
 
 
 def main(argv):

@@ -7,14 +7,13 @@ along the batch axis, the last one padded and cut off.
 from __future__ import annotations
 
 import json
-import os
 from typing import Callable, Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from coarse2fine import models
+from coarse2fine import models, storage
 from coarse2fine.data.augmentation import device as device_augment
 from coarse2fine.engine import runs, sharding
 from coarse2fine.evaluation.evaluator import make_predict_step
@@ -38,10 +37,9 @@ def _run_data(workdir: str, config):
   from coarse2fine import api  # noqa: PLC0415 -- api imports the engine
   from coarse2fine.data import load_dataset
 
-  meta_path = os.path.join(workdir, api.META_FILE)
-  if os.path.isfile(meta_path):
-    with open(meta_path, encoding="utf-8") as f:
-      return api._stub_data(json.load(f))
+  meta_path = storage.join(workdir, api.META_FILE)
+  if storage.isfile(meta_path):
+    return api._stub_data(json.loads(storage.read_text(meta_path)))
   return load_dataset(config.data)
 
 

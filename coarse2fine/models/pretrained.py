@@ -28,7 +28,6 @@ import hashlib
 import io
 import os
 import re
-import tempfile
 from typing import Any, Optional
 
 import numpy as np
@@ -100,14 +99,16 @@ def check_available(init_from: str) -> None:
   if spec is None:
     return
   path = resolve_path(spec)
+  from coarse2fine import storage
+
   if spec.source == "checkpoint":
-    if not os.path.isdir(os.path.join(path, "checkpoints")):
+    if not storage.isdir(storage.join(path, "checkpoints")):
       raise FileNotFoundError(f"model.init_from={init_from!r}: {path} has no checkpoints folder; train that run "
                               "first or fix the path.")
     return
-  if os.path.isfile(path):
+  if storage.isfile(path):
     return
-  name = os.path.basename(path)
+  name = os.path.basename(path.rstrip("/"))
   what = KNOWN_FILES.get(name, f"the {spec.source} weights file {name}")
   raise FileNotFoundError(
       f"model.init_from={init_from!r}: no file {path}. Get {what} and put it there (bare file names are looked up "
@@ -116,22 +117,18 @@ def check_available(init_from: str) -> None:
 
 
 def read_bytes(path: str) -> bytes:
-  """The one place weight files are read (so a storage layer can serve other paths later)."""
-  with open(path, "rb") as f:
-    return f.read()
+  """The one place weight files are read: local paths or object-store URLs (`coarse2fine.storage`)."""
+  from coarse2fine import storage
+
+  return storage.read_bytes(path)
 
 
 def _write_npz_atomically(path: str, arrays: dict[str, np.ndarray]) -> None:
-  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=os.path.dirname(path) or ".")
-  try:
-    with os.fdopen(fd, "wb") as f:
-      np.savez(f, **arrays)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+  from coarse2fine import storage
+
+  buffer = io.BytesIO()
+  np.savez(buffer, **arrays)
+  storage.write_bytes_atomically(path, buffer.getvalue())
 
 
 def _npz_arrays(data: bytes) -> dict[str, np.ndarray]:
@@ -380,9 +377,8 @@ def _nest(flat: dict[str, np.ndarray], prefix: str, like: Any) -> Any:
 
 
 def save_npz(path: str, params: Any, batch_stats: Any = None) -> str:
-  """Writes an encoder's variables as an `.npz` that `init_from='npz:<path>'` loads (temp file, then rename)."""
-  arrays = {**_flatten(params, "params"), **_flatten(batch_stats or {}, "batch_stats")}
-  _write_npz_atomically(path, {key: np.asarray(value) for key, value in arrays.items()})
+  """Writes an encoder's variables as an `.npz` that `init_from='npz:<path>'` loads (whole, or not at all)."""
+  _write_npz_atomically(path, {**_flatten(params, "params"), **_flatten(batch_stats or {}, "batch_stats")})
   return path
 
 
