@@ -1,0 +1,203 @@
+"""What an init buys: each seed method against its own baselines, from random weights and from the
+in-project self-supervised init, on Fashion-MNIST (fmnist3).
+
+  python benchmarks/init_effect.py --stage=select                    # fine-tuning lr per init, validation
+  python benchmarks/init_effect.py --seeds=0,1,2                     # test: every family, every init
+  python benchmarks/init_effect.py --seeds=0 --families=scgm,falcon  # a part of it
+
+Families, each scored on its own paper's metric (test split):
+  scgm:    scgm_g against coarse and coarse_plus, all-way 1-shot accuracy (SCGM's cross-granularity few-shot);
+  falcon:  falcon against scan_c and k-means on `coarse` features, fine-class discovery accuracy (Hungarian),
+           all three on benchmarks/discovery_quality.py's budget (FALCON's recipe: 20k images, 10 epochs);
+  maskcon: maskcon against coins and supce, Recall@1 on the fine labels;
+  fsc:     fsc against softmax and softtriple trained on the fine labels, top-1.
+Every run is its `configs/*_fashion_mnist.py` recipe (the ConvNet, optimiser, epochs and batch of
+that config). Inits:
+  random:          the recipe as it is;
+  moco:            `model.init_from=checkpoint:<pretraining run>`, a MoCo v3 run of
+                   configs/pretrain_fashion_mnist.py with the same seed (for MaskCon's flattened ConvNet,
+                   the same pretraining with `pool=flatten`; pooling holds no weights);
+  random+budget:   random weights trained for as many more epochs as the pretraining's wall time buys
+                   at the run's own seconds per epoch (the same total budget).
+`--stage=select` picks, for each method and init, the fine-tuning learning rate (the recipe's, or
+0.3x it) on a validation split (10% of the training set, seed 0); `final` uses the choice. The
+pretraining's cost (seconds, epochs) is stated in the table. Runs are kept in `--workdir` and reused.
+Writes benchmarks/results/init_effect{_select,}.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks import common, discovery_quality  # noqa: E402
+from coarse2fine.engine import loop  # noqa: E402
+
+# family -> (metric key, {run name: (config file, overrides)}); the seed method first.
+# The discovery runs share one budget (benchmarks/discovery_quality.py): FALCON's recipe, 20k images, 10 epochs.
+DISCOVERY = {k: v for k, v in discovery_quality.BUDGET.items()}
+KMEANS = {**DISCOVERY, "eval.protocols": ("classification", "kmeans")}
+FAMILIES = {
+    "scgm": ("fewshot/allway_1shot", {
+        "scgm_g": ("scgm_fashion_mnist.py", {}),
+        "coarse": ("coarse_fashion_mnist.py", {}),
+        "coarse_plus": ("coarse_plus_fashion_mnist.py", {}),
+    }),
+    "falcon": ("discovery/acc", {
+        "falcon": ("falcon_fashion_mnist.py", DISCOVERY),
+        "scan_c": ("scan_fashion_mnist.py:c", DISCOVERY),
+        "coarse + k-means": ("coarse_fashion_mnist.py", KMEANS),
+    }),
+    "maskcon": ("retrieval/recall@1", {
+        "maskcon": ("maskcon_fashion_mnist.py", {}),
+        "coins": ("maskcon_fashion_mnist.py:coins", {}),
+        "supce": ("maskcon_fashion_mnist.py:supce", {}),
+    }),
+    "fsc": ("{split}/fine_top1", {
+        "fsc": ("fsc_fashion_mnist.py:fsc,fine", {}),
+        "softmax": ("fsc_fashion_mnist.py:softmax,fine", {}),
+        "softtriple": ("fsc_fashion_mnist.py:softtriple,fine", {}),
+    }),
+}
+INITS = ("random", "moco", "random+budget")
+LR_SCALES = (1.0, 0.3)
+VALIDATION = {"data.val_fraction": 0.1, "eval.split": "val"}
+PRETRAIN = "pretrain_fashion_mnist.py"
+
+
+def _slug(text: str) -> str:
+  return "".join(c if c.isalnum() else "_" for c in text).strip("_")
+
+
+def _train(config, rundir: str) -> dict:
+  path = os.path.join(rundir, "results.json")
+  if not os.path.exists(path):
+    loop.train_and_evaluate(config, rundir)
+  with open(path) as f:
+    return json.load(f)
+
+
+def pretraining(seed: int, workdir: str, flatten: bool, split: str) -> tuple[str, dict]:
+  """(workdir, results) of the MoCo v3 pretraining run for `seed` (on the training part of `split`'s data)."""
+  overrides = {"seed": seed, **({"model.encoder_args.pool": "flatten"} if flatten else {})}
+  if split == "val":
+    overrides["data.val_fraction"] = 0.1  # the validation images stay out of pretraining too
+  rundir = os.path.join(workdir, split, f"pretrain{'_flatten' if flatten else ''}_seed{seed}")
+  return rundir, _train(common.load_config(PRETRAIN, overrides), rundir)
+
+
+def run(family: str, name: str, init: str, seed: int, workdir: str, split: str, lr_scale: float) -> dict:
+  """One run's metric, seconds and epochs."""
+  metric, runs = FAMILIES[family]
+  filename, overrides = runs[name]
+  base = common.load_config(filename, {**overrides, "seed": seed})
+  settings = {**overrides, "seed": seed, "optimizer.lr": base.optimizer.lr * lr_scale}
+  if split == "val":
+    settings.update(VALIDATION)
+  pretrain_seconds = 0.0
+  if init in ("moco", "random+budget"):
+    pretrained, results = pretraining(seed, workdir, base.model.encoder_args.get("pool") == "flatten", split)
+    pretrain_seconds = results["train_seconds_this_session"]
+    if init == "moco":
+      settings["model.init_from"] = f"checkpoint:{pretrained}"
+    else:  # as many more epochs as the pretraining's seconds buy at this run's own pace
+      plain = run(family, name, "random", seed, workdir, split, lr_scale)
+      per_epoch = plain["seconds"] / plain["epochs"]
+      settings["train.num_epochs"] = base.train.num_epochs + math.ceil(pretrain_seconds / per_epoch)
+  config = common.load_config(filename, settings)
+  rundir = os.path.join(workdir, split, family, f"{_slug(name)}_{_slug(init)}_lr{lr_scale}_seed{seed}")
+  results = _train(config, rundir)
+  key = metric.format(split=split)
+  return {"value": results["metrics"][key], "seconds": results["train_seconds_this_session"],
+          "epochs": config.train.num_epochs, "pretrain_seconds": pretrain_seconds}
+
+
+def select(workdir: str, families: list[str]) -> list[dict]:
+  rows = []
+  for family in families:
+    for name in FAMILIES[family][1]:
+      for init in INITS[:2]:  # random+budget takes random's choice
+        scores = {scale: run(family, name, init, 0, workdir, "val", scale)["value"] for scale in LR_SCALES}
+        best = max(scores, key=scores.get)
+        rows.append({"family": family, "method": name, "init": init, "chosen_lr_scale": best,
+                     **{f"val@lr x{scale}": value for scale, value in scores.items()}})
+        print(json.dumps(rows[-1]), flush=True)
+  return rows
+
+
+def _choices() -> dict:
+  path = os.path.join(common.RESULTS_DIR, "init_effect_select.json")
+  if not os.path.exists(path):
+    return {}
+  with open(path) as f:
+    return {(r["family"], r["method"], r["init"]): r["chosen_lr_scale"] for r in json.load(f)["rows"]}
+
+
+def final(workdir: str, families: list[str], seeds: list[int]) -> list[dict]:
+  choices = _choices()
+  rows = []
+  for family in families:
+    metric, runs = FAMILIES[family]
+    for init in INITS:
+      for name in runs:
+        scale = choices.get((family, name, "random" if init == "random+budget" else init), 1.0)
+        per_seed = [run(family, name, init, seed, workdir, "test", scale) for seed in seeds]
+        values = [r["value"] for r in per_seed]
+        rows.append({
+            "family": family, "metric": metric.format(split="test"), "init": init, "method": name,
+            "seeds": len(seeds), "mean": statistics.mean(values),
+            "sd": statistics.stdev(values) if len(values) > 1 else float("nan"),
+            "per_seed": " ".join(f"{v:.1f}" for v in values), "lr_scale": scale,
+            "epochs": per_seed[0]["epochs"], "train_s": statistics.mean(r["seconds"] for r in per_seed),
+            "pretrain_s": statistics.mean(r["pretrain_seconds"] for r in per_seed),
+        })
+        print(json.dumps(rows[-1]), flush=True)
+  _add_margins(rows)
+  return rows
+
+
+def _add_margins(rows: list[dict]) -> None:
+  """The seed method's lead over its best baseline, and whether it beats the larger seed spread."""
+  for family in {r["family"] for r in rows}:
+    for init in INITS:
+      group = [r for r in rows if r["family"] == family and r["init"] == init]
+      if len(group) < 2:
+        continue
+      seed_method, baselines = group[0], group[1:]
+      best = max(baselines, key=lambda r: r["mean"])
+      spread = max(r["sd"] for r in (seed_method, best))
+      seed_method["lead"] = seed_method["mean"] - best["mean"]
+      seed_method["lead_beyond_spread"] = (seed_method["lead"] > spread) if not math.isnan(spread) else ""
+
+
+def main():
+  parser = argparse.ArgumentParser()
+  parser.add_argument("--stage", choices=("select", "final"), default="final")
+  parser.add_argument("--seeds", default="0,1,2")
+  parser.add_argument("--families", default=",".join(FAMILIES))
+  parser.add_argument("--workdir", default="workdirs/init_effect")
+  args = parser.parse_args()
+  families = [f for f in args.families.split(",") if f]
+  unknown = set(families) - set(FAMILIES)
+  if unknown:
+    raise SystemExit(f"Unknown families {sorted(unknown)}; choose from {sorted(FAMILIES)}.")
+  notes = __doc__.split("\n\n", 2)[2].strip()
+  if args.stage == "select":
+    rows = select(args.workdir, families)
+    columns = ["family", "method", "init", "chosen_lr_scale", *[f"val@lr x{s}" for s in LR_SCALES]]
+    common.save("init_effect_select", rows, columns, notes=notes)
+  else:
+    rows = final(args.workdir, families, [int(s) for s in args.seeds.split(",")])
+    columns = ["family", "metric", "init", "method", "seeds", "mean", "sd", "per_seed", "lead", "lead_beyond_spread",
+               "lr_scale", "epochs", "train_s", "pretrain_s"]
+    common.save("init_effect", rows, columns, notes=notes)
+
+
+if __name__ == "__main__":
+  main()
