@@ -56,7 +56,8 @@ load writes the PNGs back to back into `<split>_images_png.blob.npy` (about the 
 their offsets in `<split>_images_png.offsets.npy`, next to the pickle, and later loads memory-map
 them; delete both to rebuild (they are rebuilt when the pickle is newer). If the folder is not
 writable the PNGs stay in memory, with a warning. An uncompressed `.npz` is memory-mapped in place;
-a compressed one is read whole.
+a compressed one is read whole. On an object store (`data.dir=gs://...`, see `coarse2fine.storage`)
+there is no cache and no mapping: the PNGs stay in memory and an `.npz` is read whole.
 """
 
 from __future__ import annotations
