@@ -21,6 +21,7 @@ Cloud Storage through an emulator (tests): set `STORAGE_EMULATOR_HOST=http://HOS
 
 from __future__ import annotations
 
+import io
 import os
 import posixpath
 import shutil
@@ -117,6 +118,17 @@ def read_bytes(path: PathLike) -> bytes:
 def open_file(path: PathLike, mode: str = "r", **kwargs):
   """`open` locally, `epath.Path.open` elsewhere (reading, or writing a whole object)."""
   return open(_local(path), mode, **kwargs) if is_local(path) else epath_of(path).open(mode, **kwargs)
+
+
+def open_text(path: PathLike, encoding: str = "utf-8", newline: str | None = None):
+  """A text file to read, as `open(path, encoding=..., newline=...)` gives it (`newline=""` for csv).
+
+  Locally `open` itself; on an object store the object is read whole and decoded into an
+  `io.StringIO` with the same newline handling (fsspec's text mode takes no `newline`).
+  """
+  if is_local(path):
+    return open(_local(path), encoding=encoding, newline=newline)
+  return io.StringIO(read_bytes(path).decode(encoding), newline=newline)
 
 
 def write_bytes_atomically(path: PathLike, data: bytes) -> None:

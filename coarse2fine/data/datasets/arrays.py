@@ -9,11 +9,12 @@ examples is held out (seeded by `data.split_seed`).
 
 from __future__ import annotations
 
-import os
+import io
 
 import ml_collections
 import numpy as np
 
+from coarse2fine import storage
 from coarse2fine.data.checks import check_finite, check_range
 from coarse2fine.data.splits import HierarchicalData, Split, carve_validation, make_split
 from coarse2fine.data.taxonomy import Taxonomy, get_taxonomy
@@ -58,12 +59,12 @@ def load(data_config: ml_collections.ConfigDict) -> HierarchicalData:
   path = data_config.path
   if not path:
     raise ValueError("data.name='arrays' needs data.path: an .npz file with x, coarse and optionally fine.")
-  if not os.path.isfile(path):
+  if not storage.isfile(path):
     raise FileNotFoundError(f"data.path={path!r} does not exist.")
   if not data_config.taxonomy:
     raise ValueError("data.name='arrays' needs data.taxonomy: a .json or .csv file (fine,coarse per line).")
   taxonomy = get_taxonomy(data_config.taxonomy)
-  with np.load(path) as npz:
+  with np.load(path if storage.is_local(path) else io.BytesIO(storage.read_bytes(path))) as npz:
     contents = {key: npz[key] for key in npz.files}
   missing = [key for key in ("x", "coarse") if key not in contents]
   if missing:

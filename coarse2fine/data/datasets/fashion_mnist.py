@@ -13,6 +13,7 @@ from typing import Optional
 import ml_collections
 import numpy as np
 
+from coarse2fine import storage
 from coarse2fine.data.datasets import idx
 from coarse2fine.data.datasets.tfds_arrays import load_tfds_arrays
 from coarse2fine.data.splits import HierarchicalData, filter_and_remap
@@ -32,15 +33,15 @@ def candidate_dirs(data_dir: Optional[str]) -> list[str]:
     dirs.append(data_dir)
   env = os.environ.get("C2F_DATA_DIR")
   if env:
-    dirs += [env, os.path.join(env, "fashion-mnist"), os.path.join(env, "fashion_mnist")]
+    dirs += [env, storage.join(env, "fashion-mnist"), storage.join(env, "fashion_mnist")]
   dirs.append(DEBIAN_DIR)
   return dirs
 
 
 def _find_file(directory: str, stem: str) -> Optional[str]:
   for name in (stem + ".gz", stem):
-    path = os.path.join(directory, name)
-    if os.path.isfile(path):
+    path = storage.join(directory, name)
+    if storage.isfile(path):
       return path
   return None
 

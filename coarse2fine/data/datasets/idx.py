@@ -14,6 +14,8 @@ import tempfile
 
 import numpy as np
 
+from coarse2fine import storage
+
 # IDX type code -> numpy dtype (big-endian where it matters).
 _IDX_DTYPES = {
     0x08: np.dtype(np.uint8),
@@ -31,9 +33,14 @@ def _open(path: str, mode: str):
 
 
 def read_idx(path: str) -> np.ndarray:
-  """Reads an IDX file (optionally `.gz`) into a native-endian numpy array."""
-  with _open(path, "rb") as f:
-    raw = f.read()
+  """Reads an IDX file (optionally `.gz`; local or on an object store, see `coarse2fine.storage`) into numpy."""
+  if storage.is_local(path):
+    with _open(path, "rb") as f:
+      raw = f.read()
+  else:
+    raw = storage.read_bytes(path)
+    if path.endswith(".gz"):
+      raw = gzip.decompress(raw)
   if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
     raise ValueError(f"{path} is not an IDX file: it must start with two zero bytes.")
   code, ndim = raw[2], raw[3]

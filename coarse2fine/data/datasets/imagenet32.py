@@ -31,12 +31,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
+import posixpath
 from typing import Optional
 
 import ml_collections
 import numpy as np
 
+from coarse2fine import storage
 from coarse2fine.data.datasets import resized, tfds_arrays
 from coarse2fine.data.splits import HierarchicalData, make_split
 from coarse2fine.data.taxonomy import BUILTIN_TAXONOMIES, Taxonomy, get_taxonomy
@@ -102,7 +103,7 @@ def taxonomy_from_index_map(raw: dict, fine_names: list[str], where: str) -> Tax
   if num_coarse == len(COARSE_NAMES) and counts != COARSE_COUNTS:
     logging.warning("%s: fine classes per coarse id %s differ from MaskCon's %s; are the ids in its order?", where,
                     counts, COARSE_COUNTS)
-  return Taxonomy(os.path.splitext(os.path.basename(where))[0], fine_names, names, parents)
+  return Taxonomy(posixpath.splitext(posixpath.basename(where))[0], fine_names, names, parents)
 
 
 def read_taxonomy(spec: str, fine_names: list[str]) -> tuple[Taxonomy, np.ndarray]:
@@ -110,10 +111,10 @@ def read_taxonomy(spec: str, fine_names: list[str]) -> tuple[Taxonomy, np.ndarra
   if not spec:
     raise ValueError(f"ImageNet32 needs its coarse labels in data.taxonomy (there is no built-in one). "
                      f"{TAXONOMY_HINT}")
-  if spec not in BUILTIN_TAXONOMIES and not os.path.isfile(spec):
+  if spec not in BUILTIN_TAXONOMIES and not storage.isfile(spec):
     raise FileNotFoundError(f"data.taxonomy={spec!r}: no such file. {TAXONOMY_HINT}")
   if spec.lower().endswith(".json"):
-    with open(spec, encoding="utf-8") as f:
+    with storage.open_text(spec) as f:
       try:
         raw = json.load(f)
       except json.JSONDecodeError as error:

@@ -40,6 +40,7 @@ test split is the train split), and no augmentation is used.
 from __future__ import annotations
 
 import importlib.util
+import io
 import os
 import shutil
 import subprocess
@@ -51,6 +52,7 @@ from typing import Optional
 import ml_collections
 import numpy as np
 
+from coarse2fine import storage
 from coarse2fine.data.splits import HierarchicalData, make_split
 from coarse2fine.data.taxonomy import Taxonomy, get_taxonomy
 
@@ -94,10 +96,10 @@ def scanpy_copy() -> Optional[str]:
 
 def candidate_paths(data_dir: str = "") -> list[str]:
   """The places `find_file` looks at after `data.path`, in order."""
-  paths = [os.path.join(data_dir, FILE_NAME)] if data_dir else []
+  paths = [storage.join(data_dir, FILE_NAME)] if data_dir else []
   env = os.environ.get("C2F_DATA_DIR")
   if env:
-    paths += [os.path.join(env, "pbmc", FILE_NAME), os.path.join(env, FILE_NAME)]
+    paths += [storage.join(env, "pbmc", FILE_NAME), storage.join(env, FILE_NAME)]
   paths.append(os.path.join(CACHE_DIR, FILE_NAME))
   bundled = scanpy_copy()
   if bundled:
@@ -149,12 +151,12 @@ def fetch(dest_dir: str = CACHE_DIR) -> str:
 def find_file(path: str = "", data_dir: str = "") -> str:
   """`path` if given (it must exist), else the first candidate that exists; FileNotFoundError otherwise."""
   if path:
-    if not os.path.isfile(path):
+    if not storage.isfile(path):
       raise FileNotFoundError(f"data.path={path!r} does not exist. {GET_IT}")
     return path
   looked = candidate_paths(data_dir)
   for candidate in looked:
-    if os.path.isfile(candidate):
+    if storage.isfile(candidate):
       return candidate
   where = ", ".join(looked) if looked else "nowhere (no data.dir, $C2F_DATA_DIR or scanpy install)"
   raise FileNotFoundError(f"PBMC file {FILE_NAME} not found; looked in {where}. {GET_IT}")
@@ -223,7 +225,8 @@ def read_matrix(node) -> np.ndarray:
 
 def read_h5ad(path: str, variant: str = "") -> tuple[np.ndarray, list[str], np.ndarray]:
   """(expression [N, G] float32 of X or raw.X, label names, label codes [N] int64)."""
-  with _h5py().File(path, "r") as h5:
+  # h5py reads a local file itself, an object store's file from its bytes in memory.
+  with _h5py().File(path if storage.is_local(path) else io.BytesIO(storage.read_bytes(path)), "r") as h5:
     names, codes = read_categorical(h5, LABEL_COLUMN)
     if variant == "raw":
       key = next((k for k in ("raw/X", "raw.X") if k in h5), None)

@@ -39,12 +39,13 @@ the shape of a series within a window survives normalisation.
 
 from __future__ import annotations
 
-import os
+import io
 from typing import Optional
 
 import ml_collections
 import numpy as np
 
+from coarse2fine import storage
 from coarse2fine.data.splits import HierarchicalData, carve_validation, make_split
 from coarse2fine.data.taxonomy import Taxonomy, get_taxonomy
 
@@ -225,12 +226,12 @@ def load_with_patients(data_config: ml_collections.ConfigDict) -> tuple[Hierarch
   if not path:
     raise ValueError("data.name='records' needs data.path: an .npz of static, series (or visits), coarse and "
                      "optionally fine and patient; or data.variant='synthetic' for generated records.")
-  if not os.path.isfile(path):
+  if not storage.isfile(path):
     raise FileNotFoundError(f"data.path={path!r} does not exist.")
   if not data_config.taxonomy:
     raise ValueError("data.name='records' needs data.taxonomy: a .json or .csv file (fine,coarse per line).")
   taxonomy = get_taxonomy(data_config.taxonomy)
-  with np.load(path) as npz:
+  with np.load(path if storage.is_local(path) else io.BytesIO(storage.read_bytes(path))) as npz:
     contents = {key: npz[key] for key in npz.files}
   return build(contents, taxonomy, records_config, data_config.split_seed, "records", path)
 

@@ -37,11 +37,13 @@ import collections
 import json
 import logging
 import os
+import posixpath
 from typing import NamedTuple, Sequence
 
 import ml_collections
 import numpy as np
 
+from coarse2fine import storage
 from coarse2fine.data.datasets import resized
 from coarse2fine.data.files.lazy_images import FolderReader
 from coarse2fine.data.splits import HierarchicalData, make_split
@@ -85,20 +87,32 @@ def find_root(data_dir: str) -> str:
   """The first candidate folder (module docstring) with Ebay_train.txt and Ebay_test.txt."""
   roots = [data_dir] if data_dir else []
   if os.environ.get("C2F_DATA_DIR"):
-    roots.append(os.path.join(os.environ["C2F_DATA_DIR"], NAME))
-  candidates = [folder for root in roots for folder in (root, os.path.join(root, FOLDER))]
+    roots.append(storage.join(os.environ["C2F_DATA_DIR"], NAME))
+  candidates = [folder for root in roots for folder in (root, storage.join(root, FOLDER))]
   for candidate in candidates:
-    if all(os.path.isfile(os.path.join(candidate, f)) for f in FILES):
+    if all(storage.isfile(storage.join(candidate, f)) for f in FILES):
       return candidate
-  looked = "; ".join(f"{c} lacks {[f for f in FILES if not os.path.isfile(os.path.join(c, f))]}" for c in candidates)
+  looked = "; ".join(f"{c} lacks {[f for f in FILES if not storage.isfile(storage.join(c, f))]}"
+                     for c in candidates)
   raise FileNotFoundError(f"Stanford Online Products needs the folder {FOLDER}/ with {list(FILES)}: "
                           f"{looked or 'neither data.dir nor $C2F_DATA_DIR is set'}. {SETUP_HINT}")
+
+
+def missing_images(root: str, paths) -> list[str]:
+  """The `paths` (relative to `root`) that are not files; on an object store one listing per folder."""
+  if storage.is_local(root):
+    return [p for p in paths if not os.path.isfile(os.path.join(root, p))]
+  listed = {}
+  for folder in dict.fromkeys(posixpath.dirname(p) for p in paths):
+    where = storage.join(root, folder) if folder else root
+    listed[folder] = set(storage.list_files(where)) if storage.isdir(where) else set()
+  return [p for p in paths if posixpath.basename(p) not in listed[posixpath.dirname(p)]]
 
 
 def read_listing(path: str, official: int) -> Listing:
   """Parses one Ebay_*.txt (a header line, then `image_id class_id super_class_id path` rows)."""
   ids, paths = [], []
-  with open(path, encoding="utf-8") as f:
+  with storage.open_text(path) as f:
     for number, line in enumerate(f, start=1):
       fields = line.split()
       if not fields or (number == 1 and not fields[0].isdigit()):
@@ -116,7 +130,7 @@ def read_listing(path: str, official: int) -> Listing:
 
 def read_listings(root: str) -> Listing:
   """Both official files, train rows first; checks ids and that each product has one super-class."""
-  parts = [read_listing(os.path.join(root, name), k) for k, name in enumerate(FILES)]
+  parts = [read_listing(storage.join(root, name), k) for k, name in enumerate(FILES)]
   rows = Listing(*(np.concatenate(columns) for columns in zip(*parts)))
   # image_ids are checked within each file only (they need not continue from one file to the next).
   for column, what in ((rows.image_id * 2 + rows.official, "image_id"), (rows.path, "path")):
@@ -157,18 +171,18 @@ def split_by_rule(rows: Listing, variant: str) -> tuple[np.ndarray, np.ndarray]:
 
 def read_split_file(split_file: str) -> dict[str, list[str]]:
   """{"train": [paths], "test": [paths]} from a JSON file or a folder of MaskCon's *_path.json."""
-  if os.path.isdir(split_file):
-    missing = [f for f in MASKCON_SPLIT_FILES if not os.path.isfile(os.path.join(split_file, f))]
+  if storage.isdir(split_file):
+    missing = [f for f in MASKCON_SPLIT_FILES if not storage.isfile(storage.join(split_file, f))]
     if missing:
       raise FileNotFoundError(f"data.split_file={split_file!r} is a folder without {missing}; give a JSON "
                               f"{{\"train\": [paths], \"test\": [paths]}} or MaskCon's coarse_labels/sop_split1 "
                               f"(or sop_split2) folder.")
     lists = {}
     for split, name in zip(("train", "test"), MASKCON_SPLIT_FILES):
-      with open(os.path.join(split_file, name), encoding="utf-8") as f:
+      with storage.open_text(storage.join(split_file, name)) as f:
         lists[split] = json.load(f)
-  elif os.path.isfile(split_file):
-    with open(split_file, encoding="utf-8") as f:
+  elif storage.isfile(split_file):
+    with storage.open_text(split_file) as f:
       try:
         lists = json.load(f)
       except json.JSONDecodeError as error:
@@ -245,7 +259,7 @@ def load(data_config: ml_collections.ConfigDict) -> HierarchicalData:
   if not len(train) or not len(test):
     raise ValueError(f"SOP {variant or split_file}: the split has {len(train)} train and {len(test)} test images; "
                      f"are {list(FILES)} in {root} the official files?")
-  missing = [p for p in rows.path[np.concatenate([train, test])] if not os.path.isfile(os.path.join(root, p))]
+  missing = missing_images(root, rows.path[np.concatenate([train, test])])
   if missing:
     raise FileNotFoundError(f"{root} lacks {len(missing)} of the split's images: {_preview(missing)}. {SETUP_HINT}")
   taxonomy, fine_of = make_taxonomy(rows, train, test, "sop_split_file" if split_file else f"sop_{variant}")

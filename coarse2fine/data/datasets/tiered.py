@@ -56,11 +56,13 @@ load writes the PNGs back to back into `<split>_images_png.blob.npy` (about the 
 their offsets in `<split>_images_png.offsets.npy`, next to the pickle, and later loads memory-map
 them; delete both to rebuild (they are rebuilt when the pickle is newer). If the folder is not
 writable the PNGs stay in memory, with a warning. An uncompressed `.npz` is memory-mapped in place;
-a compressed one is read whole.
+a compressed one is read whole. On an object store (`data.dir=gs://...`, see `coarse2fine.storage`)
+there is no cache and no mapping: the PNGs stay in memory and an `.npz` is read whole.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import pickle
@@ -73,6 +75,7 @@ from typing import NamedTuple, Optional, Sequence
 import ml_collections
 import numpy as np
 
+from coarse2fine import storage
 from coarse2fine.data.files.lazy_images import LazyImages
 from coarse2fine.data.splits import HierarchicalData, make_split
 from coarse2fine.data.taxonomy import Taxonomy
@@ -96,8 +99,10 @@ def _preview(items: Sequence, limit: int = 5) -> str:
 
 
 def _load_pickle(path: str):
+  # Ren et al.'s pickles come from Python 2; latin1 is what their numpy arrays need.
+  if not storage.is_local(path):
+    return pickle.loads(storage.read_bytes(path), encoding="latin1")
   with open(path, "rb") as f:
-    # Ren et al.'s pickles come from Python 2; latin1 is what their numpy arrays need.
     return pickle.load(f, encoding="latin1")
 
 
@@ -112,9 +117,9 @@ def _text(value) -> str:
 def _missing(folder: str, split: str) -> list[str]:
   """The files `split` needs that `folder` lacks ([] when it has them all)."""
   missing = []
-  if not os.path.isfile(os.path.join(folder, f"{split}_labels.pkl")):
+  if not storage.isfile(storage.join(folder, f"{split}_labels.pkl")):
     missing.append(f"{split}_labels.pkl")
-  if not any(os.path.isfile(os.path.join(folder, f"{split}_images{s}")) for s in ("_png.pkl", ".npz")):
+  if not any(storage.isfile(storage.join(folder, f"{split}_images{s}")) for s in ("_png.pkl", ".npz")):
     missing.append(f"{split}_images_png.pkl (or {split}_images.npz)")
   return missing
 
@@ -123,8 +128,8 @@ def find_data_dir(data_dir: str, splits: Sequence[str]) -> str:
   """The first candidate folder (see the module docstring) that holds the files of `splits`."""
   roots = [data_dir] if data_dir else []
   if os.environ.get("C2F_DATA_DIR"):
-    roots.append(os.path.join(os.environ["C2F_DATA_DIR"], "tiered_imagenet"))
-  candidates = [folder for root in roots for folder in (root, os.path.join(root, SUBDIR))]
+    roots.append(storage.join(os.environ["C2F_DATA_DIR"], "tiered_imagenet"))
+  candidates = [folder for root in roots for folder in (root, storage.join(root, SUBDIR))]
   for candidate in candidates:
     if not any(_missing(candidate, split) for split in splits):
       return candidate
@@ -330,17 +335,27 @@ def _write_cache(items: list, png_path: str, blob_path: str, offsets_path: str) 
   return offsets
 
 
+def _png_list(items, png_path: str):
+  if not isinstance(items, (list, tuple)) or not items:
+    raise ValueError(f"{png_path}: expected a non-empty list of PNG-encoded images, got "
+                     f"{type(items).__name__} of length {len(items) if hasattr(items, '__len__') else '?'}.")
+  return items
+
+
 def png_images(png_path: str) -> LazyImages:
   """[N, 84, 84, 3] lazy images of a `<split>_images_png.pkl`, through the blob cache."""
+  if not storage.is_local(png_path):  # no cache beside an object store's pickle: its PNGs are kept in memory
+    logging.info("Reading %s into memory (an object store's file; a local copy gets a memory-mapped cache).",
+                 png_path)
+    items = _png_list(_load_pickle(png_path), png_path)
+    encoded = [_encoded(item, i, png_path).tobytes() for i, item in enumerate(items)]
+    return LazyImages(ListReader(encoded, png_path), num=len(encoded), size=IMAGE_SIZE, resize=IMAGE_SIZE)
   stem = png_path[:-len(".pkl")]
   blob_path, offsets_path = stem + ".blob.npy", stem + ".offsets.npy"
   offsets = _cached_offsets(png_path, blob_path, offsets_path)
   if offsets is None:
     logging.info("Reading %s (once; its PNGs are then cached in %s).", png_path, blob_path)
-    items = _load_pickle(png_path)
-    if not isinstance(items, (list, tuple)) or not items:
-      raise ValueError(f"{png_path}: expected a non-empty list of PNG-encoded images, got "
-                       f"{type(items).__name__} of length {len(items) if hasattr(items, '__len__') else '?'}.")
+    items = _png_list(_load_pickle(png_path), png_path)
     try:
       offsets = _write_cache(items, png_path, blob_path, offsets_path)
     except OSError as error:
@@ -412,15 +427,19 @@ def _stored_array(path: str, member: str = "images.npy") -> Optional[tuple[int, 
 
 def npz_images(path: str) -> np.ndarray | MappedImages:
   """[N, 84, 84, 3] RGB images of a `<split>_images.npz` (BGR `images`): mapped, or read if compressed."""
-  stored = _stored_array(path)
+  local = storage.is_local(path)
+  stored = _stored_array(path) if local else None  # an object store's file cannot be memory-mapped: read whole
   if stored is None:
-    with np.load(path) as npz:
+    with np.load(path if local else io.BytesIO(storage.read_bytes(path))) as npz:
       images = npz["images"]
     shape, dtype = images.shape, images.dtype
   else:
     _, shape, dtype = stored
   if len(shape) != 4 or shape[1:] != (IMAGE_SIZE, IMAGE_SIZE, 3) or dtype != np.uint8:
     raise ValueError(f"{path}: 'images' must be [N, {IMAGE_SIZE}, {IMAGE_SIZE}, 3] uint8, got {list(shape)} {dtype}.")
+  if stored is None and not local:
+    logging.info("%s is on an object store, so its %d images are read into memory.", path, shape[0])
+    return np.ascontiguousarray(images[..., ::-1])
   if stored is None:
     logging.warning("%s is compressed, so its %d images are read into memory; np.savez (uncompressed) "
                     "lets them be memory-mapped.", path, shape[0])
@@ -430,10 +449,10 @@ def npz_images(path: str) -> np.ndarray | MappedImages:
 
 def split_images(folder: str, split: str):
   """The images of `split` in `folder`: the PNG pickle if present, else the `.npz`."""
-  png_path = os.path.join(folder, f"{split}_images_png.pkl")
-  if os.path.isfile(png_path):
+  png_path = storage.join(folder, f"{split}_images_png.pkl")
+  if storage.isfile(png_path):
     return png_images(png_path)
-  return npz_images(os.path.join(folder, f"{split}_images.npz"))
+  return npz_images(storage.join(folder, f"{split}_images.npz"))
 
 
 # ------------------------------------------------------------------------------------
@@ -450,7 +469,7 @@ def load(data_config: ml_collections.ConfigDict) -> HierarchicalData:
                      f"data.taxonomy empty (got {data_config.taxonomy!r}).")
   other = VARIANTS[data_config.variant]
   folder = find_data_dir(data_config.dir, ("train", other))
-  labels = {split: read_labels(os.path.join(folder, f"{split}_labels.pkl")) for split in ("train", other)}
+  labels = {split: read_labels(storage.join(folder, f"{split}_labels.pkl")) for split in ("train", other)}
   taxonomy = union_taxonomy("tiered_imagenet" if other == "test" else "tiered_imagenet_val",
                             labels["train"], labels[other], other)
   logging.info("tieredImageNet: train %d superclasses / %d classes, %s %d / %d (the standard split: 20 / 351, "

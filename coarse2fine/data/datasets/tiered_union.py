@@ -37,6 +37,7 @@ from typing import Optional, Sequence
 
 import ml_collections
 
+from coarse2fine import storage
 from coarse2fine.data.datasets import breeds
 from coarse2fine.data.splits import HierarchicalData, make_split
 from coarse2fine.data.taxonomy import Taxonomy
@@ -57,7 +58,7 @@ def _preview(items: Sequence[str], limit: int = 5) -> str:
 
 
 def _read_lines(path: str) -> list[str]:
-  with open(path, encoding="utf-8") as f:
+  with storage.open_text(path) as f:
     return [line.rstrip("\n") for line in f if line.strip()]
 
 
@@ -69,11 +70,11 @@ def find_dirs(data_dir: str) -> tuple[str, str]:
   """
   candidates = [data_dir] if data_dir else []
   if os.environ.get("C2F_DATA_DIR"):
-    candidates.append(os.path.join(os.environ["C2F_DATA_DIR"], NAME))
+    candidates.append(storage.join(os.environ["C2F_DATA_DIR"], NAME))
   looked = []
   for root in candidates:
-    layouts = [os.path.join(root, "hierarchies"), root]
-    missing = [[f for f in HIERARCHY_FILES if not os.path.isfile(os.path.join(d, f))] for d in layouts]
+    layouts = [storage.join(root, "hierarchies"), root]
+    missing = [[f for f in HIERARCHY_FILES if not storage.isfile(storage.join(d, f))] for d in layouts]
     for folder, lacks in zip(layouts, missing):
       if not lacks:
         return root, folder
@@ -92,8 +93,8 @@ def read_hierarchies(csv_dir: str) -> dict[str, str]:
   """
   parent, where = {}, {}
   for name in HIERARCHY_FILES:
-    path = os.path.join(csv_dir, name)
-    with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a BOM is not part of the wnid
+    path = storage.join(csv_dir, name)
+    with storage.open_text(path, encoding="utf-8-sig", newline="") as f:  # -sig: a BOM is not part of the wnid
       rows = [(n, [c.strip() for c in row]) for n, row in enumerate(csv.reader(f), start=1)]
     rows = [(n, cells) for n, cells in rows if any(cells) and not cells[0].startswith("#")]
     if rows and not any(WNID.fullmatch(c) for c in rows[0][1]):
@@ -134,8 +135,8 @@ def read_names(folders: Sequence[str]) -> dict[str, str]:
 
   for folder in folders:
     for file in NAME_FILES:
-      path = os.path.join(folder, file)
-      if os.path.isfile(path):
+      path = storage.join(folder, file)
+      if storage.isfile(path):
         for line in _read_lines(path):
           if "\t" in line:
             add(*line.split("\t", 1))
@@ -147,13 +148,13 @@ def read_names(folders: Sequence[str]) -> dict[str, str]:
 def _class_index_file(folders: Sequence[str]) -> dict[str, tuple[int, str]]:
   """wnid -> (ImageNet class index, name) from the first class-index file in `folders`, or {}."""
   for folder in folders:
-    path = os.path.join(folder, "LOC_synset_mapping.txt")
-    if os.path.isfile(path):
+    path = storage.join(folder, "LOC_synset_mapping.txt")
+    if storage.isfile(path):
       lines = [line.split(None, 1) + [""] for line in _read_lines(path)]
       return {fields[0]: (i, fields[1]) for i, fields in enumerate(lines)}
-    path = os.path.join(folder, "imagenet_class_index.json")
-    if os.path.isfile(path):
-      with open(path, encoding="utf-8") as f:
+    path = storage.join(folder, "imagenet_class_index.json")
+    if storage.isfile(path):
+      with storage.open_text(path) as f:
         entries = json.load(f)
       if not isinstance(entries, dict) or not all(isinstance(v, list) and len(v) == 2 for v in entries.values()):
         raise ValueError(f"{path}: expected {{\"index\": [wnid, name], ...}}.")
@@ -206,7 +207,7 @@ def load(data_config: ml_collections.ConfigDict) -> HierarchicalData:
   wnids = sorted(parent)
   logging.info("tieredImageNet union from %s: %d coarse, %d fine classes.", csv_dir, taxonomy.num_coarse,
                taxonomy.num_fine)
-  has_train, has_val = (os.path.isdir(os.path.join(root, d)) for d in ("train", "val"))
+  has_train, has_val = (storage.isdir(storage.join(root, d)) for d in ("train", "val"))
   if has_train != has_val:
     raise FileNotFoundError(f"{root} has {'train/' if has_train else 'val/'} but not "
                             f"{'val/' if has_train else 'train/'}; both ImageNet splits are needed.")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import posixpath
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from coarse2fine import storage
 
 # How many names to quote in error messages before truncating.
 _MAX_LISTED = 5
@@ -227,10 +230,12 @@ class Taxonomy:
   @classmethod
   def from_file(cls, path: str | os.PathLike, name: str | None = None) -> Taxonomy:
     """Load a ``.json`` (groups or ``fine_to_coarse`` form) or ``.csv``/``.txt`` (``fine,coarse`` rows) file."""
-    path = Path(path)
-    name = name if name is not None else path.stem
-    suffix = path.suffix.lower()
-    if not path.is_file():
+    # A local path as a `Path` (messages as before); an object store's URL stays a string (`Path` folds its `//`).
+    path = str(Path(path)) if storage.is_local(path) else os.fspath(path)
+    base = Path(posixpath.basename(path))
+    name = name if name is not None else base.stem
+    suffix = base.suffix.lower()
+    if not storage.isfile(path):
       raise ValueError(f"Taxonomy file {str(path)!r} does not exist.")
     try:
       if suffix == ".json":
@@ -246,9 +251,9 @@ class Taxonomy:
     )
 
   @classmethod
-  def _from_json(cls, path: Path, name: str) -> Taxonomy:
+  def _from_json(cls, path: str, name: str) -> Taxonomy:
     try:
-      data = json.loads(path.read_text(encoding="utf-8"))
+      data = json.loads(storage.read_text(path))
     except json.JSONDecodeError as err:
       raise ValueError(f"Taxonomy file {str(path)!r} is not valid JSON (line {err.lineno}): {err.msg}.") from err
     if not isinstance(data, dict):
@@ -274,10 +279,10 @@ class Taxonomy:
     return cls.from_groups(name, data, fine_order)
 
   @classmethod
-  def _from_csv(cls, path: Path, name: str) -> Taxonomy:
+  def _from_csv(cls, path: str, name: str) -> Taxonomy:
     pairs: list[tuple[str, str]] = []
     where: dict[str, int] = {}
-    with path.open(newline="", encoding="utf-8") as fh:
+    with storage.open_text(path, newline="") as fh:
       for lineno, row in enumerate(csv.reader(fh), start=1):
         cells = [cell.strip() for cell in row]
         if not any(cells) or cells[0].startswith("#"):
