@@ -180,6 +180,15 @@ def _add_margins(rows: list[dict]) -> None:
       seed_method["lead_beyond_spread"] = (seed_method["lead"] > spread) if not math.isnan(spread) else ""
 
 
+def _kept_rows(families: list[str]) -> list[dict]:
+  """Rows of the families not run this time, from the saved table, so a partial run adds to it."""
+  path = os.path.join(common.RESULTS_DIR, "init_effect.json")
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return [r for r in json.load(f)["rows"] if r["family"] not in families]
+
+
 def main():
   parser = argparse.ArgumentParser()
   parser.add_argument("--stage", choices=("select", "final"), default="final")
@@ -197,7 +206,7 @@ def main():
     columns = ["family", "method", "init", "chosen_lr_scale", *[f"val@lr x{s}" for s in LR_SCALES]]
     common.save("init_effect_select", rows, columns, notes=notes)
   else:
-    rows = final(args.workdir, families, [int(s) for s in args.seeds.split(",")])
+    rows = _kept_rows(families) + final(args.workdir, families, [int(s) for s in args.seeds.split(",")])
     columns = ["family", "metric", "init", "method", "seeds", "mean", "sd", "per_seed", "lead", "lead_beyond_spread",
                "lr_scale", "epochs", "train_s", "pretrain_s"]
     common.save("init_effect", rows, columns, notes=notes)
