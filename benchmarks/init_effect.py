@@ -3,14 +3,17 @@ in-project self-supervised init, on Fashion-MNIST (fmnist3).
 
   python benchmarks/init_effect.py --stage=select                    # fine-tuning lr per init, validation
   python benchmarks/init_effect.py --seeds=0,1,2                     # test: every family, every init
-  python benchmarks/init_effect.py --seeds=0 --families=scgm,falcon  # a part of it
+  python benchmarks/init_effect.py --seeds=0 --families=scgm,falcon  # a part of it (other families' rows are kept)
 
 Families, each scored on its own paper's metric (test split):
   scgm:    scgm_g against coarse and coarse_plus, all-way 1-shot accuracy (SCGM's cross-granularity few-shot);
   falcon:  falcon against scan_c and k-means on `coarse` features, fine-class discovery accuracy (Hungarian),
            all three on benchmarks/discovery_quality.py's budget (FALCON's recipe: 20k images, 10 epochs);
   maskcon: maskcon against coins and supce, Recall@1 on the fine labels;
-  fsc:     fsc against softmax and softtriple trained on the fine labels, top-1.
+  fsc:     fsc against softmax and softtriple trained on the fine labels, top-1;
+  falcon_pbmc: falcon against scan_c and k-means on `coarse` features on PBMC's 700 cells (transductive),
+           discovery accuracy, each on configs/falcon_pbmc.py's MLP recipe; its moco init is
+           configs/pretrain_pbmc.py (masked, noised cells).
 Every run is its `configs/*_fashion_mnist.py` recipe (the ConvNet, optimiser, epochs and batch of
 that config). Inits:
   random:          the recipe as it is;
@@ -66,11 +69,18 @@ FAMILIES = {
         "softmax": ("fsc_fashion_mnist.py:softmax,fine", {}),
         "softtriple": ("fsc_fashion_mnist.py:softtriple,fine", {}),
     }),
+    # PBMC, transductive (700 cells): FALCON's MLP recipe (configs/falcon_pbmc.py) and its baselines as in
+    # benchmarks/discovery_quality.py --data=pbmc; the init is configs/pretrain_pbmc.py's MoCo v3 MLP.
+    "falcon_pbmc": ("discovery/acc", {
+        name: discovery_quality.PBMC_RUNS[name][:2] for name in ("falcon (official)", "scan_c", "coarse + k-means")
+    }),
 }
+# The MoCo v3 pretraining each family's `moco` init starts from.
+PRETRAIN_CONFIGS = {family: "pretrain_pbmc.py" if family == "falcon_pbmc" else "pretrain_fashion_mnist.py"
+                    for family in FAMILIES}
 INITS = ("random", "moco", "random+budget")
 LR_SCALES = (1.0, 0.3)
 VALIDATION = {"data.val_fraction": 0.1, "eval.split": "val"}
-PRETRAIN = "pretrain_fashion_mnist.py"
 
 
 def _slug(text: str) -> str:
@@ -85,13 +95,14 @@ def _train(config, rundir: str) -> dict:
     return json.load(f)
 
 
-def pretraining(seed: int, workdir: str, flatten: bool, split: str) -> tuple[str, dict]:
+def pretraining(filename: str, seed: int, workdir: str, flatten: bool, split: str) -> tuple[str, dict]:
   """(workdir, results) of the MoCo v3 pretraining run for `seed` (on the training part of `split`'s data)."""
   overrides = {"seed": seed, **({"model.encoder_args.pool": "flatten"} if flatten else {})}
   if split == "val":
     overrides["data.val_fraction"] = 0.1  # the validation images stay out of pretraining too
-  rundir = os.path.join(workdir, split, f"pretrain{'_flatten' if flatten else ''}_seed{seed}")
-  return rundir, _train(common.load_config(PRETRAIN, overrides), rundir)
+  name = os.path.splitext(filename)[0].replace("pretrain_fashion_mnist", "pretrain")  # older runs' folder names
+  rundir = os.path.join(workdir, split, f"{name}{'_flatten' if flatten else ''}_seed{seed}")
+  return rundir, _train(common.load_config(filename, overrides), rundir)
 
 
 def run(family: str, name: str, init: str, seed: int, workdir: str, split: str, lr_scale: float) -> dict:
@@ -104,13 +115,15 @@ def run(family: str, name: str, init: str, seed: int, workdir: str, split: str, 
     settings.update(VALIDATION)
   pretrain_seconds = 0.0
   if init in ("moco", "random+budget"):
-    pretrained, results = pretraining(seed, workdir, base.model.encoder_args.get("pool") == "flatten", split)
+    pretrain_config = PRETRAIN_CONFIGS[family]
+    pretrained, results = pretraining(pretrain_config, seed, workdir, base.model.encoder_args.get("pool") == "flatten",
+                                      split)
     pretrain_seconds = results["train_seconds_this_session"]
     if init == "moco":
       settings["model.init_from"] = f"checkpoint:{pretrained}"
     else:  # as many more epochs as the pretraining's images seen add, at this run's images per epoch
       plain = run(family, name, "random", seed, workdir, split, lr_scale)
-      pretrain_images = results["steps"] * common.load_config(PRETRAIN, {}).train.batch_size
+      pretrain_images = results["steps"] * common.load_config(pretrain_config, {}).train.batch_size
       images_per_epoch = plain["steps"] / plain["epochs"] * base.train.batch_size
       settings["train.num_epochs"] = base.train.num_epochs + math.ceil(pretrain_images / images_per_epoch)
   config = common.load_config(filename, settings)
