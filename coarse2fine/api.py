@@ -50,13 +50,15 @@ import numpy as np
 
 from coarse2fine import storage
 from coarse2fine.config_base import base_config
-from coarse2fine.data import checks
+from coarse2fine.data import anndata_io, checks
 from coarse2fine.data.datasets import arrays
+from coarse2fine.data.labels import encode_labels, taxonomy_from_labels
+from coarse2fine.data.sparse_rows import SparseRows, is_sparse
 from coarse2fine.data.splits import UNKNOWN_FINE, HierarchicalData, Split, carve_validation
 from coarse2fine.data.taxonomy import Taxonomy
 from coarse2fine.engine import loop, runs
 from coarse2fine.engine.reporting import write_json_atomically
-from coarse2fine.evaluation import logistic
+from coarse2fine.evaluation import baselines, logistic
 from coarse2fine.evaluation.evaluator import Evaluator, predict_split
 from coarse2fine.methods import DEFAULT_METHOD, discovering_methods, method_class
 from coarse2fine.methods.common.normalize import l2_normalize_host
@@ -68,8 +70,17 @@ OPEN_FIELDS = ("model.encoder_args",)  # config nodes whose keys are free: the e
 
 # ----------------------------------------------------------------------------- inputs and labels
 
-def as_inputs(x, where: str = "x") -> np.ndarray:
-  """Inputs as the data layer keeps them: [N, H, W, C] uint8 images or [N, F] float32 vectors."""
+def as_inputs(x, where: str = "x"):
+  """Inputs as the data layer keeps them: [N, H, W, C] uint8 images or [N, F] float32 vectors.
+
+  A scipy sparse [N, F] matrix becomes a `SparseRows` (CSR on the host, dense a batch at a time).
+  """
+  if is_sparse(x) or isinstance(x, SparseRows):
+    rows = x if isinstance(x, SparseRows) else SparseRows(x)
+    if len(x.shape) != 2 or rows.shape[0] == 0:
+      raise ValueError(f"{where}: expected [N, F] vectors with N > 0, got a sparse matrix of shape {x.shape}.")
+    checks.check_sparse(rows, where)
+    return rows
   x = np.asarray(x)
   if x.ndim not in (2, 3, 4) or len(x) == 0:
     raise ValueError(f"{where}: expected [N, F] vectors or [N, H, W(, C)] images with N > 0, got shape {x.shape}.")
@@ -93,69 +104,35 @@ def as_inputs(x, where: str = "x") -> np.ndarray:
   return np.round(x * 255).astype(np.uint8)
 
 
-def class_ids(y, n: int, name: str, unknown_allowed: bool = False) -> np.ndarray:
-  """[n] int64 class ids of `name`, checked: 1-D, one per example, integers, >= 0 (or -1 if unknown is allowed)."""
-  y = np.asarray(y)
-  if y.ndim != 1:
-    raise ValueError(f"{name} must be a 1-D array of class ids, got shape {y.shape}.")
-  if len(y) != n:
-    raise ValueError(f"{name} has {len(y)} labels for the {n} examples of x; give one label per example.")
-  if not np.issubdtype(y.dtype, np.integer):
-    raise ValueError(f"{name} must hold integer class ids, got dtype {y.dtype} (e.g. cast with .astype(int)).")
-  lowest = UNKNOWN_FINE if unknown_allowed else 0
-  if len(y) and y.min() < lowest:
-    allowed = "ids >= 0, or -1 where unknown" if unknown_allowed else "ids >= 0"
-    raise ValueError(f"{name} holds {int((y < lowest).sum())} ids below {lowest} (e.g. {int(y.min())}); "
-                     f"use {allowed}.")
-  return y.astype(np.int64)
-
-
-def user_taxonomy(coarse: np.ndarray, fine: Optional[np.ndarray],
-                  coarse_names: Optional[Sequence[str]]) -> tuple[Taxonomy, Optional[np.ndarray]]:
+def user_taxonomy(coarse: np.ndarray, fine: Optional[np.ndarray], coarse_names: Optional[Sequence[str]],
+                  fine_names: Optional[Sequence[str]] = None) -> tuple[Taxonomy, Optional[np.ndarray]]:
   """The taxonomy of the labels, and the fine labels as its ids [N] (-1 unknown), or None without fine labels.
 
   Coarse ids index `coarse_names` (default "coarse_0", ...). Fine ids are the sorted distinct
-  known fine labels, named by their values; without any, one placeholder per coarse class.
+  known fine labels, named by `fine_names` or their values; without any, one placeholder per
+  coarse class (`data.labels.taxonomy_from_labels`).
   """
-  num_coarse = len(coarse_names) if coarse_names is not None else int(coarse.max()) + 1
-  names = [str(name) for name in coarse_names] if coarse_names is not None else [f"coarse_{c}" for c in
-                                                                                   range(num_coarse)]
-  if coarse.max() >= num_coarse:
-    raise ValueError(f"coarse ids must lie in [0, {num_coarse}) for the {num_coarse} coarse_names, "
-                     f"got {int(coarse.max())}.")
-  empty = np.flatnonzero(np.bincount(coarse, minlength=num_coarse) == 0)
-  if empty.size:
-    raise ValueError(f"Coarse classes {[names[c] for c in empty[:5]]} have no examples; coarse ids must be "
-                     "0 .. C-1 with examples in every class.")
-  if fine is None or (fine == UNKNOWN_FINE).all():
-    return Taxonomy.from_groups("user", {name: [f"{name}/unknown"] for name in names}), None
-  known = fine != UNKNOWN_FINE
-  values, fine_ids = np.unique(fine[known], return_inverse=True)
-  pairs = np.unique(np.stack([fine_ids, coarse[known]]), axis=1)  # [2, P] distinct (fine, coarse)
-  parents_per_fine = np.bincount(pairs[0], minlength=len(values))
-  if (parents_per_fine > 1).any():
-    k = int(np.flatnonzero(parents_per_fine > 1)[0])
-    raise ValueError(f"fine class {values[k]} appears under coarse classes "
-                     f"{[names[c] for c in pairs[1][pairs[0] == k]]}; every fine class needs one coarse parent.")
-  childless = sorted(set(range(num_coarse)) - set(pairs[1].tolist()))
-  if childless:
-    raise ValueError(f"Coarse classes {[names[c] for c in childless[:5]]} have no example with a known fine label; "
-                     "label some of their examples, or pass fine=None.")
-  taxonomy = Taxonomy("user", [str(v) for v in values], names, pairs[1][np.argsort(pairs[0])])
-  ids = np.full(len(fine), UNKNOWN_FINE, np.int64)
-  ids[known] = fine_ids
-  return taxonomy, ids
+  return taxonomy_from_labels(coarse, fine, coarse_names, fine_names)
 
 
 def build_data(x, coarse, fine=None, coarse_names=None, test_fraction: float = 0.0,
                split_seed: int = 0) -> HierarchicalData:
-  """The arrays as `HierarchicalData`; the test split is the training split unless `test_fraction` > 0."""
+  """The arrays as `HierarchicalData`; the test split is the training split unless `test_fraction` > 0.
+
+  Labels may be integer ids, strings or pandas categoricals (`data.labels.encode_labels`);
+  named coarse labels name the coarse classes themselves.
+  """
   inputs = as_inputs(x)
-  coarse = class_ids(coarse, len(inputs), "coarse")
-  fine = None if fine is None else class_ids(fine, len(inputs), "fine", unknown_allowed=True)
+  coarse, names = encode_labels(coarse, len(inputs), "coarse")
+  if names is not None:
+    if coarse_names is not None:
+      raise ValueError("coarse_names names integer coarse ids; these coarse labels are named already "
+                       "(strings or a categorical): drop coarse_names.")
+    coarse_names = names
+  fine, fine_names = (None, None) if fine is None else encode_labels(fine, len(inputs), "fine", unknown_allowed=True)
   if not 0 <= test_fraction < 1:
     raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}.")
-  taxonomy, fine_ids = user_taxonomy(coarse, fine, coarse_names)
+  taxonomy, fine_ids = user_taxonomy(coarse, fine, coarse_names, fine_names)
   train_split = arrays.split_from_arrays(inputs, coarse, fine_ids, taxonomy=taxonomy, where="fit(x)")
   test_split = train_split
   if test_fraction > 0:
@@ -261,14 +238,19 @@ def _fingerprint(data: HierarchicalData) -> str:
   """sha1 of the training and test arrays, so a workdir is never resumed with other data."""
   digest = hashlib.sha1()
   for split in (data.train, data.test):
-    for array in (split.inputs, split.coarse, split.fine):
+    if isinstance(split.inputs, SparseRows):
+      split.inputs.fingerprint(digest)  # the CSR arrays: a sparse fit never densifies its inputs
+    else:
+      digest.update(np.ascontiguousarray(split.inputs).tobytes())
+    for array in (split.coarse, split.fine):
       digest.update(np.ascontiguousarray(array).tobytes())
   return digest.hexdigest()
 
 
-def _meta(data: HierarchicalData) -> dict:
+def _meta(data: HierarchicalData, source: Optional[dict] = None) -> dict:
+  """What `load` needs besides the checkpoint; `source`: where an AnnData's inputs and labels came from."""
   taxonomy = data.taxonomy
-  return {
+  return {**({"anndata": source} if source else {}),
       "format": META_FORMAT,
       "input_shape": list(data.input_shape),
       "num_train": len(data.train),
@@ -321,15 +303,20 @@ class FewShotClassifier:
 class Model:
   """A trained method restored from its workdir: embeddings, discovered classes, few-shot adaptation.
 
-  Attributes: workdir, config, method, state (the final `TrainState`), taxonomy.
+  Attributes: workdir, config, method, state (the final `TrainState`), taxonomy, report (`fit`'s
+  comparison with k-means baselines when fine labels were known, else None), anndata (where a
+  model fitted on an AnnData took its inputs and labels: use_rep, coarse_key, fine_key; else None).
   """
 
-  def __init__(self, workdir: str, config: ml_collections.ConfigDict, run: runs.Run, state):
+  def __init__(self, workdir: str, config: ml_collections.ConfigDict, run: runs.Run, state,
+               anndata: Optional[dict] = None, report: Optional[dict] = None):
     self.workdir = workdir
     self.config = config
     self.method = run.method
     self.state = state
     self.taxonomy = run.data.taxonomy
+    self.anndata = anndata
+    self.report = report
     self._data, self._mesh = run.data, run.mesh
     self._evaluator = Evaluator(run.method, run.data, run.mesh, config)
 
@@ -337,16 +324,38 @@ class Model:
   def input_shape(self) -> tuple[int, ...]:
     return self._data.input_shape
 
-  def _inputs(self, x, where: str) -> np.ndarray:
+  def _inputs(self, x, where: str):
+    if anndata_io.is_anndata(x):
+      x = self._anndata_inputs(x)
     inputs = as_inputs(x, where)
     if inputs.shape[1:] != self.input_shape:
       raise ValueError(f"{where}: examples of shape {inputs.shape[1:]}, but the model was trained on "
                        f"{self.input_shape}.")
     return inputs
 
+  def _anndata_inputs(self, adata):
+    """The matrix of an AnnData the model reads: the representation it was fitted on ("X" by default)."""
+    source = self.anndata or {}
+    use_rep = source.get("use_rep", "X")
+    names = anndata_io.feature_names(adata, use_rep)
+    if names is not None and source.get("features_sha1") and anndata_io.names_sha1(names) != source["features_sha1"]:
+      raise ValueError(f"The AnnData's {use_rep} has other features (or another order) than the one the model was "
+                       f"fitted on ({source.get('num_features')} features); select and order them as in training, "
+                       "e.g. adata[:, training_adata.var_names].")
+    return anndata_io.representation(adata, use_rep)
+
   def embed(self, x) -> np.ndarray:
-    """[n, e] float32 embeddings (`config.eval.features` of the method's predict) of inputs x [n, ...]."""
-    return np.asarray(self._evaluator.embed(self.state, self._inputs(x, "x")), np.float32)
+    """[n, e] float32 embeddings (`config.eval.features` of the method's predict) of inputs x [n, ...].
+
+    x: an array, a scipy sparse [n, F] matrix (densified a block of rows at a time), or an AnnData
+    (its representation the model was fitted on).
+    """
+    inputs = self._inputs(x, "x")
+    if not isinstance(inputs, SparseRows):
+      return np.asarray(self._evaluator.embed(self.state, inputs), np.float32)
+    rows = 8 * self.config.eval.batch_size  # whole evaluation batches, as the dense path cuts them
+    return np.concatenate([np.asarray(self._evaluator.embed(self.state, inputs[start:start + rows]), np.float32)
+                           for start in range(0, len(inputs), rows)])
 
   def discover(self, x) -> tuple[np.ndarray, np.ndarray]:
     """([n] int64 discovered class of each input, [r, C] int64 0/1 coarse parent of each class)."""
@@ -360,6 +369,29 @@ class Model:
     logits = predict_split(self._evaluator.predict_step, self.state, split, self._mesh,
                            self.config.eval.batch_size, keys=("cluster_logits",))["cluster_logits"]
     return logits.argmax(1).astype(np.int64), np.asarray(discovered.relation, np.int64)
+
+  def annotate(self, adata, key: str = "c2f") -> None:
+    """Writes the model's results into an AnnData, as scanpy's tools do (docs/datasets.md#anndata-h5ad-files).
+
+    adata.obsm["X_<key>"]: [n, e] float32 embeddings; adata.obs["<key>_fine"]: each cell's discovered
+    class, categorical, named `<coarse>/<k>` (the k-th discovered class under that coarse class);
+    adata.uns["<key>"]: per discovered class its name and coarse parent, the [r, C] relation, the
+    method, the run's workdir and settings (config as JSON), and `report` if any: all JSON-able.
+    Needs a method that discovers classes (`discover`); `adata` is unchanged if anything fails.
+    """
+    if not anndata_io.is_anndata(adata):
+      raise ValueError(f"annotate writes into an AnnData; got {type(adata).__name__}. For arrays use embed and "
+                       "discover.")
+    embeddings = self.embed(adata)
+    ids, relation = self.discover(adata)
+    source = self.anndata or {}
+    info = {"method": str(self.config.method), "workdir": str(self.workdir), "use_rep": source.get("use_rep", "X"),
+            "coarse_key": source.get("coarse_key", ""), "fine_key": source.get("fine_key", ""),
+            "seed": int(self.config.seed), "num_classes": int(len(relation)),
+            "config": json.dumps(self.config.to_dict(), default=str)}
+    if self.report:
+      info["report"] = json.dumps(self.report)
+    anndata_io.write_results(adata, key, embeddings, ids, relation, self.taxonomy.coarse_names, info)
 
   def adapt(self, support_x, support_y, C: float = 1.0) -> FewShotClassifier:
     """A classifier of the support labels [s] (any sortable values, 2 or more classes) from inputs [s, ...].
@@ -435,22 +467,30 @@ def load(path: str) -> Model:
     raise ValueError(f"{meta_path} has format {meta.get('format')!r}; this version reads {META_FORMAT}.")
   config = ml_collections.ConfigDict(_read_json(storage.join(path, "config.json")))
   run = runs.setup_run(config, _stub_data(meta), for_training=False)
-  return Model(storage.absolute(path), config, run, runs.restore_newest(path, config, run.state))
+  results_path = storage.join(path, "results.json")
+  report = _read_json(results_path).get("report") if storage.isfile(results_path) else None
+  return Model(storage.absolute(path), config, run, runs.restore_newest(path, config, run.state),
+               anndata=meta.get("anndata"), report=report)
 
 
 def fit(x, coarse, method: str = DEFAULT_METHOD, workdir: Optional[str] = None, *, fine=None,
         coarse_names: Optional[Sequence[str]] = None, num_fine: Optional[int] = None,
         config_overrides: Optional[Mapping[str, Any]] = None, seed: int = 0, test_fraction: float = 0.0,
-        init_from: Optional[str] = None) -> Model:
-  """Trains `method` on coarsely labelled arrays and returns the trained `Model`.
+        init_from: Optional[str] = None,
+        use_rep: str = "X", report: bool = True) -> Model:
+  """Trains `method` on coarsely labelled arrays (or an AnnData) and returns the trained `Model`.
 
   Args:
-    x: [N, H, W(, C)] uint8 or [0, 1] float images, or [N, F] vectors.
-    coarse: [N] coarse class ids in 0 .. C-1.
+    x: [N, H, W(, C)] uint8 or [0, 1] float images, [N, F] vectors (a numpy array or a scipy
+      sparse matrix, kept sparse), or an anndata.AnnData (its `use_rep` matrix).
+    coarse: [N] coarse labels: class ids in 0 .. C-1, strings, or a pandas categorical; for an
+      AnnData, the name of its obs column of coarse labels.
     method: a name in coarse2fine.methods.METHODS (default `coarse2fine.methods.DEFAULT_METHOD`).
     workdir: where the checkpoint, config.json, metrics and results.json go (a new temporary
       folder if None). A workdir of the same fit resumes; one of another config or other data is refused.
-    fine: optional [N] fine labels (any integer ids, -1 where unknown), for the taxonomy and metrics.
+    fine: optional [N] fine labels (integer ids with -1 where unknown, or strings / a categorical
+      with None or NaN where unknown; for an AnnData an obs column name), for the taxonomy, the
+      metrics and the report.
     coarse_names: optional names of the C coarse classes.
     num_fine: fine classes to discover over all coarse classes: sets the config field the method
       declares as `fine_count_field`; needed by the methods that declare one, without fine labels.
@@ -462,22 +502,51 @@ def fit(x, coarse, method: str = DEFAULT_METHOD, workdir: Optional[str] = None, 
     init_from: pretrained encoder weights (`model.init_from`, docs/pretrained.md), e.g.
       "torchvision:/path/resnet18.pth" with config_overrides {"model.encoder": "resnet18",
       "model.encoder_args.stem": "imagenet"}; the same as config_overrides {"model.init_from": ...}.
+    use_rep: for an AnnData, the inputs: "X", "raw.X", a layer or an obsm entry (e.g. "X_pca").
+    report: with fine labels, score the discovered classes against k-means inside each coarse
+      class on the inputs and on the model's features (`evaluation.baselines`), print the table
+      and keep it in `model.report` and results.json.
   """
   overrides = dict(config_overrides or {})
   if init_from is not None:
     if overrides.get("model.init_from", init_from) != init_from:
       raise ValueError("init_from and config_overrides['model.init_from'] disagree; give one of them.")
     overrides["model.init_from"] = init_from
+  source = None
+  if anndata_io.is_anndata(x):
+    x, coarse, fine, source = _from_anndata(x, coarse, fine, use_rep)
   data = build_data(x, coarse, fine, coarse_names, test_fraction, seed)
   config = make_config(method, data, num_fine, overrides, seed)
   config.data.test_fraction, config.data.split_seed = test_fraction, seed  # recorded with the run
   workdir = workdir or tempfile.mkdtemp(prefix="coarse2fine_")
   storage.makedirs(workdir)
-  meta = _meta(data)
+  meta = _meta(data, source)
   meta_path = storage.join(workdir, META_FILE)
   if storage.isfile(meta_path) and _read_json(meta_path).get("data_sha1") != meta["data_sha1"]:
     raise ValueError(f"{workdir} holds a model fitted on other arrays; use a fresh workdir.")
   if jax.process_index() == 0:
     write_json_atomically(meta_path, meta)
   loop.train_and_evaluate(config, workdir, data=data)
-  return load(workdir)
+  model = load(workdir)
+  if report and baselines.has_known_fine(data.test):
+    model.report = baselines.discovery_report(model, data)
+    print(baselines.format_report(model.report))
+    if jax.process_index() == 0:
+      results_path = storage.join(workdir, "results.json")
+      write_json_atomically(results_path, {**_read_json(results_path), "report": model.report})
+  return model
+
+
+def _from_anndata(adata, coarse, fine, use_rep: str):
+  """(x, coarse, fine, source) of `fit` on an AnnData: labels from obs columns named by coarse and fine."""
+  if not isinstance(coarse, str) or not (fine is None or isinstance(fine, str)):
+    raise ValueError("fit(adata, coarse, fine=...) takes the names of obs columns, e.g. fit(adata, 'cell_type', "
+                     f"fine='subtype'); obs has {list(adata.obs.columns)}.")
+  x = anndata_io.representation(adata, use_rep)
+  coarse_labels = anndata_io.obs_column(adata, coarse, "coarse")
+  fine_labels = None if fine is None else anndata_io.obs_column(adata, fine, "fine")
+  names = anndata_io.feature_names(adata, use_rep)
+  source = {"use_rep": use_rep, "coarse_key": coarse, "fine_key": fine or "", "num_features": int(x.shape[1])}
+  if names is not None:
+    source["features_sha1"] = anndata_io.names_sha1(names)
+  return x, coarse_labels, fine_labels, source

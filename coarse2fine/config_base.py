@@ -31,7 +31,10 @@ def base_config() -> ml_collections.ConfigDict:
   data.variant = ""  # dataset variant, e.g. "si" for CIFAR-SI
   data.image_size = 224  # cars196, sop: images are resized to image_size x image_size (MaskCon's Resize((224, 224)))
   data.split_file = ""  # sop: JSON {"train": [paths], "test": [paths]} (or a folder of MaskCon's *_path.json)
-  data.path = ""  # data.name="arrays": the .npz file
+  data.path = ""  # data.name="arrays": the .npz file; "h5ad", "pbmc": the .h5ad file
+  data.coarse_key = ""  # data.name="h5ad": the obs column of the coarse labels
+  data.fine_key = ""  # data.name="h5ad": the obs column of the fine labels (optional; missing = unknown)
+  data.use_rep = "X"  # data.name="h5ad": the inputs: "X", "raw.X", a layer or an obsm entry (e.g. "X_pca")
   data.val_fraction = 0.0  # share of train held out (stratified by coarse class) as a validation split
   data.test_fraction = 0.2  # data.name="arrays" without x_test: held-out share
   data.split_seed = 1000  # seed of the validation / held-out splits and of train_examples (not of training)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 from absl import logging
 
+from coarse2fine.data.sparse_rows import SparseRows
+
 # |x| above this: squares summed over a million examples leave float32 (3.4e38).
 MAX_ABS_VALUE = 1e15
 
@@ -41,14 +43,34 @@ def constant_examples(x: np.ndarray) -> np.ndarray:
   return flat.max(axis=1) == flat.min(axis=1)
 
 
+def check_sparse(rows, where: str) -> None:
+  """`check_finite` and `check_range` of a `SparseRows` on its stored values (implicit zeros are fine)."""
+  values = rows.matrix.data
+  for check in (check_finite, check_range):
+    try:
+      check(values, where)
+    except ValueError:  # name the [row, column] of the first bad value, not its place in the CSR data
+      bad = ~np.isfinite(values) | (np.abs(values) > MAX_ABS_VALUE)
+      first = int(np.argmax(bad))
+      row = int(np.searchsorted(rows.matrix.indptr, first, side="right")) - 1
+      raise ValueError(f"{where}: {int(bad.sum())} values are NaN, infinite or beyond {MAX_ABS_VALUE:.0e} in "
+                       f"magnitude (e.g. {values[first]!r} at index ({row}, {int(rows.matrix.indices[first])})); "
+                       "remove, impute or rescale them.") from None
+
+
 def check_split_inputs(inputs, where: str) -> None:
   """The checks above on one split's inputs held in memory (lazily decoded files are skipped)."""
-  if not isinstance(inputs, np.ndarray) or len(inputs) == 0:
+  if isinstance(inputs, SparseRows) and len(inputs):
+    check_sparse(inputs, where)
+    low, high = inputs.row_min_max()
+    constant = low == high
+  elif not isinstance(inputs, np.ndarray) or len(inputs) == 0:
     return
-  if inputs.dtype != np.uint8:
-    check_finite(inputs, where)
-    check_range(inputs, where)
-  constant = constant_examples(inputs)
+  else:
+    if inputs.dtype != np.uint8:
+      check_finite(inputs, where)
+      check_range(inputs, where)
+    constant = constant_examples(inputs)
   if constant.any():
     logging.warning("%s: %d of %d examples are constant (every value equal, e.g. example %d); they carry no "
                     "signal once normalised. Check the export if that is not expected.", where,

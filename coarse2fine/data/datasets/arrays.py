@@ -16,6 +16,7 @@ import numpy as np
 
 from coarse2fine import storage
 from coarse2fine.data.checks import check_finite, check_range
+from coarse2fine.data.sparse_rows import SparseRows
 from coarse2fine.data.splits import HierarchicalData, Split, carve_validation, make_split
 from coarse2fine.data.taxonomy import Taxonomy, get_taxonomy
 
@@ -40,7 +41,11 @@ def split_from_arrays(x, coarse, fine, *, taxonomy, where: str) -> Split:
 
 
 def input_statistics(inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-  """float32 (mean, std): per channel in [0, 1] units for [N, H, W, C] uint8 images, per feature for vectors."""
+  """float32 (mean, std): per channel in [0, 1] units for [N, H, W, C] uint8 images, per feature for vectors
+  (dense or `SparseRows`)."""
+  if isinstance(inputs, SparseRows):
+    mean, std = inputs.mean_std()  # the dense computation's numbers, a block of columns at a time
+    return mean, (std + 1e-6).astype(np.float32)
   if inputs.ndim == 4:
     flat = inputs.reshape(-1, inputs.shape[-1]) / 255.0
     mean, std = flat.mean(0), flat.std(0) + 1e-6

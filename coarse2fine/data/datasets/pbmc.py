@@ -11,9 +11,8 @@ a subsample of the 10x PBMC 68k data (Zheng et al. 2017) that scanpy's authors p
              T 54, CD8+/CD45RA+ Naive Cytotoxic 43, CD56+ NK 31, CD4+/CD45RO+ Memory 19, CD34+ 13,
              CD4+/CD45RA+/CD25- Naive T 8).
 The file uses the anndata < 0.7 layout (obs a compound table, categories in
-`uns/<column>_categories`, `raw.X` with `h5sparse_*` attributes); files of anndata 0.7
-(`obs/__categories/<column>`) and >= 0.8 (categorical groups with `categories`/`codes`,
-`encoding-type` csr_matrix/csc_matrix) are read too, with h5py alone.
+`uns/<column>_categories`, `raw.X` with `h5sparse_*` attributes); anndata reads it, and files
+of later layouts, through the h5ad loader's reading (`h5ad.read_cells`).
 
 Where the file is looked up, in order: `data.path`; `data.dir`/FILE; `$C2F_DATA_DIR`/pbmc/FILE
 and `$C2F_DATA_DIR`/FILE; ~/.cache/coarse2fine/pbmc/FILE (where `python -m coarse2fine.data.datasets.pbmc`
@@ -24,10 +23,11 @@ Labels: fine = `obs/bulk_labels` (ids in the file's category order); coarse = th
 `pbmc_lineages` taxonomy (`LINEAGES`), or a taxonomy file in `data.taxonomy`. Every label in
 the file must have a parent.
 
-Inputs, [700, 765] float32: `data.variant = ""` takes X as stored; `"raw"` takes raw.X,
-turned into log1p(counts / cell total * 1e4) when it holds integer counts and used as
-stored otherwise (as in this file, which holds no counts). Per-gene mean and std of the
-cells normalise inputs, as for other vector datasets.
+Inputs, [700, 765] float32: `data.variant = ""` takes X as stored; `"raw"` takes raw.X (kept
+sparse, `SparseRows`), turned into log1p(counts / cell total * 1e4) when it holds integer
+counts and used as stored otherwise (as in this file, which holds no counts). Per-gene mean
+and std of the cells normalise inputs, as for other vector datasets. This is the h5ad loader's
+reading (`data.name = "h5ad"`) with these defaults; cells without a bulk_label are an error.
 
 What differs from FALCON's PBMC pipeline (docs/datasets.md#pbmc-single-cells): another data set (10x
 PBMC 68k, not the COVID-19 challenge set of 372K cells); 765 genes chosen by scanpy's authors
@@ -40,7 +40,6 @@ test split is the train split), and no augmentation is used.
 from __future__ import annotations
 
 import importlib.util
-import io
 import os
 import shutil
 import subprocess
@@ -53,6 +52,10 @@ import ml_collections
 import numpy as np
 
 from coarse2fine import storage
+from coarse2fine.data.datasets import h5ad
+from coarse2fine.data.datasets.arrays import input_statistics
+from coarse2fine.data.labels import encode_labels
+from coarse2fine.data.sparse_rows import SparseRows
 from coarse2fine.data.splits import HierarchicalData, make_split
 from coarse2fine.data.taxonomy import Taxonomy, get_taxonomy
 
@@ -162,97 +165,29 @@ def find_file(path: str = "", data_dir: str = "") -> str:
   raise FileNotFoundError(f"PBMC file {FILE_NAME} not found; looked in {where}. {GET_IT}")
 
 
-# ----------------------------------------------------------------------------- reading h5ad with h5py
-
-def _h5py():
-  try:
-    import h5py
-  except ImportError as error:
-    raise ImportError("data.name='pbmc' reads .h5ad files with h5py: `pip install h5py`.") from error
-  return h5py
-
-
-def _text(value) -> str:
-  return value.decode("utf-8") if isinstance(value, bytes) else str(value)
-
-
-def _categorical(values: np.ndarray) -> tuple[list[str], np.ndarray]:
-  """A plain string column -> (sorted category names, codes [N] int64)."""
-  names, codes = np.unique([_text(v) for v in values], return_inverse=True)
-  return [str(n) for n in names], codes.astype(np.int64)
-
-
-def read_categorical(h5, column: str) -> tuple[list[str], np.ndarray]:
-  """`obs/<column>` of an open h5ad -> (category names, codes [N] int64, -1 = missing)."""
-  h5py = _h5py()
-  obs = h5["obs"]
-  if isinstance(obs, h5py.Dataset):  # anndata < 0.7: one compound table; categories in uns
-    names = obs.dtype.names or ()
-    if column not in names:
-      raise KeyError(f"obs has no column {column!r}; it has {list(names)}.")
-    values = obs[column]
-    if f"uns/{column}_categories" in h5:
-      return [_text(v) for v in h5[f"uns/{column}_categories"][()]], values.astype(np.int64)
-    return _categorical(values)
-  if column not in obs:
-    raise KeyError(f"obs has no column {column!r}; it has {sorted(k for k in obs if not k.startswith('__'))}.")
-  node = obs[column]
-  if isinstance(node, h5py.Group):  # anndata >= 0.8: a categorical group
-    return [_text(v) for v in node["categories"][()]], node["codes"][()].astype(np.int64)
-  if f"__categories/{column}" in obs:  # anndata 0.7: codes here, names in obs/__categories
-    return [_text(v) for v in obs["__categories"][column][()]], node[()].astype(np.int64)
-  return _categorical(node[()])
-
-
-def read_matrix(node) -> np.ndarray:
-  """A dense dataset or a CSR/CSC group (either anndata encoding) -> dense [N, G] float32."""
-  import scipy.sparse
-
-  h5py = _h5py()
-  if isinstance(node, h5py.Dataset):
-    return np.asarray(node[()], np.float32)
-  attrs = node.attrs
-  kind = _text(attrs.get("encoding-type", attrs.get("h5sparse_format", "")))
-  shape = attrs.get("shape", attrs.get("h5sparse_shape"))
-  formats = {"csr_matrix": scipy.sparse.csr_matrix, "csr": scipy.sparse.csr_matrix,
-             "csc_matrix": scipy.sparse.csc_matrix, "csc": scipy.sparse.csc_matrix}
-  if kind not in formats or shape is None:
-    raise ValueError(f"{node.name}: neither a dense dataset nor a CSR/CSC group (encoding {kind!r}).")
-  matrix = formats[kind]((node["data"][()], node["indices"][()], node["indptr"][()]),
-                         shape=tuple(int(s) for s in shape))
-  return matrix.toarray().astype(np.float32)
-
-
-def read_h5ad(path: str, variant: str = "") -> tuple[np.ndarray, list[str], np.ndarray]:
-  """(expression [N, G] float32 of X or raw.X, label names, label codes [N] int64)."""
-  # h5py reads a local file itself, an object store's file from its bytes in memory.
-  with _h5py().File(path if storage.is_local(path) else io.BytesIO(storage.read_bytes(path)), "r") as h5:
-    names, codes = read_categorical(h5, LABEL_COLUMN)
-    if variant == "raw":
-      key = next((k for k in ("raw/X", "raw.X") if k in h5), None)
-      if key is None:
-        raise ValueError(f"{path} has no raw/X (or raw.X); use data.variant='' for X.")
-      matrix = read_matrix(h5[key])
-    else:
-      matrix = read_matrix(h5["X"])
-  if len(matrix) != len(codes):
-    raise ValueError(f"{path}: {len(matrix)} cells in the matrix but {len(codes)} labels.")
-  return matrix, names, codes
-
-
 # ----------------------------------------------------------------------------- preprocessing
 
-def log_normalise(counts: np.ndarray, target_sum: float = TARGET_SUM) -> np.ndarray:
-  """log1p(counts scaled to `target_sum` per cell): scanpy's normalize_total + log1p. [N, G] float32."""
+def log_normalise(counts, target_sum: float = TARGET_SUM):
+  """log1p(counts scaled to `target_sum` per cell): scanpy's normalize_total + log1p. [N, G] float32.
+
+  A `SparseRows` stays sparse (zeros stay zero); an array stays dense.
+  """
+  if isinstance(counts, SparseRows):
+    matrix = counts.matrix.astype(np.float64)
+    totals = np.asarray(matrix.sum(1)).reshape(-1)
+    scale = np.where(totals > 0, target_sum / np.where(totals > 0, totals, 1.0), 0.0)  # empty cells stay 0
+    matrix.data = np.log1p(matrix.data * np.repeat(scale, np.diff(matrix.indptr)))
+    return SparseRows(matrix)
   counts = np.asarray(counts, np.float64)
   totals = counts.sum(1, keepdims=True)
-  scale = np.where(totals > 0, target_sum / np.where(totals > 0, totals, 1.0), 0.0)  # empty cells stay 0
+  scale = np.where(totals > 0, target_sum / np.where(totals > 0, totals, 1.0), 0.0)
   return np.log1p(counts * scale).astype(np.float32)
 
 
-def is_counts(matrix: np.ndarray) -> bool:
+def is_counts(matrix) -> bool:
   """Whether `matrix` holds raw counts (non-negative integers), not already normalised values."""
-  return bool(np.all(matrix >= 0) and np.all(matrix == np.round(matrix)))
+  values = matrix.matrix.data if isinstance(matrix, SparseRows) else np.asarray(matrix)
+  return bool(np.all(values >= 0) and np.all(values == np.round(values)))
 
 
 # ----------------------------------------------------------------------------- labels
@@ -289,18 +224,16 @@ def load(data_config: ml_collections.ConfigDict) -> HierarchicalData:
     raise ValueError(f"data.name='pbmc' has the variants {VARIANTS} ('': X as stored, 'raw': raw.X), "
                      f"got data.variant={data_config.variant!r}.")
   path = find_file(data_config.path, data_config.dir)
-  matrix, names, codes = read_h5ad(path, data_config.variant)
+  # The h5ad loader's reading (anndata), with this dataset's defaults: X or raw.X, fine = bulk_labels.
+  matrix, columns = h5ad.read_cells(path, "raw.X" if data_config.variant == "raw" else "X", [LABEL_COLUMN])
   if data_config.variant == "raw" and is_counts(matrix):
     matrix = log_normalise(matrix)
-  if np.any(codes < 0) or np.any(codes >= len(names)):
-    raise ValueError(f"{path}: {int(np.sum((codes < 0) | (codes >= len(names))))} cells have no {LABEL_COLUMN} "
-                     f"among its {len(names)} categories; drop them first.")
+  codes, names = encode_labels(columns[LABEL_COLUMN], len(matrix), f"{path}: obs column {LABEL_COLUMN!r}")
   taxonomy, index_map = resolve_taxonomy(data_config.taxonomy, names)
   cells = make_split(matrix, fine=index_map[codes], taxonomy=taxonomy, where=path)
-  mean, std = cells.inputs.mean(0), cells.inputs.std(0) + 1e-6
+  mean, std = input_statistics(cells.inputs)  # per gene
   # Transductive (FALCON's PBMC setting): the model is evaluated on the cells it trains on.
-  return HierarchicalData("pbmc", taxonomy, train=cells, test=cells,
-                          mean=mean.astype(np.float32), std=std.astype(np.float32))
+  return HierarchicalData("pbmc", taxonomy, train=cells, test=cells, mean=mean, std=std)
 
 
 if __name__ == "__main__":

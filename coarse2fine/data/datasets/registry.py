@@ -16,6 +16,7 @@ from coarse2fine.data.datasets import (
   cub2011,
   digits,
   fashion_mnist,
+  h5ad,
   imagenet32,
   pbmc,
   records,
@@ -38,6 +39,7 @@ DATASETS: dict[str, DatasetLoader] = {
     "records": records.load,  # data.variant="synthetic": generated records
     "breeds": breeds.load,  # data.variant: living17, nonliving26, entity13 or entity30
     "tiered_imagenet": tiered.load,  # data.variant: "" (test split) or "val"
+    "h5ad": h5ad.load,  # an AnnData file: data.path, data.coarse_key, data.fine_key, data.use_rep
     "pbmc": pbmc.load,  # scanpy's 700-cell 10x PBMC 68k .h5ad (transductive); data.variant: "" (X) or "raw"
     "tiered_union": tiered_union.load,  # FALCON's tieredImageNet: 34 coarse x 608 fine, full-size ImageNet
     "cars196": cars196.load,  # MaskCon: tfds cars196, 8 car types (taxonomy cars196_8) x 196 models
