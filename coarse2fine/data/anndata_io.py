@@ -44,8 +44,9 @@ def read_h5ad(path: str):
     raise FileNotFoundError(f"data.path={path!r} does not exist.")
   with warnings.catch_warnings():
     # Files of older anndata versions (e.g. scanpy's PBMC file) are converted on reading, with a
-    # FutureWarning per moved element; the file is read correctly, so they would only be noise.
+    # warning per old or moved element (dozens); the file is read correctly, so they would only be noise.
     warnings.filterwarnings("ignore", category=FutureWarning, module="anndata")
+    warnings.filterwarnings("ignore", category=getattr(anndata, "OldFormatWarning", PendingDeprecationWarning))
     return anndata.read_h5ad(path if storage.is_local(path) else io.BytesIO(storage.read_bytes(path)))
 
 

@@ -1,8 +1,9 @@
-"""PBMC cells: h5ad files of three anndata layouts written here with h5py, the lineages, errors, the real file.
+"""PBMC cells: h5ad files written here with anndata, the lineages, errors, and the real file (old layout).
 
-The real-file test reads `$C2F_PBMC_FILE`, else the loader's own search ($C2F_DATA_DIR/pbmc/,
-an installed scanpy), and is skipped when neither has the file (see coarse2fine/data/datasets/pbmc.py
-for how to get it).
+The real-file tests read `$C2F_PBMC_FILE`, else the loader's own search ($C2F_DATA_DIR/pbmc/,
+~/.cache/coarse2fine/pbmc, an installed scanpy), and are skipped when none has the file (see
+coarse2fine/data/datasets/pbmc.py for how to get it). The real file is in anndata's < 0.7 layout;
+the loader reads it with anndata, and it is checked here against values read with h5py alone.
 """
 
 from __future__ import annotations
@@ -12,19 +13,21 @@ import os
 
 import numpy as np
 import pytest
+import scipy.sparse
 
 from coarse2fine.config_base import base_config
 from coarse2fine.data.datasets import pbmc
+from coarse2fine.data.sparse_rows import SparseRows
 from coarse2fine.data.taxonomy import Taxonomy
 
-h5py = pytest.importorskip("h5py")
+anndata = pytest.importorskip("anndata")
+pd = pytest.importorskip("pandas")
 
 CONFIG_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))),
                            "configs", "falcon_pbmc.py")
 # The file's category order (not sorted by lineage), as in the real file.
 CATEGORIES = ["CD4+/CD25 T Reg", "CD4+/CD45RA+/CD25- Naive T", "CD4+/CD45RO+ Memory", "CD8+ Cytotoxic T",
               "CD8+/CD45RA+ Naive Cytotoxic", "CD14+ Monocyte", "CD19+ B", "CD34+", "CD56+ NK", "Dendritic"]
-LAYOUTS = ("legacy", "v07", "v08")  # anndata < 0.7 (the real file), 0.7, >= 0.8
 
 
 def _data_config(**fields):
@@ -35,51 +38,14 @@ def _data_config(**fields):
   return config
 
 
-def _write_matrix(group, name, matrix, sparse, layout):
-  """A dense dataset, or CSR as data/indices/indptr with the layout's attributes."""
-  if not sparse:
-    group.create_dataset(name, data=matrix)
-    return
-  rows, cols = np.nonzero(matrix)
-  node = group.create_group(name)
-  node.create_dataset("data", data=matrix[rows, cols])
-  node.create_dataset("indices", data=cols.astype(np.int32))
-  node.create_dataset("indptr", data=np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=len(matrix)))]))
-  if layout == "legacy":
-    node.attrs["h5sparse_format"] = "csr"
-    node.attrs["h5sparse_shape"] = np.array(matrix.shape)
-  else:
-    node.attrs["encoding-type"] = "csr_matrix"
-    node.attrs["shape"] = np.array(matrix.shape)
-
-
-def write_h5ad(path, x, codes, categories=CATEGORIES, layout="v08", sparse=False, raw=None):
-  """A minimal .h5ad: X, obs with the bulk_labels categorical, optionally raw X."""
-  strings = h5py.string_dtype()
-  with h5py.File(path, "w") as h5:
-    _write_matrix(h5, "X", x, sparse, layout)
-    if layout == "legacy":
-      table = np.zeros(len(codes), [("index", "S8"), ("bulk_labels", "i1"), ("n_genes", "<i8")])
-      table["index"] = [f"cell{i}".encode() for i in range(len(codes))]
-      table["bulk_labels"] = codes
-      h5.create_dataset("obs", data=table)
-      h5.create_dataset("uns/bulk_labels_categories", data=np.array([c.encode() for c in categories]))
-      if raw is not None:
-        _write_matrix(h5, "raw.X", raw, True, layout)
-      return
-    obs = h5.create_group("obs")
-    obs.create_dataset("_index", data=[f"cell{i}" for i in range(len(codes))], dtype=strings)
-    if layout == "v07":
-      names = obs.create_dataset("__categories/bulk_labels", data=categories, dtype=strings)
-      obs.create_dataset("bulk_labels", data=np.asarray(codes, np.int8))
-      obs["bulk_labels"].attrs["categories"] = names.ref
-    else:
-      column = obs.create_group("bulk_labels")
-      column.attrs["encoding-type"] = "categorical"
-      column.create_dataset("categories", data=categories, dtype=strings)
-      column.create_dataset("codes", data=np.asarray(codes, np.int8))
-    if raw is not None:
-      _write_matrix(h5.create_group("raw"), "X", raw, True, layout)
+def write_h5ad(path, x, codes, categories=CATEGORIES, sparse=False, raw=None):
+  """An .h5ad written by anndata: X (dense or CSR), obs bulk_labels (categorical, code -1 missing), raw.X (CSR)."""
+  obs = pd.DataFrame({"bulk_labels": pd.Categorical.from_codes(codes, categories)},
+                     index=[f"cell{i}" for i in range(len(codes))])
+  adata = anndata.AnnData(X=scipy.sparse.csr_matrix(x) if sparse else x, obs=obs)
+  if raw is not None:
+    adata.raw = anndata.AnnData(X=scipy.sparse.csr_matrix(raw), obs=obs)
+  adata.write_h5ad(path)
 
 
 def _cells(seed=0, per_type=3):
@@ -90,16 +56,16 @@ def _cells(seed=0, per_type=3):
   return x, codes
 
 
-@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
-def test_inputs_labels_and_lineages(tmp_path, layout, sparse):
+def test_inputs_labels_and_lineages(tmp_path, sparse):
   x, codes = _cells()
   path = str(tmp_path / "cells.h5ad")
-  write_h5ad(path, x, codes, layout=layout, sparse=sparse)
+  write_h5ad(path, x, codes, sparse=sparse)
   data = pbmc.load(_data_config(path=path))
   assert data.name == "pbmc" and not data.is_image and data.input_shape == (6,)
   assert data.train.inputs.dtype == np.float32
-  np.testing.assert_array_equal(data.train.inputs, x)
+  assert isinstance(data.train.inputs, SparseRows) == sparse  # a sparse X stays sparse on the host
+  np.testing.assert_array_equal(np.asarray(data.train.inputs), x)
   # Fine ids follow the file's category order; each cell's coarse class is its type's lineage.
   assert data.taxonomy.fine_names == tuple(CATEGORIES)
   assert data.taxonomy.coarse_names == ("T cell", "NK cell", "B cell", "Myeloid", "Progenitor")
@@ -111,18 +77,6 @@ def test_inputs_labels_and_lineages(tmp_path, layout, sparse):
   np.testing.assert_allclose(data.std, x.std(0) + 1e-6, rtol=1e-5)
 
 
-def test_plain_string_column_gets_sorted_categories(tmp_path):
-  x, codes = _cells()
-  path = str(tmp_path / "cells.h5ad")
-  write_h5ad(path, x, codes)
-  with h5py.File(path, "a") as h5:
-    del h5["obs/bulk_labels"]
-    h5["obs"].create_dataset("bulk_labels", data=[CATEGORIES[k] for k in codes], dtype=h5py.string_dtype())
-  data = pbmc.load(_data_config(path=path))
-  assert data.taxonomy.fine_names == tuple(sorted(CATEGORIES))
-  np.testing.assert_array_equal(np.array(data.taxonomy.fine_names)[data.train.fine], np.array(CATEGORIES)[codes])
-
-
 def test_raw_counts_are_log_normalised_and_log_values_kept(tmp_path):
   x, codes = _cells()
   counts = np.random.default_rng(1).poisson(3.0, size=x.shape).astype(np.float32)
@@ -130,6 +84,8 @@ def test_raw_counts_are_log_normalised_and_log_values_kept(tmp_path):
   path = str(tmp_path / "counts.h5ad")
   write_h5ad(path, x, codes, raw=counts)
   got = pbmc.load(_data_config(path=path, variant="raw")).train.inputs
+  assert isinstance(got, SparseRows)  # raw.X is CSR: kept sparse, normalised without densifying
+  got = np.asarray(got)
   expected = np.zeros(counts.shape)
   for i, row in enumerate(counts.astype(np.float64)):
     if row.sum() > 0:
@@ -138,10 +94,10 @@ def test_raw_counts_are_log_normalised_and_log_values_kept(tmp_path):
   np.testing.assert_allclose(np.expm1(got[1:].astype(np.float64)).sum(1), 1e4, rtol=1e-5)
   # Values that are not counts (already log-normalised, as in the real file) are used as stored.
   logged = np.log1p(counts) + 0.25 * (counts > 0)
-  write_h5ad(path, x, codes, layout="legacy", raw=logged)
-  np.testing.assert_array_equal(pbmc.load(_data_config(path=path, variant="raw")).train.inputs, logged)
+  write_h5ad(path, x, codes, raw=logged)
+  np.testing.assert_array_equal(np.asarray(pbmc.load(_data_config(path=path, variant="raw")).train.inputs), logged)
   write_h5ad(path, x, codes)  # no raw at all
-  with pytest.raises(ValueError, match="has no raw/X"):
+  with pytest.raises(ValueError, match="has no raw"):
     pbmc.load(_data_config(path=path, variant="raw"))
   with pytest.raises(ValueError, match="variants"):
     pbmc.load(_data_config(path=path, variant="counts"))
@@ -150,7 +106,7 @@ def test_raw_counts_are_log_normalised_and_log_values_kept(tmp_path):
 def test_taxonomy_file(tmp_path):
   x, codes = _cells()
   path = str(tmp_path / "cells.h5ad")
-  write_h5ad(path, x, codes, layout="v07")
+  write_h5ad(path, x, codes)
   myeloid = {"CD14+ Monocyte", "Dendritic", "CD34+"}
   taxonomy_path = str(tmp_path / "compartments.csv")
   with open(taxonomy_path, "w") as f:
@@ -180,7 +136,7 @@ def test_builtin_keeps_only_the_declared_types(tmp_path):
   x, _ = _cells()
   codes = np.arange(len(x)) % 3
   path = str(tmp_path / "cells.h5ad")
-  write_h5ad(path, x, codes, categories=keep, layout="legacy", sparse=True)
+  write_h5ad(path, x, codes, categories=keep, sparse=True)
   data = pbmc.load(_data_config(path=path))
   assert data.taxonomy.fine_names == tuple(keep) and data.taxonomy.coarse_names == ("B cell", "Myeloid")
   np.testing.assert_array_equal(data.train.coarse, np.array([1, 0, 1])[codes])
@@ -191,7 +147,7 @@ def test_cells_without_a_label(tmp_path):
   codes[4] = -1
   path = str(tmp_path / "cells.h5ad")
   write_h5ad(path, x, codes)
-  with pytest.raises(ValueError, match="1 cells have no bulk_labels"):
+  with pytest.raises(ValueError, match=r"obs column 'bulk_labels' is missing for 1 examples \(e.g. example 4\)"):
     pbmc.load(_data_config(path=path))
 
 
@@ -261,7 +217,7 @@ def test_config_trains_end_to_end(tmp_path, monkeypatch):
   config = module.get_config()
   x, codes = _cells(per_type=16)  # 13+ cells per lineage for the config's 12 neighbours
   path = str(tmp_path / "cells.h5ad")
-  write_h5ad(path, x, codes, layout="legacy", sparse=True)
+  write_h5ad(path, x, codes, sparse=True)
   config.data.path = path
   config.train.num_epochs = 2  # 2 steps an epoch on this small file: one solve, after in-epoch step 1 of epoch 1
   config.falcon.solve_every = 1
@@ -294,6 +250,31 @@ def test_the_bundled_file():
   # X was scaled per gene (on the cells before subsampling, so these 700 are near, not at, 0 and 1).
   np.testing.assert_allclose(data.train.inputs.mean(0), 0, atol=0.1)
   np.testing.assert_allclose([data.train.inputs.mean(), data.train.inputs.std()], [0, 1], atol=0.01)
-  raw = pbmc.load(_data_config(path=path, variant="raw")).train.inputs
+  raw = np.asarray(pbmc.load(_data_config(path=path, variant="raw")).train.inputs)
   assert raw.shape == (700, 765) and raw.min() == 0 and not pbmc.is_counts(raw)  # log-normalised, not counts
   np.testing.assert_array_equal(raw > 0, np.abs(data.train.inputs - data.train.inputs.min(0)) > 1e-4)
+
+
+def test_the_bundled_file_equals_its_h5py_contents():
+  """The anndata path against the file's arrays read with h5py alone (its anndata < 0.7 layout, by hand)."""
+  h5py = pytest.importorskip("h5py")
+  path = _real_file()
+  with h5py.File(path, "r") as h5:
+    x = h5["X"][()]
+    raw_group = h5["raw.X"]
+    raw = scipy.sparse.csr_matrix((raw_group["data"][()], raw_group["indices"][()], raw_group["indptr"][()]),
+                                  shape=tuple(raw_group.attrs["h5sparse_shape"])).toarray()
+    codes = h5["obs"]["bulk_labels"].astype(np.int64)
+    categories = [v.decode() for v in h5["uns/bulk_labels_categories"][()]]
+  data = pbmc.load(_data_config(path=path))
+  np.testing.assert_array_equal(data.train.inputs, x)
+  assert data.taxonomy.fine_names == tuple(categories) == tuple(CATEGORIES)
+  np.testing.assert_array_equal(data.train.fine, codes)
+  np.testing.assert_array_equal(data.mean, x.mean(0))
+  np.testing.assert_array_equal(data.std, x.std(0) + np.float32(1e-6))
+  raw_data = pbmc.load(_data_config(path=path, variant="raw"))
+  assert isinstance(raw_data.train.inputs, SparseRows)
+  np.testing.assert_array_equal(np.asarray(raw_data.train.inputs), raw)
+  np.testing.assert_array_equal(raw_data.train.fine, codes)
+  np.testing.assert_array_equal(raw_data.mean, raw.mean(0))  # the sparse statistics are the dense ones, exactly
+  np.testing.assert_array_equal(raw_data.std, raw.std(0) + np.float32(1e-6))
