@@ -27,7 +27,7 @@ import ml_collections
 import numpy as np
 
 from coarse2fine.data import anndata_io
-from coarse2fine.data.checks import check_finite, check_range
+from coarse2fine.data.checks import check_finite, check_range, check_sparse
 from coarse2fine.data.datasets.arrays import with_statistics
 from coarse2fine.data.labels import encode_labels, taxonomy_from_labels
 from coarse2fine.data.sparse_rows import SparseRows, is_sparse
@@ -39,7 +39,9 @@ def as_vectors(matrix, where: str):
   if is_sparse(matrix):
     if matrix.ndim != 2:
       raise ValueError(f"{where}: expected an [N, F] matrix, got shape {matrix.shape}.")
-    return SparseRows(matrix)
+    rows = SparseRows(matrix)
+    check_sparse(rows, where)
+    return rows
   matrix = np.asarray(matrix)
   if matrix.ndim != 2 or not (np.issubdtype(matrix.dtype, np.number) and matrix.dtype != bool):
     raise ValueError(f"{where}: expected an [N, F] numeric matrix, got shape {matrix.shape} and dtype {matrix.dtype}.")
