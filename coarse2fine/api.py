@@ -9,7 +9,12 @@
   model.save("runs/mine_copy"); model = c2f.load("runs/mine_copy")
 
 Inputs are [N, H, W, C] or [N, H, W] images (uint8 in [0, 255], or float in [0, 1], which is
-rounded to uint8: the data layer keeps images as uint8) or [N, F] vectors. `fit` picks a
+rounded to uint8: the data layer keeps images as uint8) or [N, F] vectors, dense or a scipy
+sparse matrix (kept sparse on the host, densified a batch at a time). Labels are integer ids,
+strings or pandas categoricals. An anndata.AnnData goes in with obs column names,
+`fit(adata, "cell_type", fine="subtype")`, and `model.annotate(adata)` writes the results
+back (docs/datasets.md#anndata-h5ad-files). With fine labels, `fit` reports the discovered
+classes next to k-means baselines (`model.report`, `evaluation.baselines`). `fit` picks a
 config per method and input kind (`default_config`: the ConvNet and crop-and-flip views of
 the Fashion-MNIST configs for images, an MLP encoder without augmentation for vectors),
 applies `config_overrides` and trains with `loop.train_and_evaluate(config, workdir, data)`.

@@ -6,11 +6,13 @@ import types
 import ml_collections
 import numpy as np
 import pytest
+import scipy.sparse
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import adjusted_rand_score
 
 import coarse2fine as c2f
 from coarse2fine import api
+from coarse2fine.data.sparse_rows import SparseRows
 from coarse2fine.data.splits import HierarchicalData, Split, carve_validation
 from coarse2fine.data.taxonomy import Taxonomy
 from coarse2fine.engine.checkpointing import Checkpointer
@@ -201,3 +203,153 @@ def test_config_defaults_overrides_and_derived_settings():
   np.testing.assert_array_equal(with_fine.taxonomy.fine_to_coarse, np.arange(9) // 3)
   assert len(with_fine.test) == 90 and len(with_fine.train) == 270
   assert set(np.concatenate([with_fine.train.fine, with_fine.test.fine])) == set(range(-1, 9))
+
+
+# ----------------------------------------------------------------------------- labels, sparse inputs, AnnData
+
+NAMES = np.array(["Tops", "Shoes", "Bags"])  # coarse names by id
+
+
+def test_labels_of_any_kind_give_the_same_data():
+  pandas = pytest.importorskip("pandas")
+  fine_names = np.array([f"type {k}" for k in range(9)])
+  reference = api.build_data(X, COARSE, fine=FINE)
+  for coarse in (NAMES[COARSE], list(NAMES[COARSE]), pandas.Categorical(NAMES[COARSE], categories=NAMES),
+                 pandas.Series(NAMES[COARSE], dtype="category")):
+    data = api.build_data(X, coarse, fine=pandas.Categorical(fine_names[FINE]))
+    names = np.array(data.taxonomy.coarse_names)
+    np.testing.assert_array_equal(names[data.train.coarse], NAMES[COARSE])
+    np.testing.assert_array_equal(np.array(data.taxonomy.fine_names)[data.train.fine], fine_names[FINE])
+    # The same partition as the integer labels'.
+    assert adjusted_rand_score(data.train.fine, reference.train.fine) == 1.0
+  data = api.build_data(X, pandas.Categorical(NAMES[COARSE], categories=NAMES))
+  assert data.taxonomy.coarse_names == tuple(NAMES)  # a categorical's own order
+  assert api.build_data(X, NAMES[COARSE]).taxonomy.coarse_names == tuple(sorted(NAMES))  # strings: sorted
+  with pytest.raises(ValueError, match="drop coarse_names"):
+    api.build_data(X, NAMES[COARSE], coarse_names=["a", "b", "c"])
+
+
+def test_sparse_and_dense_inputs_train_identically(tmp_path):
+  sparse_x = np.where(np.abs(X) < 2, 0, X).astype(np.float32)  # about half zeros
+  tiny = {**TINY, "train.num_epochs": 2}
+  dense = c2f.fit(sparse_x, COARSE, method="scgm_g", workdir=str(tmp_path / "dense"), num_fine=9,
+                  config_overrides=tiny)
+  csr = scipy.sparse.csr_matrix(sparse_x)
+  pandas = pytest.importorskip("pandas")
+  named = pandas.Categorical(NAMES[COARSE], categories=NAMES)  # names in id order: the same coarse ids
+  sparse = c2f.fit(csr, named, method="scgm_g", workdir=str(tmp_path / "sparse"), num_fine=9,
+                   config_overrides=tiny)
+  data = api.build_data(csr, COARSE)
+  assert isinstance(data.train.inputs, SparseRows)  # kept sparse; batches are densified one at a time
+  np.testing.assert_array_equal(data.train.inputs[np.array([5, 2])], sparse_x[[5, 2]])
+  np.testing.assert_array_equal(sparse.embed(csr), dense.embed(sparse_x))
+  np.testing.assert_array_equal(sparse.embed(sparse_x), dense.embed(sparse_x))
+  np.testing.assert_array_equal(sparse.discover(csr)[0], dense.discover(sparse_x)[0])
+
+
+@pytest.fixture(scope="module")
+def cells():
+  """An AnnData of the blobs: CSR X, string coarse labels, a categorical of fine labels with a quarter missing."""
+  anndata = pytest.importorskip("anndata")
+  pandas = pytest.importorskip("pandas")
+  fine = np.array([f"{NAMES[f // 3]} {f % 3}" for f in FINE], object)
+  fine[np.arange(len(FINE)) % 4 == 0] = None
+  obs = pandas.DataFrame({"group": NAMES[COARSE], "kind": pandas.Categorical(fine)},
+                         index=[f"cell{i}" for i in range(len(X))])
+  return anndata.AnnData(X=scipy.sparse.csr_matrix(X), obs=obs, var=pandas.DataFrame(
+      index=[f"gene{j}" for j in range(X.shape[1])]))
+
+
+@pytest.fixture(scope="module")
+def cells_model(cells, tmp_path_factory):
+  return c2f.fit(cells, "group", method="falcon", fine="kind", workdir=str(tmp_path_factory.mktemp("cells")),
+                 num_fine=9, config_overrides=TINY)
+
+
+def test_fit_on_anndata_and_annotate(cells, cells_model, tmp_path):
+  anndata = pytest.importorskip("anndata")
+  model = cells_model
+  assert model.anndata["coarse_key"] == "group" and model.anndata["use_rep"] == "X"
+  assert model.taxonomy.coarse_names == ("Bags", "Shoes", "Tops") and model.taxonomy.num_fine == 9
+  adata = cells.copy()
+  model.annotate(adata, key="c2f")
+  np.testing.assert_array_equal(adata.obsm["X_c2f"], model.embed(X))  # the AnnData's X is the dense X's CSR
+  ids, relation = model.discover(X)
+  parents = np.array(model.taxonomy.coarse_names)[relation.argmax(1)]
+  rank = [int((parents[:j] == parents[j]).sum()) for j in range(len(relation))]  # k-th class under its coarse
+  expected = [f"{parents[j]}/{rank[j]}" for j in ids]
+  assert adata.obs["c2f_fine"].dtype.name == "category"
+  assert adata.obs["c2f_fine"].astype(str).tolist() == expected
+  assert set(adata.obs["c2f_fine"].cat.categories) == set(expected)  # the classes some cell falls in
+  uns = adata.uns["c2f"]
+  assert uns["parent"] == parents.tolist() and uns["relation"] == relation.tolist()
+  assert uns["method"] == "falcon" and json.loads(uns["config"])["method"] == "falcon"
+  json.dumps(uns)  # JSON-able
+  adata.write_h5ad(tmp_path / "annotated.h5ad")  # and h5ad-able, as scanpy tools' results are
+  back = anndata.read_h5ad(tmp_path / "annotated.h5ad")
+  assert back.obs["c2f_fine"].astype(str).tolist() == expected and list(back.uns["c2f"]["classes"]) == uns["classes"]
+  # A saved model reads AnnData the same way.
+  loaded = c2f.load(model.workdir)
+  assert loaded.anndata == model.anndata and loaded.report == model.report
+  np.testing.assert_array_equal(loaded.embed(cells), model.embed(X))
+
+
+def test_report_equals_sklearn(cells_model):
+  """fit's report against k-means and scores computed here with scikit-learn and scipy."""
+  from scipy.optimize import linear_sum_assignment
+  from sklearn.cluster import KMeans
+  from sklearn.metrics import normalized_mutual_info_score
+
+  report = cells_model.report
+  known = np.arange(len(X)) % 4 != 0  # the examples with a fine label (transductive: all of them are evaluated)
+  assert report["examples"] == int(known.sum()) and report["transductive"]
+  coarse = np.array([{"Bags": 0, "Shoes": 1, "Tops": 2}[name] for name in NAMES[COARSE]])[known]
+  fine = FINE[known]
+  ids, relation = cells_model.discover(X[known])
+  per_coarse = relation.sum(0)
+  assert report["clusters_per_coarse"] == dict(zip(["Bags", "Shoes", "Tops"], per_coarse.tolist()))
+
+  def score(pred):
+    counts = np.zeros((pred.max() + 1, fine.max() + 1))
+    np.add.at(counts, (pred, fine), 1)
+    rows, cols = linear_sum_assignment(-counts)
+    return [100 * counts[rows, cols].sum() / len(fine), 100 * adjusted_rand_score(fine, pred),
+            100 * normalized_mutual_info_score(fine, pred)]
+
+  def kmeans(z):
+    pred = np.zeros(len(z), np.int64)
+    for c in range(3):
+      members = np.flatnonzero(coarse == c)
+      found = KMeans(n_clusters=int(max(per_coarse[c], 1)), n_init=10, random_state=0).fit_predict(z[members])
+      pred[members] = per_coarse[:c].sum() + found
+    return pred
+
+  mean, std = X.mean(0), X.std(0) + np.float32(1e-6)  # the training statistics (all cells train)
+  inputs = (X[known].astype(np.float64) - mean) / std
+  z = cells_model.embed(X[known]).astype(np.float64)
+  z /= np.linalg.norm(z, axis=1, keepdims=True)
+  rows = report["rows"]
+  expected = {"falcon (its discovered classes)": score(ids), "k-means on the inputs": score(kmeans(inputs)),
+              "k-means on its features": score(kmeans(z))}
+  assert list(rows) == list(expected)
+  for name, values in expected.items():
+    np.testing.assert_allclose([rows[name][k] for k in ("acc", "ari", "nmi")], values, rtol=1e-9, atol=1e-9)
+  results = json.loads(open(f"{cells_model.workdir}/results.json").read())
+  assert results["report"] == report  # stored with the run's results
+
+
+def test_anndata_errors_are_named(cells, cells_model, tmp_path):
+  with pytest.raises(ValueError, match=r"coarse='cell_type' is not a column of adata.obs; its columns are "
+                                       r"\['group', 'kind'\]"):
+    c2f.fit(cells, "cell_type", workdir=str(tmp_path), num_fine=9, config_overrides=TINY)
+  with pytest.raises(ValueError, match=r"use_rep='X_pca' is not in the AnnData: use 'X', 'raw.X', a layer \[\] or "
+                                       r"an obsm entry \[\]"):
+    c2f.fit(cells, "group", use_rep="X_pca", workdir=str(tmp_path), num_fine=9, config_overrides=TINY)
+  with pytest.raises(ValueError, match="takes the names of obs columns"):
+    c2f.fit(cells, "group", fine=FINE, workdir=str(tmp_path), num_fine=9, config_overrides=TINY)
+  reordered = cells[:, ::-1].copy()
+  with pytest.raises(ValueError, match="other features \\(or another order\\)"):
+    cells_model.embed(reordered)
+  with pytest.raises(ValueError, match="annotate writes into an AnnData"):
+    cells_model.annotate(X)
+  assert list(tmp_path.iterdir()) == []  # refused before anything was written

@@ -36,8 +36,9 @@ def _inputs(x: np.ndarray, path: str) -> np.ndarray:
 
 
 def split_from_arrays(x, coarse, fine, *, taxonomy, where: str) -> Split:
-  """A validated `Split` of raw arrays: x [N, F] vectors or [N, H, W(, C)] uint8 images, [N] labels."""
-  return make_split(_inputs(np.asarray(x), where), fine=fine, coarse=coarse, taxonomy=taxonomy, where=where)
+  """A validated `Split` of raw arrays: x [N, F] vectors (or `SparseRows`) or [N, H, W(, C)] uint8 images, [N] labels."""
+  inputs = x if isinstance(x, SparseRows) else _inputs(np.asarray(x), where)  # sparse stays sparse
+  return make_split(inputs, fine=fine, coarse=coarse, taxonomy=taxonomy, where=where)
 
 
 def input_statistics(inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
