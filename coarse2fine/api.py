@@ -534,9 +534,9 @@ def fit(x, coarse, method: str = DEFAULT_METHOD, workdir: Optional[str] = None, 
   loop.train_and_evaluate(config, workdir, data=data)
   model = load(workdir)
   if report and baselines.has_known_fine(data.test):
-    model.report = baselines.discovery_report(model, data)
-    print(baselines.format_report(model.report))
+    model.report = baselines.discovery_report(model, data)  # every process: embed and discover are collective
     if jax.process_index() == 0:
+      print(baselines.format_report(model.report))
       results_path = storage.join(workdir, "results.json")
       write_json_atomically(results_path, {**_read_json(results_path), "report": model.report})
   return model

@@ -73,8 +73,9 @@ def encode_labels(y, n: int, name: str, unknown_allowed: bool = False) -> tuple[
   if len(y) != n:
     raise ValueError(f"{name} has {len(y)} labels for the {n} examples of x; give one label per example.")
   if not np.issubdtype(y.dtype, np.integer):
+    unknown = "; mark unknown ones with -1 or None, not NaN" if unknown_allowed else ""
     raise ValueError(f"{name} must hold integer class ids, strings or a pandas categorical, got dtype {y.dtype} "
-                     "(e.g. cast with .astype(int)).")
+                     f"(e.g. cast with .astype(int){unknown}).")
   lowest = UNKNOWN if unknown_allowed else 0
   if len(y) and y.min() < lowest:
     allowed = "ids >= 0, or -1 where unknown" if unknown_allowed else "ids >= 0"

@@ -229,6 +229,9 @@ def load(data_config: ml_collections.ConfigDict) -> HierarchicalData:
   if data_config.variant == "raw" and is_counts(matrix):
     matrix = log_normalise(matrix)
   codes, names = encode_labels(columns[LABEL_COLUMN], len(matrix), f"{path}: obs column {LABEL_COLUMN!r}")
+  if names is None:
+    raise ValueError(f"{path}: obs column {LABEL_COLUMN!r} holds numbers; the PBMC loader needs cell-type names "
+                     "(strings or a categorical) to find their lineages.")
   taxonomy, index_map = resolve_taxonomy(data_config.taxonomy, names)
   cells = make_split(matrix, fine=index_map[codes], taxonomy=taxonomy, where=path)
   mean, std = input_statistics(cells.inputs)  # per gene
