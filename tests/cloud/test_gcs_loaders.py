@@ -68,7 +68,7 @@ def test_fashion_mnist_idx_files_on_gs_load_like_the_local_copies(tmp_path, gcs_
 
 
 def test_pbmc_h5ad_on_gs_loads_like_the_local_copy(tmp_path, gcs_dir):
-  from tests.data.datasets import test_pbmc  # skips without h5py
+  from tests.data.datasets import test_pbmc  # skips without anndata
 
   x, codes = test_pbmc._cells()
   test_pbmc.write_h5ad(str(tmp_path / "cells.h5ad"), x, codes, sparse=True, raw=np.abs(x))
