@@ -32,11 +32,18 @@ def base_config() -> ml_collections.ConfigDict:
   data.image_size = 224  # cars196, sop: images are resized to image_size x image_size (MaskCon's Resize((224, 224)))
   data.split_file = ""  # sop: JSON {"train": [paths], "test": [paths]} (or a folder of MaskCon's *_path.json)
   data.path = ""  # data.name="arrays": the .npz file; "h5ad", "pbmc": the .h5ad file
-  data.coarse_key = ""  # data.name="h5ad": the obs column of the coarse labels
+  # data.name="h5ad": the obs column of the coarse labels; "tfds": a second ClassLabel feature as the coarse labels
+  # ("" = data.taxonomy maps the label's names)
+  data.coarse_key = ""
   data.fine_key = ""  # data.name="h5ad": the obs column of the fine labels (optional; missing = unknown)
   data.use_rep = "X"  # data.name="h5ad": the inputs: "X", "raw.X", a layer or an obsm entry (e.g. "X_pca")
+  # data.name="tfds" (coarse2fine/data/datasets/tfds_generic.py): any tfds builder with a ClassLabel
+  data.tfds_name = ""  # the builder, e.g. "cifar100" or "imagenet_resized/64x64"
+  data.tfds_splits = ("train", "test")  # its (train, test) splits; test "" = hold out data.test_fraction of train
+  data.label_key = "label"  # the ClassLabel feature of the fine labels
+  data.input_key = "image"  # the inputs: an Image feature, or a Tensor of [F] numbers
   data.val_fraction = 0.0  # share of train held out (stratified by coarse class) as a validation split
-  data.test_fraction = 0.2  # data.name="arrays" without x_test: held-out share
+  data.test_fraction = 0.2  # data.name="arrays" without x_test (or "tfds" without a test split): held-out share
   data.split_seed = 1000  # seed of the validation / held-out splits and of train_examples (not of training)
   data.train_examples = 0  # > 0: train on a fixed random subset of this many examples (after carving val)
   data.extra_taxonomies = ()  # more taxonomies over the same fine classes for parts of train (FALCON, 3.6)

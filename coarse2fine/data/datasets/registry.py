@@ -22,6 +22,7 @@ from coarse2fine.data.datasets import (
   records,
   sop,
   synthetic,
+  tfds_generic,
   tiered,
   tiered_union,
 )
@@ -46,6 +47,7 @@ DATASETS: dict[str, DatasetLoader] = {
     "sop": sop.load,  # MaskCon: Stanford Online Products; data.variant: split1 or split2 (or data.split_file)
     "imagenet32": imagenet32.load,  # MaskCon: tfds imagenet_resized/32x32; data.taxonomy = imagenet_fine_to_coarse.json
     "cub2011": cub2011.load,  # F-SC: tfds caltech_birds2011, 200 species under cub200_flat (or cub200_orders)
+    "tfds": tfds_generic.load,  # any tfds builder: data.tfds_name, data.label_key, data.coarse_key or data.taxonomy
 }
 
 

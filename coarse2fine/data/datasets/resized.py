@@ -35,16 +35,18 @@ class ResizedImages(LazyImages):
   Indexing, `subset`, `encoded` and pickling behave as for `lazy_images.LazyImages`.
   """
 
-  def __init__(self, reader, index: Optional[np.ndarray] = None, num: int = 0, size: int = DEFAULT_IMAGE_SIZE):
-    super().__init__(reader, index, num, size=size, resize=0)
+  def __init__(self, reader, index: Optional[np.ndarray] = None, num: int = 0, size: int = DEFAULT_IMAGE_SIZE,
+               channels: int = 3):
+    super().__init__(reader, index, num, size=size, resize=0, channels=channels)
 
 
-def tfds_reader(name: str, split: str, data_dir: Optional[str] = None, hint: str = "") -> TfdsReader:
-  """A reader of tfds `name`/`split` that downloads and prepares the dataset when it can."""
+def tfds_reader(name: str, split: str, data_dir: Optional[str] = None, hint: str = "",
+                image_key: str = "image") -> TfdsReader:
+  """A reader of tfds `name`/`split` (images under `image_key`) that downloads and prepares it when it can."""
   setup = (f"Prepare it with `tfds build {name} --file_format=array_record` (on a machine with network access "
            f"if need be, then copy the tensorflow_datasets folder here) and set data.dir (or $TFDS_DATA_DIR) to "
            f"that folder. {hint}").rstrip()
-  return TfdsReader(name, split, data_dir, download=True, setup_hint=setup)
+  return TfdsReader(name, split, data_dir, download=True, setup_hint=setup, image_key=image_key)
 
 
 def load_tfds_classes(builder: str, dataset: str, data_config: ml_collections.ConfigDict, taxonomy, index_map,

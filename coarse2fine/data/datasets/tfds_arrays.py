@@ -34,7 +34,11 @@ def load_tfds_arrays(
     name: str, split: str, keys: Sequence[str], data_dir: Optional[str] = None
 ) -> dict[str, np.ndarray]:
   """Returns `{key: [N, ...] array}` for the requested feature keys of a tfds split."""
-  source = open_source(name, split, data_dir)
+  return read_columns(open_source(name, split, data_dir), keys)
+
+
+def read_columns(source, keys: Sequence[str]) -> dict[str, np.ndarray]:
+  """`{key: [N, ...] array}` of the requested features of every record of an open data source."""
   columns: dict[str, list] = {key: [] for key in keys}
   for i in range(len(source)):
     record = source[i]

@@ -44,13 +44,14 @@ class TfdsReader:
   """Encoded images of a tfds split, read through `tfds.data_source` without decoding.
 
   The data source is opened on first use in each process (grain workers get a pickled
-  reader without it). `setup_hint` ends the error raised when the split cannot be read.
+  reader without it). `setup_hint` ends the error raised when the split cannot be read;
+  `image_key` names the image feature.
   """
 
   def __init__(self, name: str, split: str, data_dir: Optional[str] = None, download: bool = False,
-               setup_hint: str = ""):
+               setup_hint: str = "", image_key: str = "image"):
     self.name, self.split, self.data_dir = name, split, data_dir
-    self.download, self.setup_hint = download, setup_hint
+    self.download, self.setup_hint, self.image_key = download, setup_hint, image_key
     self._source = None
 
   def __getstate__(self):
@@ -62,7 +63,7 @@ class TfdsReader:
 
       try:
         self._source = tfds.data_source(self.name, split=self.split, data_dir=self.data_dir,
-                                        download=self.download, decoders={"image": tfds.decode.SkipDecoding()})
+                                        download=self.download, decoders={self.image_key: tfds.decode.SkipDecoding()})
       except Exception as error:  # tfds raises many types: missing files, bad format, network, ...
         raise RuntimeError(
             f"Could not read tfds {self.name!r} (split {self.split!r}, data_dir={self.data_dir!r}): "
@@ -73,16 +74,16 @@ class TfdsReader:
     return f"tfds {self.name}/{self.split} record {i}"
 
   def read(self, indices: np.ndarray) -> list[bytes]:
-    return [record["image"] for record in self.source().__getitems__([int(i) for i in indices])]
+    return [record[self.image_key] for record in self.source().__getitems__([int(i) for i in indices])]
 
-  def labels(self, chunk: int = 4096) -> np.ndarray:
-    """[N] int64 labels of every record (parses the whole split once)."""
+  def labels(self, chunk: int = 4096, key: str = "label") -> np.ndarray:
+    """[N] int64 values of the `key` feature of every record (parses the whole split once)."""
     source = self.source()
     logging.info("Reading the labels of %d records of tfds %s/%s.", len(source), self.name, self.split)
     labels = np.empty(len(source), np.int64)
     for start in range(0, len(source), chunk):
       stop = min(start + chunk, len(source))
-      labels[start:stop] = [r["label"] for r in source.__getitems__(list(range(start, stop)))]
+      labels[start:stop] = [r[key] for r in source.__getitems__(list(range(start, stop)))]
     return labels
 
 
