@@ -48,6 +48,7 @@ def base_config() -> ml_collections.ConfigDict:
   data.train_examples = 0  # > 0: train on a fixed random subset of this many examples (after carving val)
   data.extra_taxonomies = ()  # more taxonomies over the same fine classes for parts of train (FALCON, 3.6)
   data.taxonomy_assignment = "halves"  # which part follows which taxonomy: "halves" or "parity" (i mod D)
+  data.hide_fine_labels = False  # True: every split's fine labels become unknown (-1), e.g. sub-class discovery
   # Input mean/std: "dataset", "imagenet", or "auto" (imagenet for model.init_from torchvision/timm/moco_v3,
   # a checkpoint: run's own, else dataset). A run records the resolved value; a resume must match it.
   data.normalization = "auto"

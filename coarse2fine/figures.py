@@ -397,30 +397,33 @@ def cluster_label(cluster: int, parent: int, fine: int, outputs: RunOutputs) -> 
   return f"cluster {cluster}\nparent: {taxonomy.coarse_names[parent]}\nmostly: {fine_name}"
 
 
-def write_clusters(outputs: RunOutputs, path: str) -> str:
-  """clusters.png: the most populated discovered classes and their most confident images."""
+def write_clusters(outputs: RunOutputs, path: str, max_rows: int = MAX_CLUSTER_ROWS) -> str:
+  """clusters.png: the `max_rows` most populated discovered classes and their most confident images."""
   logits = outputs.predictions["cluster_logits"]
   pred = logits.argmax(1)
   relation = outputs.relation
   if relation is None:  # no learned parents (SCAN): each cluster's majority coarse label
     relation = discovery.relation_from_clusters(pred, outputs.split.coarse, logits.shape[1],
                                                 outputs.data.num_coarse)
-  rows = cluster_rows(logits)
+  rows = cluster_rows(logits, max_rows)
   labels = [cluster_label(k, int(np.asarray(relation[k]).argmax()), majority(outputs.split.fine[pred == k]),
                           outputs) for k, _ in rows]
   return plot_clusters(outputs.split.inputs, rows, labels, path)
 
 
 def plot_run(workdir: str, out: Optional[str] = None, split: str = "test", max_points: int = 2000,
-             seed: int = 0) -> list[str]:
-  """Writes the figures of the run in `workdir` to `out` (default workdir/plots); returns their paths."""
+             seed: int = 0, max_rows: int = MAX_CLUSTER_ROWS) -> list[str]:
+  """Writes the figures of the run in `workdir` to `out` (default workdir/plots); returns their paths.
+
+  max_rows: discovered classes in the clusters grid (the most populated ones).
+  """
   out = out or storage.join(workdir, "plots")
   outputs = load_outputs(workdir, split)
   written = [write_embedding(outputs, storage.join(out, "embedding_tsne.png"), max_points, seed)]
   if outputs.relation is not None:
     written.append(write_relation(outputs, storage.join(out, "relation.png")))
   if outputs.data.is_image and "cluster_logits" in outputs.predictions:
-    written.append(write_clusters(outputs, storage.join(out, "clusters.png")))
+    written.append(write_clusters(outputs, storage.join(out, "clusters.png"), max_rows))
   metrics_path = storage.join(workdir, "metrics.jsonl")
   if storage.isfile(metrics_path):
     series = read_curves(metrics_path)

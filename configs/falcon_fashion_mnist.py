@@ -22,37 +22,16 @@ Results report `discovery/clusters_*` (Hungarian accuracy, ARI, NMI of the fine 
 against the true fine labels; relation accuracy and GED of the inferred M).
 """
 
-from coarse2fine.config_base import base_config, fashion_mnist_cpu
+from coarse2fine.config_base import base_config
+from coarse2fine.methods.falcon.recipes import falcon_fashion_mnist
 
 
 def get_config(arg: str = ""):
   if arg not in ("", "two"):
     raise ValueError(f"falcon_fashion_mnist.py takes '' or 'two' (fmnist3 + fmnist_seasons), got {arg!r}.")
-  config = fashion_mnist_cpu(base_config())
-  config.method = "falcon"
-  config.seed = 0
-  config.data.train_examples = 20000
+  config = falcon_fashion_mnist(base_config())  # the recipe described above
   if arg == "two":
     config.data.extra_taxonomies = ("fmnist_seasons",)
     config.data.taxonomy_assignment = "halves"
-  # online view, teacher view (docs/methods/falcon.md#views-and-neighbours, as CIFAR)
-  config.data.views = ("crop_flip", "crop_flip")
-  config.model.embedder = "none"
-  config.optimizer.lr = 0.1
-  config.optimizer.weight_decay = 0.0
-  config.optimizer.schedule = "cosine"
-  config.train.num_epochs = 10
-  config.train.batch_size = 256
-  config.train.log_every_steps = 20
-  falcon = config.falcon
-  falcon.lambda_coarse, falcon.lambda_consistency, falcon.lambda_entropy = 0.5, 0.5, 2.0
-  falcon.beta = 0.1
-  falcon.solve_every = 20
-  falcon.soft_label_epochs = 3
-  falcon.warmup_steps = 40  # chosen on validation (see the docstring); 0 = official
-  falcon.neighbours = 20
-  falcon.neighbours_used = 5
-  falcon.neighbour_features = "inputs"
   config.eval.protocols = ("classification", "clusters", "kmeans")
-  config.checkpoint.every_steps = 500
   return config

@@ -204,6 +204,13 @@ def subsample(train: Split, size: int, seed: int) -> Split:
   return train.take(keep)
 
 
+def without_fine(split: Optional[Split]) -> Optional[Split]:
+  """`split` with every fine label unknown (-1): what `data.hide_fine_labels` leaves of it (None stays None)."""
+  if split is None:
+    return None
+  return dataclasses.replace(split, fine=np.full(len(split), UNKNOWN_FINE, np.int32))
+
+
 def filter_and_remap(inputs, fine_dataset_ids, index_map: np.ndarray, taxonomy: Taxonomy, where: str) -> Split:
   """Keeps the examples whose dataset fine class the taxonomy covers; relabels them.
 

@@ -253,6 +253,7 @@ def test_subset_drops_empty_coarse(small):
 _SIZES = {
   "fmnist3": (10, 3),
   "fmnist_seasons": (10, 3),
+  "fmnist10": (10, 10),
   "cifartoy_good": (8, 2),
   "cifartoy_bad": (8, 2),
   "cifar100": (100, 20),
@@ -272,6 +273,12 @@ def test_builtin_sizes():
     tax = get_taxonomy(name)
     assert (tax.num_fine, tax.num_coarse) == (k, c), name
     assert tax.name == name
+
+
+def test_fmnist10_makes_each_class_its_own_coarse_class():
+  tax = get_taxonomy("fmnist10")
+  assert tax.fine_names == FASHION_MNIST_CLASSES and tax.coarse_names == FASHION_MNIST_CLASSES
+  np.testing.assert_array_equal(tax.fine_to_coarse, np.arange(10))
 
 
 def test_class_lists():

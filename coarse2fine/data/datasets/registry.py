@@ -26,7 +26,7 @@ from coarse2fine.data.datasets import (
   tiered,
   tiered_union,
 )
-from coarse2fine.data.splits import HierarchicalData, carve_validation, relabel_with_taxonomies, subsample
+from coarse2fine.data.splits import HierarchicalData, carve_validation, relabel_with_taxonomies, subsample, without_fine
 
 DatasetLoader = Callable[[ml_collections.ConfigDict], HierarchicalData]
 
@@ -53,7 +53,8 @@ DATASETS: dict[str, DatasetLoader] = {
 
 def load_dataset(data_config: ml_collections.ConfigDict) -> HierarchicalData:
   """Loads `data_config.name`; carves `data.val_fraction` of train into `val`, keeps `data.train_examples`,
-  and with `data.extra_taxonomies` labels parts of train with other taxonomies."""
+  with `data.extra_taxonomies` labels parts of train with other taxonomies, and with `data.hide_fine_labels`
+  forgets every fine label."""
   if data_config.name not in DATASETS:
     raise ValueError(f"Unknown dataset {data_config.name!r}; choose one of {sorted(DATASETS)}.")
   data = DATASETS[data_config.name](data_config)
@@ -65,4 +66,8 @@ def load_dataset(data_config: ml_collections.ConfigDict) -> HierarchicalData:
   if extra:
     # The whole training split is relabelled; the validation and test splits keep the main taxonomy.
     train = relabel_with_taxonomies(train, (data.taxonomy, *extra), data_config.taxonomy_assignment)
-  return dataclasses.replace(data, train=train, val=val, extra_taxonomies=extra)
+  test = data.test
+  if data_config.get("hide_fine_labels", False):
+    # Last, so that the extra taxonomies above could still derive their coarse labels from the fine ones.
+    train, val, test = without_fine(train), without_fine(val), without_fine(test)
+  return dataclasses.replace(data, train=train, val=val, test=test, extra_taxonomies=extra)

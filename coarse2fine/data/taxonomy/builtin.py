@@ -136,6 +136,10 @@ _FMNIST3 = {
   "Other": ["Trouser", "Dress", "Bag"],
 }
 
+# Every class its own coarse class: sub-class discovery below the 10 labels (FALCON's paper, section 5;
+# configs/falcon_subclasses_fashion_mnist.py), with data.hide_fine_labels since no finer labels exist.
+_FMNIST10 = {name: [name] for name in FASHION_MNIST_CLASSES}
+
 _FMNIST_SEASONS = {
   "Summer": ["T-shirt/top", "Shirt", "Dress", "Sandal"],
   "Winter": ["Pullover", "Coat", "Ankle boot"],
@@ -255,6 +259,7 @@ def _cifar68() -> Taxonomy:
 BUILTIN_TAXONOMIES: dict[str, Callable[[], Taxonomy]] = {
   "fmnist3": _builder("fmnist3", FASHION_MNIST_CLASSES, _FMNIST3),
   "fmnist_seasons": _builder("fmnist_seasons", FASHION_MNIST_CLASSES, _FMNIST_SEASONS),
+  "fmnist10": _builder("fmnist10", FASHION_MNIST_CLASSES, _FMNIST10),
   "cifartoy_good": _builder("cifartoy_good", CIFAR10_CLASSES, _CIFARTOY_GOOD),
   "cifartoy_bad": _builder("cifartoy_bad", CIFAR10_CLASSES, _CIFARTOY_BAD),
   "cifar100": _builder("cifar100", CIFAR100_CLASSES, _CIFAR100_T1),

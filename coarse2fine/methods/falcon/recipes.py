@@ -1,8 +1,11 @@
-"""FALCON's recipe for its paper's full-size ImageNet benchmarks, which config files start from."""
+"""FALCON's recipes which config files start from: its paper's full-size ImageNet benchmarks, and CPU-sized
+Fashion-MNIST."""
 
 from __future__ import annotations
 
 import ml_collections
+
+from coarse2fine.config_base import fashion_mnist_cpu
 
 
 def falcon_imagenet(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -43,4 +46,38 @@ def falcon_imagenet(config: ml_collections.ConfigDict) -> ml_collections.ConfigD
   config.eval.batch_size = 1024
   config.eval.protocols = ("classification", "clusters")
   config.checkpoint.every_steps = 1000
+  return config
+
+
+def falcon_fashion_mnist(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """FALCON on CPU-sized Fashion-MNIST (configs/falcon_fashion_mnist.py, falcon_subclasses_fashion_mnist.py).
+
+  `fashion_mnist_cpu`'s ConvNet from random weights, two crop-flip views, SGD lr 0.1 without weight decay
+  (cosine), 10 epochs of batch 256 on a fixed 20k-image subset; lambda 0.5 / 0.5 / 2.0, beta 0.1, a solve every
+  20 steps, soft labels over 3 epochs, 40 warm-up steps; 20 neighbours (5 used) mined within each coarse class
+  on the raw pixels. Config files then set the taxonomy, K and the protocols.
+  """
+  config = fashion_mnist_cpu(config)
+  config.method = "falcon"
+  config.seed = 0
+  config.data.train_examples = 20000
+  # online view, teacher view (docs/methods/falcon.md#views-and-neighbours, as CIFAR)
+  config.data.views = ("crop_flip", "crop_flip")
+  config.model.embedder = "none"
+  config.optimizer.lr = 0.1
+  config.optimizer.weight_decay = 0.0
+  config.optimizer.schedule = "cosine"
+  config.train.num_epochs = 10
+  config.train.batch_size = 256
+  config.train.log_every_steps = 20
+  falcon = config.falcon
+  falcon.lambda_coarse, falcon.lambda_consistency, falcon.lambda_entropy = 0.5, 0.5, 2.0
+  falcon.beta = 0.1
+  falcon.solve_every = 20
+  falcon.soft_label_epochs = 3
+  falcon.warmup_steps = 40  # chosen on validation (configs/falcon_fashion_mnist.py); 0 = official
+  falcon.neighbours = 20
+  falcon.neighbours_used = 5
+  falcon.neighbour_features = "inputs"
+  config.checkpoint.every_steps = 500
   return config

@@ -56,6 +56,23 @@ def test_fashion_mnist_seasons_taxonomy(tmp_path):
   np.testing.assert_array_equal(data.train.coarse == 0, np.isin(fine, list(summer)))
 
 
+def test_hide_fine_labels_keeps_the_coarse_labels_of_every_split(tmp_path):
+  arrays = _write_fashion_mnist(str(tmp_path), n_train=40)
+  data = load_dataset(_data_config("fashion_mnist", dir=str(tmp_path), taxonomy="fmnist10", hide_fine_labels=True,
+                                   val_fraction=0.25, extra_taxonomies=("fmnist3",)))
+  assert all((split.fine == -1).all() for split in (data.train, data.val, data.test))
+  np.testing.assert_array_equal(data.test.coarse, arrays["test"][1])  # fmnist10: the class is the coarse label
+  np.testing.assert_array_equal(data.test.inputs[..., 0], arrays["test"][0])
+  # The extra taxonomy still labelled its half of train from the fine labels before they were hidden.
+  fmnist3 = {0: 0, 2: 0, 4: 0, 6: 0, 5: 1, 7: 1, 9: 1, 1: 2, 3: 2, 8: 2}
+  labels = {image.tobytes(): int(label) for image, label in zip(arrays["train"][0], arrays["train"][1])}
+  second = data.train.dataset == 1
+  assert second.sum() == len(data.train) // 2
+  expected = [fmnist3[labels[image.tobytes()]] for image in data.train.inputs[second][..., 0]]
+  np.testing.assert_array_equal(data.train.coarse[second], expected)
+  assert len(data.train) + len(data.val) == 40 and len(data.val) > 0
+
+
 def test_fashion_mnist_user_taxonomy_file(tmp_path):
   _write_fashion_mnist(str(tmp_path))
   rows = [f"{name},{'bags' if name == 'Bag' else 'rest'}" for name in FASHION_MNIST_CLASSES]
