@@ -72,6 +72,9 @@ def check_config(data_config: ml_collections.ConfigDict) -> None:
   splits = tuple(data_config.tfds_splits)
   if len(splits) != 2 or not splits[0]:
     raise ValueError(f"data.tfds_splits must be (train, test) tfds split names (test may be ''), got {splits!r}.")
+  if not splits[1] and not 0 < data_config.test_fraction < 1:
+    raise ValueError(f"data.tfds_splits={splits!r} has no test split, so data.test_fraction (now "
+                     f"{data_config.test_fraction}) must be in (0, 1): the share of train held out as the test split.")
 
 
 def read_features(features, data_config: ml_collections.ConfigDict) -> Features:
@@ -178,17 +181,13 @@ def load(data_config: ml_collections.ConfigDict) -> HierarchicalData:
     fine = np.concatenate([f for _, f, _ in read.values()])
     coarse = np.concatenate([c for _, _, c in read.values()])
     taxonomy, index_map = taxonomy_from_examples(fine, coarse, features, data_config.coarse_key)
-  splits = {}
-  for ours, (inputs, fine, _) in read.items():
-    where = f"tfds {name}/{dict(train=train_name, test=test_name)[ours]}"
-    make = make_split if features.lazy else arrays.split_from_arrays  # the latter checks arrays in memory
-    splits[ours] = make(inputs, fine=index_map[fine], coarse=None, taxonomy=taxonomy, where=where)
+  make = make_split if features.lazy else arrays.split_from_arrays  # the latter checks arrays in memory
+  splits = {ours: make(inputs, fine=index_map[fine], coarse=None, taxonomy=taxonomy,
+                       where=f"tfds {name}/{train_name if ours == 'train' else test_name}")
+            for ours, (inputs, fine, _) in read.items()}
   train, test = splits["train"], splits.get("test")
-  if test is None:
+  if test is None:  # held out of train, stratified by coarse class (check_config: 0 < test_fraction < 1)
     train, test = carve_validation(train, data_config.test_fraction, data_config.split_seed)
-    if test is None:
-      raise ValueError(f"data.tfds_splits={tuple(data_config.tfds_splits)!r} has no test split; set "
-                       "data.test_fraction > 0 to hold out part of train as the test split.")
   if features.lazy:
     mean, std = resized.IMAGENET_MEAN, resized.IMAGENET_STD
   else:

@@ -131,12 +131,13 @@ def test_a_taxonomy_must_place_every_class_name(monkeypatch, tmp_path):
       load_dataset(_data_config(tfds_name="mnist", taxonomy=str(tmp_path / "typo.csv")))
 
 
-def test_no_test_split_and_no_test_fraction_is_refused(tmp_path):
-  (tmp_path / "iris.csv").write_text("Iris-setosa,a\nIris-versicolor,b\nIris-virginica,b\n")
-  with tfds.testing.mock_data(num_examples=10):
-    with pytest.raises(ValueError, match=r"has no test split; set data.test_fraction > 0"):
-      load_dataset(_data_config(tfds_name="iris", input_key="features", tfds_splits=("train", ""),
-                                taxonomy=str(tmp_path / "iris.csv"), test_fraction=0.0))
+@pytest.mark.parametrize("fraction", [0.0, 1.0])
+def test_no_test_split_needs_a_test_fraction_below_one(monkeypatch, fraction):
+  monkeypatch.setattr(tfds, "data_source", lambda *a, **k: pytest.fail("the builder was opened"))
+  with pytest.raises(ValueError, match=rf"has no test split, so data.test_fraction \(now {fraction}\) must be in "
+                                       r"\(0, 1\)"):
+    load_dataset(_data_config(tfds_name="iris", input_key="features", tfds_splits=("train", ""),
+                              taxonomy="iris.csv", test_fraction=fraction))
 
 
 # ------------------------------------------------------------------------- images of varying size (fake source)
