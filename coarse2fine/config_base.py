@@ -30,8 +30,10 @@ def base_config() -> ml_collections.ConfigDict:
   data.dir = ""  # where the dataset's files are; "" = the dataset's own search path
   data.variant = ""  # dataset variant, e.g. "si" for CIFAR-SI
   data.image_size = 224  # cars196, sop: images are resized to image_size x image_size (MaskCon's Resize((224, 224)))
+  # (image_folder too; there 0 keeps the images' own size)
   data.split_file = ""  # sop: JSON {"train": [paths], "test": [paths]} (or a folder of MaskCon's *_path.json)
   data.path = ""  # data.name="arrays": the .npz file; "h5ad", "pbmc": the .h5ad file
+  data.list = ""  # data.name="image_folder": a .csv/.tsv of path, coarse[, fine][, split] (instead of data.dir)
   # data.name="h5ad": the obs column of the coarse labels; "tfds": a second ClassLabel feature as the coarse labels
   # ("" = data.taxonomy maps the label's names)
   data.coarse_key = ""
@@ -43,7 +45,8 @@ def base_config() -> ml_collections.ConfigDict:
   data.label_key = "label"  # the ClassLabel feature of the fine labels
   data.input_key = "image"  # the inputs: an Image feature, or a Tensor of [F] numbers
   data.val_fraction = 0.0  # share of train held out (stratified by coarse class) as a validation split
-  data.test_fraction = 0.2  # data.name="arrays" without x_test (or "tfds" without a test split): held-out share
+  # data.name="arrays" without x_test ("tfds" without a test split, "image_folder" without test images): held-out share
+  data.test_fraction = 0.2
   data.split_seed = 1000  # seed of the validation / held-out splits and of train_examples (not of training)
   data.train_examples = 0  # > 0: train on a fixed random subset of this many examples (after carving val)
   data.extra_taxonomies = ()  # more taxonomies over the same fine classes for parts of train (FALCON, 3.6)

@@ -17,6 +17,7 @@ from coarse2fine.data.datasets import (
   digits,
   fashion_mnist,
   h5ad,
+  image_folder,
   imagenet32,
   pbmc,
   records,
@@ -48,6 +49,7 @@ DATASETS: dict[str, DatasetLoader] = {
     "imagenet32": imagenet32.load,  # MaskCon: tfds imagenet_resized/32x32; data.taxonomy = imagenet_fine_to_coarse.json
     "cub2011": cub2011.load,  # F-SC: tfds caltech_birds2011, 200 species under cub200_flat (or cub200_orders)
     "tfds": tfds_generic.load,  # any tfds builder: data.tfds_name, data.label_key, data.coarse_key or data.taxonomy
+    "image_folder": image_folder.load,  # your images: data.dir=ROOT/{train,test}/<coarse>/[<fine>/] or data.list=CSV/TSV
 }
 
 
