@@ -30,7 +30,7 @@ import concurrent.futures
 import csv
 import logging
 import os
-from typing import NamedTuple, Optional, Sequence
+from typing import NamedTuple, Sequence
 
 import ml_collections
 import numpy as np
@@ -232,8 +232,8 @@ def check_against(taxonomy: Taxonomy, listing: Listing, spec: str) -> None:
   known = listing.fine != ""
   unknown_fine = sorted(set(listing.fine[known].tolist()) - set(taxonomy.fine_names))
   if unknown_coarse or unknown_fine:
-    raise ValueError(f"data.taxonomy={spec!r} has no classes named {_preview(unknown_coarse + unknown_fine)} (coarse "
-                     f"{unknown_coarse}, fine {unknown_fine}); its coarse classes are {_preview(taxonomy.coarse_names)}.")
+    raise ValueError(f"data.taxonomy={spec!r} lacks class names the data uses: coarse [{_preview(unknown_coarse)}], "
+                     f"fine [{_preview(unknown_fine)}]; its coarse classes are {_preview(taxonomy.coarse_names)}.")
   parent = {f: taxonomy.coarse_names[c] for f, c in zip(taxonomy.fine_names, taxonomy.fine_to_coarse)}
   moved = sorted({f"{c}/{f} (taxonomy: {parent[f]})" for f, c in zip(listing.fine[known], listing.coarse[known])
                   if parent[f] != c})
