@@ -339,7 +339,11 @@ def test_export_writes_fashion_mnist_pngs(tmp_path):
   assert data.train.inputs.shape == (20, 28, 28, 1) and data.taxonomy.coarse_names == ("Footwear", "Other", "Tops")
 
 
-def test_a_folder_trains_end_to_end(tmp_path):
+def test_a_folder_trains_end_to_end_as_its_decoded_arrays_do(tmp_path):
+  """A short run on the folder, then on the same images decoded by Pillow into arrays: the same scores."""
+  import dataclasses
+
+  from coarse2fine.data.splits import Split
   from coarse2fine.engine import loop
 
   root = str(tmp_path / "root")
@@ -355,8 +359,27 @@ def test_a_folder_trains_end_to_end(tmp_path):
   config.train.batch_size = 12  # 2 steps
   config.eval.batch_size = 12
   config.eval.protocols = ("classification", "kmeans")
+  config.train.log_every_steps = 1
   config.logging.progress = False
-  results = loop.train_and_evaluate(config, str(tmp_path / "work"))
-  metrics = results["metrics"]
+  metrics = loop.train_and_evaluate(config, str(tmp_path / "work"))["metrics"]
   assert np.isfinite(metrics["test/coarse_top1"]) and 0 <= metrics["test/coarse_top1"] <= 100
-  assert any(key.startswith("discovery/") for key in metrics)
+  assert "discovery/kmeans_acc" in metrics
+
+  data = load_dataset(config.data)
+  def decoded(split):
+    pixels = np.stack([np.asarray(Image.open(p))[..., None] for p in _paths(split)])
+    return Split(pixels, split.coarse, split.fine)
+  arrays = dataclasses.replace(data, train=decoded(data.train), test=decoded(data.test))
+  again = loop.train_and_evaluate(config, str(tmp_path / "arrays"), data=arrays)["metrics"]
+  assert again.keys() == metrics.keys()
+  np.testing.assert_allclose([again[k] for k in sorted(again)], [metrics[k] for k in sorted(metrics)], atol=1e-4)
+  losses = [_losses(str(tmp_path / run)) for run in ("work", "arrays")]  # continuous: they see any pixel change
+  assert len(losses[0]) == 2 and np.allclose(*losses, rtol=1e-5)
+
+
+def _losses(workdir):
+  import json
+
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    rows = [json.loads(line) for line in f]
+  return [row["train/ce"] for row in rows if "train/ce" in row]
