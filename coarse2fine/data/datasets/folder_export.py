@@ -93,7 +93,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
   parser.add_argument("--data_dir", default=None, help="the Fashion-MNIST IDX files' folder (default: searched)")
   args = parser.parse_args(argv)
   counts = export_fashion_mnist(args.out, args.per_class, args.test_per_class, args.taxonomy, args.data_dir)
-  print(f"Wrote {counts['train']} train and {counts['test']} test images to {args.out}.")
+  print(f"Wrote {counts['train']} train and {counts['test']} test images to {args.out}. Train on them with:\n"
+        f"  python -m coarse2fine.main --config=configs/scgm_fashion_mnist.py --config.data.name=image_folder "
+        f"--config.data.dir={args.out} --config.data.taxonomy=folders --config.data.image_size=0")
 
 
 if __name__ == "__main__":

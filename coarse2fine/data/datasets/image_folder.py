@@ -289,6 +289,10 @@ def image_side(data_config: ml_collections.ConfigDict, sizes: np.ndarray) -> int
     raise ValueError(f"data.image_size must be a positive integer (the side images are resized to) or 0 (the "
                      f"images' own size), got {size!r}.")
   if size:
+    largest = int(sizes.max())
+    if size >= 4 * largest:  # e.g. 28-px PNGs under the 224 default: 64x the pixels, minutes become an hour
+      logging.warning("image_folder: the images are at most %d px on a side, and data.image_size=%d upsamples them "
+                      "%.0fx; --config.data.image_size=0 keeps their own size.", largest, size, size / largest)
     return int(size)
   shapes = np.unique(sizes, axis=0)
   if len(shapes) > 1 or shapes[0, 0] != shapes[0, 1]:

@@ -116,6 +116,17 @@ def test_grey_images_give_one_channel_and_their_own_size(tmp_path):
   np.testing.assert_allclose(data.std, [pixels.std()], rtol=1e-4)
 
 
+def test_upsampling_small_images_4x_or_more_warns_with_the_fix(tmp_path, caplog):
+  root = str(tmp_path / "small")
+  _tree(root, {"train/A/a": 2, "train/B/b": 2}, channels=1, size=(9, 9))
+  with caplog.at_level("WARNING"):
+    load_dataset(_data_config(dir=root, image_size=27, test_fraction=0.5))  # 3x: no warning
+  assert "upsamples" not in caplog.text
+  with caplog.at_level("WARNING"):
+    load_dataset(_data_config(dir=root, image_size=36, test_fraction=0.5))  # 4x
+  assert "at most 9 px" in caplog.text and "image_size=0" in caplog.text
+
+
 def test_grey_and_colour_together_give_rgb(tmp_path):
   root = str(tmp_path / "mixed")
   _tree(root, {"train/A/a": 2}, channels=1)
