@@ -27,7 +27,8 @@ Choices worth knowing:
   * Without fine labels the taxonomy has one placeholder fine class per coarse class (the
     data layer needs a fine class under every coarse class; fine labels are -1, unknown),
     and only the classification protocol runs. Methods that count fine classes (FALCON's
-    K, SCGM's sub-classes r, SCAN's clusters) then need `num_fine`. With fine labels
+    K, SCGM's sub-classes r, SCAN's clusters) then take `num_fine`, by default "estimate" (estimated
+    per coarse class from the inputs before training). With fine labels
     (-1 where unknown) the taxonomy comes from the (fine, coarse) pairs, `num_fine`
     defaults to their number, and the discovery metrics run too when the evaluation split
     is fully labelled.
@@ -47,7 +48,7 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence, Union
 
 import jax
 import ml_collections
@@ -66,6 +67,7 @@ from coarse2fine.engine.reporting import write_json_atomically
 from coarse2fine.evaluation import baselines, logistic
 from coarse2fine.evaluation.evaluator import Evaluator, predict_split
 from coarse2fine.methods import DEFAULT_METHOD, discovering_methods, method_class
+from coarse2fine.methods.common.estimate_k import ESTIMATE
 from coarse2fine.methods.common.normalize import l2_normalize_host
 
 META_FILE = "api_meta.json"  # next to the run's config.json: what `load` needs besides the checkpoint
@@ -209,22 +211,23 @@ def _protocols(config: ml_collections.ConfigDict, data: HierarchicalData) -> tup
   return classification + ("clusters" if cls.has_clusters(config) else "kmeans",)
 
 
-def make_config(method: str, data: HierarchicalData, num_fine: Optional[int] = None,
+def make_config(method: str, data: HierarchicalData, num_fine: Optional[Union[int, str]] = None,
                 overrides: Optional[Mapping[str, Any]] = None, seed: int = 0) -> ml_collections.ConfigDict:
   """`default_config`, then `num_fine`, then `overrides` ("a.b" keys), then `derived_settings` not overridden."""
   overrides = dict(overrides or {})
   config = default_config(method, data, seed)
   count_field = method_class(method).fine_count_field
   has_fine = bool((data.train.fine != UNKNOWN_FINE).any() or (data.test.fine != UNKNOWN_FINE).any())
+  if num_fine is None and count_field and not has_fine and count_field not in overrides:
+    num_fine = ESTIMATE  # no fine labels: estimated per coarse class before training (docs/methods/falcon.md#estimated-k)
   if num_fine is not None:
-    if num_fine < data.num_coarse:
+    if isinstance(num_fine, str) and num_fine != ESTIMATE:
+      raise ValueError(f"num_fine={num_fine!r}: give a number of fine classes, or 'estimate'.")
+    if num_fine != ESTIMATE and num_fine < data.num_coarse:
       raise ValueError(f"num_fine={num_fine} is below the {data.num_coarse} coarse classes; every coarse class "
                        "needs a fine class.")
     if count_field:
-      set_field(config, count_field, int(num_fine))
-  elif count_field and not has_fine and count_field not in overrides:
-    raise ValueError(f"Method {method!r} discovers a given number of fine classes: pass num_fine (the fine "
-                     "classes to find over all coarse classes), or fine labels.")
+      set_field(config, count_field, num_fine if num_fine == ESTIMATE else int(num_fine))
   for key, value in overrides.items():
     set_field(config, key, value)
   for key, value in derived_settings(config, data).items():
@@ -479,7 +482,7 @@ def load(path: str) -> Model:
 
 
 def fit(x, coarse, method: str = DEFAULT_METHOD, workdir: Optional[str] = None, *, fine=None,
-        coarse_names: Optional[Sequence[str]] = None, num_fine: Optional[int] = None,
+        coarse_names: Optional[Sequence[str]] = None, num_fine: Optional[Union[int, str]] = None,
         config_overrides: Optional[Mapping[str, Any]] = None, seed: int = 0, test_fraction: float = 0.0,
         init_from: Optional[str] = None,
         use_rep: str = "X", report: bool = True) -> Model:
@@ -498,7 +501,9 @@ def fit(x, coarse, method: str = DEFAULT_METHOD, workdir: Optional[str] = None, 
       metrics and the report.
     coarse_names: optional names of the C coarse classes.
     num_fine: fine classes to discover over all coarse classes: sets the config field the method
-      declares as `fine_count_field`; needed by the methods that declare one, without fine labels.
+      declares as `fine_count_field`. "estimate" estimates them per coarse class before training
+      (docs/methods/falcon.md#estimated-k; the record is in results.json); the default for the methods
+      that declare one when no fine labels are given (with fine labels: their number).
     config_overrides: {"a.b": value} over the defaults (see `default_config`), e.g.
       {"train.num_epochs": 5}; an unknown key is an error.
     seed: initialisation, data order and augmentation, and the held-out split.

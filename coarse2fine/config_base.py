@@ -78,6 +78,7 @@ def base_config() -> ml_collections.ConfigDict:
   synthetic.kind = "vectors"  # "vectors" or "images"
   synthetic.num_coarse = 3
   synthetic.fine_per_coarse = 3
+  synthetic.children = ()  # fine classes of each coarse class, e.g. (1, 2, 4): uneven; replaces the two above
   synthetic.num_train = 2048
   synthetic.num_test = 512
   synthetic.dim = 16  # latent (and, for vectors, input) dimension
@@ -146,6 +147,15 @@ def base_config() -> ml_collections.ConfigDict:
   evaluation.fewshot_augment = "crop_flip"  # augmentation kind of the support copies
   evaluation.retrieval_ks = (1, 2, 5, 10)  # Recall@K
   evaluation.kmeans_clusters = 0  # k-means discovery: clusters overall (0 = the true number of fine classes)
+
+  # How a method's count field set to "estimate" (falcon.num_fine, scgm.num_subclasses, scan.num_clusters) is
+  # estimated before the first step: K_c per coarse class, their total used (docs/methods/falcon.md#estimated-k).
+  estimate = config.estimate_k = ml_collections.ConfigDict()
+  estimate.features = "inputs"  # "inputs" (raw, flattened), "checkpoint:<workdir>" (another run's features) or a .npy
+  estimate.criterion = "eigengap"  # or "gap", "silhouette", "bic", "ded": chosen in benchmarks/estimate_k.py
+  estimate.k_max = 10  # most fine classes per coarse class
+  estimate.max_examples = 2000  # per coarse class, drawn at random (the criteria cost grows with n)
+  estimate.dims = 32  # principal directions kept of the L2-normalised features
 
   checkpoint = config.checkpoint = ml_collections.ConfigDict()
   checkpoint.every_steps = 1000

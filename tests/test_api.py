@@ -164,7 +164,7 @@ def test_images_embed_and_discover_needs_a_discovering_method(tmp_path):
     (dict(x=np.where(np.arange(16) == 3, np.nan, X)), "360 values are NaN or infinite"),
     (dict(x=np.full((4, 8, 8), 2.0), coarse=np.array([0, 1, 0, 1])), r"float images must lie in \[0, 1\]"),
     (dict(method="scgm"), "Unknown method 'scgm'"),
-    (dict(method="falcon", num_fine=None), "pass num_fine"),
+    (dict(method="falcon", num_fine="guess"), "num_fine='guess': give a number of fine classes, or 'estimate'"),
     (dict(num_fine=2), "num_fine=2 is below the 3 coarse classes"),
     (dict(config_overrides={"train.epochs": 2}), "Unknown config key 'train.epochs'"),
     (dict(config_overrides={"training.num_epochs": 2}), "no field 'training'"),

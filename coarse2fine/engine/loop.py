@@ -25,9 +25,11 @@ from coarse2fine.engine.hooks import HookContext
 from coarse2fine.engine.metrics_writer import MetricWriter, ProgressBar
 from coarse2fine.engine.reporting import metrics_table, write_json_atomically
 from coarse2fine.engine.runs import (
+  ESTIMATE_FILE,
   abstract_like,
   create_train_state,
   features_from_checkpoint,
+  read_estimate,
   setup_run,
   validate_config,
 )
@@ -36,6 +38,7 @@ from coarse2fine.engine.workdir_lock import WorkdirLock
 from coarse2fine.evaluation.evaluator import Evaluator
 from coarse2fine.methods import make_train_step
 from coarse2fine.methods.base import NONFINITE
+from coarse2fine.methods.common.estimate_k import describe
 from coarse2fine.models import pretrained
 
 
@@ -83,7 +86,13 @@ def _train_and_evaluate_locked(config: ml_collections.ConfigDict, workdir: str, 
   is_main = jax.process_index() == 0
   # A resumed run restores its encoder from the checkpoint: model.init_from is read only for a fresh start.
   resuming = _has_checkpoints(workdir)
-  run = setup_run(config, data, init_pretrained=not resuming)
+  # A count field set to "estimate" is estimated once, before the first step; a resume reuses that record.
+  run = setup_run(config, data, init_pretrained=not resuming,
+                  recorded_estimate=read_estimate(workdir) if resuming else None)
+  estimate = run.fine_count_estimate
+  if estimate is not None and is_main:
+    print(describe(estimate, run.data.taxonomy.coarse_names), flush=True)
+    write_json_atomically(storage.join(workdir, ESTIMATE_FILE), estimate)
   mesh, data, method, state, schedule = run.mesh, run.data, run.method, run.state, run.schedule
   steps_per_epoch, total_steps = run.steps_per_epoch, run.total_steps
 
@@ -112,10 +121,11 @@ def _train_and_evaluate_locked(config: ml_collections.ConfigDict, workdir: str, 
   iterator = iter(pipeline.device_batches(host_batches, mesh, config.data.device_prefetch))
   if is_main:
     lock.record_holder()
-    write_json_atomically(storage.join(workdir, "config.json"), config.to_dict())
+    # the method's config: a count field's "estimate" recorded as the K it resolved to (what `load` rebuilds)
+    write_json_atomically(storage.join(workdir, "config.json"), run.config.to_dict())
 
   train_step = jax.jit(make_train_step(method, schedule, augment), donate_argnums=(0,))
-  evaluator = Evaluator(method, data, mesh, config)
+  evaluator = Evaluator(method, data, mesh, run.config)
   hooks = method.host_hooks()
   writer = MetricWriter(workdir, enabled=is_main, resume_step=start_step)
   progress = ProgressBar(total_steps, config.train.batch_size, enabled=is_main and config.logging.progress)
@@ -186,6 +196,8 @@ def _train_and_evaluate_locked(config: ml_collections.ConfigDict, workdir: str, 
       "steps": total_steps,
       "train_seconds_this_session": elapsed,
   }
+  if estimate is not None:
+    results["num_fine_estimate"] = estimate  # per coarse class, total, criterion, the truth when known
   if is_main:  # the table first: if results.json cannot be written, the numbers are still on the terminal
     print(f"\n{config.method} on {config.data.name} ({data.taxonomy.name}), {total_steps} steps:")
     print(metrics_table(metrics), flush=True)

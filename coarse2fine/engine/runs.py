@@ -8,9 +8,10 @@ and SCAN's neighbours from another run's features).
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
-from typing import NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -28,10 +29,12 @@ from coarse2fine.engine.reporting import metrics_table, write_json_atomically, w
 from coarse2fine.engine.train_state import TrainState
 from coarse2fine.evaluation.evaluator import Evaluator, make_predict_step, predict_split
 from coarse2fine.evaluation.feasibility import check_protocols
-from coarse2fine.methods import METHODS, Method, build_method, import_method_modules
+from coarse2fine.methods import METHODS, Method, build_method, import_method_modules, method_class
+from coarse2fine.methods.common import estimate_k
 from coarse2fine.models import pretrained
 
 EMBEDDERS = ("none", "fc", "mlp")
+ESTIMATE_FILE = "estimate_k.json"  # in the workdir: the fine-class estimate of a run whose count field is "estimate"
 
 
 def validate_config(config: ml_collections.ConfigDict) -> None:
@@ -50,10 +53,50 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
       raise ValueError(f"Unknown {field} {value!r}; choose one of {sorted(known)}.")
   if config.train.num_epochs <= 0 or config.train.batch_size <= 0:
     raise ValueError("train.num_epochs and train.batch_size must be positive.")
+  count_field = method_class(config.method).fine_count_field
+  if count_field:
+    estimate_k.check_fine_count(count_field, _field(config, count_field))
+    if _field(config, count_field) == estimate_k.ESTIMATE:
+      estimate_k.check_settings(config.estimate_k.criterion, config.estimate_k.k_max)
   pretrained.parse_spec(config.model.get("init_from", ""))  # a malformed spec fails here, a missing file in setup_run
   if config.data.get("normalization", "dataset") not in pretrained.NORMALIZATIONS:
     raise ValueError(f"Unknown data.normalization {config.data.normalization!r}; choose one of "
                      f"{list(pretrained.NORMALIZATIONS)}.")
+
+
+def _field(config: ml_collections.ConfigDict, dotted: str):
+  node = config
+  for part in dotted.split("."):
+    node = node[part]
+  return node
+
+
+def resolve_fine_count(config: ml_collections.ConfigDict, data: HierarchicalData,
+                       run_features: Optional[Callable[[str], np.ndarray]] = None,
+                       recorded: Optional[dict] = None) -> tuple[ml_collections.ConfigDict, Optional[dict]]:
+  """(config, estimate record): the config the method is built from, and the estimate when one was asked for.
+
+  Where the method's `fine_count_field` holds "estimate", the children of every coarse class are
+  estimated (`methods.common.estimate_k`, settings in `config.estimate_k`) and a copy of the config
+  gets their total there; the record (per coarse class, total, the truth when known) goes to the
+  terminal and results.json. `recorded`: an earlier record of this run (a resume), used instead of estimating.
+  """
+  count_field = method_class(config.method).fine_count_field
+  if not count_field or _field(config, count_field) != estimate_k.ESTIMATE:
+    return config, None
+  if recorded is None:
+    estimate = estimate_k.estimate_for_training(data, config.estimate_k, config.seed, run_features)
+    recorded = {**estimate.record(estimate_k.true_children(data)), "features": config.estimate_k.features}
+  resolved = copy.deepcopy(config)
+  *path, leaf = count_field.split(".")
+  _field(resolved, ".".join(path))[leaf] = int(recorded["total"])
+  return resolved, recorded
+
+
+def read_estimate(workdir: str) -> Optional[dict]:
+  """The fine-class estimate recorded in `workdir` (ESTIMATE_FILE), or None."""
+  path = storage.join(workdir, ESTIMATE_FILE)
+  return json.loads(storage.read_text(path)) if storage.isfile(path) else None
 
 
 def create_train_state(method: Method, config: ml_collections.ConfigDict, input_shape: tuple[int, ...],
@@ -113,10 +156,13 @@ class Run(NamedTuple):
   steps_per_epoch: int
   total_steps: int
   dataset_normalised: Optional[HierarchicalData] = None  # `data` with the dataset's own mean/std (other runs' inputs)
+  config: Optional[ml_collections.ConfigDict] = None  # the method's config: a count field's "estimate" resolved
+  fine_count_estimate: Optional[dict] = None  # the estimate's record (`resolve_fine_count`), or None
 
 
 def setup_run(config: ml_collections.ConfigDict, data: Optional[HierarchicalData] = None,
-              for_training: bool = True, init_pretrained: Optional[bool] = None) -> Run:
+              for_training: bool = True, init_pretrained: Optional[bool] = None,
+              recorded_estimate: Optional[dict] = None) -> Run:
   """Validates the config, loads the data, builds the method and a fresh sharded state.
 
   `data` (e.g. a user's arrays, `coarse2fine.api`) is used as given instead of
@@ -125,7 +171,8 @@ def setup_run(config: ml_collections.ConfigDict, data: Optional[HierarchicalData
   loading a finished run) the training batch need not divide this machine's devices.
   `init_pretrained` (default: `for_training`) loads `model.init_from` into the encoder; its file
   is read before the data, so a missing one stops the run at once. The inputs are normalised as
-  `data.normalization` resolves (`pretrained.apply_normalization`).
+  `data.normalization` resolves (`pretrained.apply_normalization`). A count field set to "estimate"
+  is estimated here, before the method exists (`resolve_fine_count`; `recorded_estimate` reuses a record).
   """
   validate_config(config)
   mesh = sharding.make_mesh()
@@ -143,6 +190,9 @@ def setup_run(config: ml_collections.ConfigDict, data: Optional[HierarchicalData
     checks.check_inputs(data)  # NaN, inf, huge values: refused here, not as a non-finite loss steps later
   if config.eval.split not in ("test", "val") or (config.eval.split == "val" and data.val is None):
     raise ValueError(f"eval.split={config.eval.split!r}: use 'test', or 'val' with data.val_fraction > 0.")
+  run_features = functools.partial(features_from_checkpoint, data=dataset_normalised,
+                                   batch_size=config.eval.batch_size)
+  config, estimate = resolve_fine_count(config, data, run_features, recorded_estimate)
   method = build_method(config, data)
   steps_per_epoch = pipeline.steps_per_epoch(data, config.train.batch_size)
   total_steps = config.train.num_epochs * steps_per_epoch
@@ -151,7 +201,7 @@ def setup_run(config: ml_collections.ConfigDict, data: Optional[HierarchicalData
     check_hooks_run(method.host_hooks(), steps_per_epoch, total_steps)
   schedule = optim.make_schedule(config.optimizer, steps_per_epoch, total_steps)
   state = create_train_state(method, config, data.input_shape, mesh, schedule, weights)
-  return Run(mesh, data, method, schedule, state, steps_per_epoch, total_steps, dataset_normalised)
+  return Run(mesh, data, method, schedule, state, steps_per_epoch, total_steps, dataset_normalised, config, estimate)
 
 
 def load_run_config(workdir: str) -> ml_collections.ConfigDict:
@@ -204,7 +254,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict
   # workdir is left alone here; restoring names it.)
   if jax.process_index() == 0 and storage.exists(workdir):
     storage.check_writable(workdir)
-  run = setup_run(config, for_training=False)
+  run = setup_run(config, for_training=False, recorded_estimate=read_estimate(workdir))
   check_protocols(config, run.data, type(run.method))
   state = restore_newest(workdir, config, run.state)
   metrics = Evaluator(run.method, run.data, run.mesh, config)(state, config.eval.split)

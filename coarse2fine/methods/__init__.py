@@ -89,7 +89,15 @@ def discovering_methods() -> list[str]:
 
 
 def build_method(config: ml_collections.ConfigDict, data: HierarchicalData) -> Method:
-  return method_class(config.method)(config, data)
+  cls = method_class(config.method)
+  if cls.fine_count_field:
+    value = config
+    for part in cls.fine_count_field.split("."):
+      value = value[part]
+    if value == "estimate":  # the method needs a number to build its model
+      raise ValueError(f"{cls.fine_count_field}='estimate' is resolved before the method is built: go through "
+                       "engine.runs.setup_run (or resolve_fine_count), or set a number.")
+  return cls(config, data)
 
 
 __all__ = ["DEFAULT_METHOD", "METHODS", "Discovered", "LossAux", "Method", "Prototypes", "build_method",

@@ -1,6 +1,7 @@
 """A generated hierarchical Gaussian mixture with known fine labels.
 
-Coarse class c has a centre `m_c ~ N(0, coarse_scale^2 I)`; each of its fine classes
+Coarse class c has `fine_per_coarse` fine classes, or `children[c]` when `data.synthetic.children`
+is given (uneven counts; then `num_coarse` is its length). It has a centre `m_c ~ N(0, coarse_scale^2 I)`; each of its fine classes
 has a centre `m_c + N(0, fine_scale^2 I)`; an example is its fine centre plus
 `N(0, noise^2 I)`. Vectors are used as they are ([N, dim] float32); images are the
 vectors pushed through a fixed random linear map and a sigmoid into [H, W, C] uint8.
@@ -18,9 +19,12 @@ from coarse2fine.data.taxonomy import Taxonomy
 KINDS = ("vectors", "images")
 
 
-def make_taxonomy(num_coarse: int, fine_per_coarse: int) -> Taxonomy:
-  groups = {f"coarse{c}": [f"coarse{c}/fine{j}" for j in range(fine_per_coarse)] for c in range(num_coarse)}
-  return Taxonomy.from_groups(f"synthetic_{num_coarse}x{fine_per_coarse}", groups)
+def make_taxonomy(num_coarse: int, fine_per_coarse: int, children=()) -> Taxonomy:
+  """`num_coarse` coarse classes of `fine_per_coarse` fine classes each, or of `children[c]` each when given."""
+  counts = tuple(children) or (fine_per_coarse,) * num_coarse
+  groups = {f"coarse{c}": [f"coarse{c}/fine{j}" for j in range(k)] for c, k in enumerate(counts)}
+  name = "-".join(map(str, children)) if children else f"{num_coarse}x{fine_per_coarse}"
+  return Taxonomy.from_groups(f"synthetic_{name}", groups)
 
 
 def generate(cfg: ml_collections.ConfigDict) -> HierarchicalData:
@@ -28,7 +32,10 @@ def generate(cfg: ml_collections.ConfigDict) -> HierarchicalData:
     raise ValueError(f"data.synthetic.kind must be one of {KINDS}, got {cfg.kind!r}.")
   if cfg.num_coarse < 1 or cfg.fine_per_coarse < 1:
     raise ValueError("data.synthetic.num_coarse and fine_per_coarse must be at least 1.")
-  taxonomy = make_taxonomy(cfg.num_coarse, cfg.fine_per_coarse)
+  children = tuple(cfg.get("children", ()))
+  if children and min(children) < 1:
+    raise ValueError(f"data.synthetic.children must hold counts >= 1 (fine classes of each coarse class), got {children}.")
+  taxonomy = make_taxonomy(cfg.num_coarse, cfg.fine_per_coarse, children)
   rng = np.random.default_rng(cfg.seed)
   coarse_centres = rng.normal(0, cfg.coarse_scale, (taxonomy.num_coarse, cfg.dim))
   fine_centres = coarse_centres[taxonomy.fine_to_coarse] + rng.normal(0, cfg.fine_scale, (taxonomy.num_fine, cfg.dim))

@@ -266,6 +266,27 @@ def within_coarse_count(data, at_most: int = 20) -> int:
   return max(1, min(at_most, int(np.bincount(data.train.coarse).min()) - 1))
 
 
+def training_features(data, source: str, run_features: Optional[RunFeatures] = None,
+                      what: str = "Features") -> np.ndarray:
+  """[N_train, D] float32 features of `data.train` from `source` (see `training_neighbours`); `what` names them in errors."""
+  n = len(data.train)
+  if source == "inputs":
+    return np.asarray(data.train.inputs, np.float32).reshape(n, -1)
+  if source.startswith("checkpoint:"):
+    if run_features is None:
+      raise ValueError(f"{what} {source!r} need a reader of another run's features; "
+                       "pass run_features (the training loop passes engine.runs.features_from_checkpoint).")
+    return np.asarray(run_features(source[len("checkpoint:"):]), np.float32).reshape(n, -1)
+  if source.endswith(".npy") and os.path.isfile(source):
+    features = np.load(source)
+    if features.shape[0] != n:
+      raise ValueError(f"{what} {source!r} have {features.shape[0]} rows for {n} training examples; "
+                       "save features of the training split, in order.")
+    return np.asarray(features, np.float32).reshape(n, -1)
+  raise ValueError(f"{what} {source!r}: use 'inputs', 'checkpoint:<workdir>' or an existing .npy "
+                   "file of training-split features.")
+
+
 def training_neighbours(data, source: str, k: int, *, within_coarse: bool,
                         run_features: Optional[RunFeatures] = None, field: str = "k") -> np.ndarray:
   """[N_train, k] neighbours of every training example of `data` (FALCON, SCAN), mined on the device.
@@ -283,21 +304,7 @@ def training_neighbours(data, source: str, k: int, *, within_coarse: bool,
   groups = (data.train.dataset_ids.astype(np.int64) * (int(data.train.coarse.max()) + 1) + data.train.coarse
             if within_coarse else None)
   check_group_sizes(np.zeros(n, np.int32) if groups is None else groups, k, field)  # before computing features
-  if source == "inputs":
-    features = np.asarray(data.train.inputs, np.float32).reshape(n, -1)
-  elif source.startswith("checkpoint:"):
-    if run_features is None:
-      raise ValueError(f"Neighbour features {source!r} need a reader of another run's features; "
-                       "pass run_features (the training loop passes engine.runs.features_from_checkpoint).")
-    features = run_features(source[len("checkpoint:"):])
-  elif source.endswith(".npy") and os.path.isfile(source):
-    features = np.load(source)
-    if features.shape[0] != n:
-      raise ValueError(f"Neighbour features {source!r} have {features.shape[0]} rows for {n} training examples; "
-                       "save features of the training split, in order.")
-  else:
-    raise ValueError(f"Neighbour features {source!r}: use 'inputs', 'checkpoint:<workdir>' or an existing .npy "
-                     "file of training-split features.")
+  features = training_features(data, source, run_features, "Neighbour features")
   # Every process mines the whole (deterministic) table on its own devices: the features are
   # host arrays, the same on every process, and the table stays on the host.
   return mine_neighbours(features.reshape(n, -1), groups, k, mesh=sharding.local_mesh())

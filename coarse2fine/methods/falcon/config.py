@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import ml_collections
 
+from coarse2fine.methods.common.estimate_k import fine_count_field
+
 
 def falcon_section() -> ml_collections.ConfigDict:
   falcon = ml_collections.ConfigDict()
-  falcon.num_fine = 0  # K, fine classes to discover (0 = the dataset's true count)
+  # K, fine classes to discover: 0 = the dataset's true count; "estimate" = estimated per coarse class before
+  # training (the `estimate_k` section, docs/methods/falcon.md#estimated-k), the total used as K
+  falcon.num_fine = fine_count_field(0)
   falcon.lambda_coarse = 0.5  # lambda1
   falcon.lambda_consistency = 0.5  # lambda2, on L_conf + L_cons
   falcon.lambda_entropy = 2.0  # lambda3
@@ -31,7 +35,7 @@ def falcon_section() -> ml_collections.ConfigDict:
 
 def scan_section() -> ml_collections.ConfigDict:
   scan = ml_collections.ConfigDict()
-  scan.num_clusters = 0  # K (0 = the dataset's true number of fine classes)
+  scan.num_clusters = fine_count_field(0)  # K (0 = the dataset's true number of fine classes; "estimate" as falcon's)
   scan.entropy_weight = 5.0  # w_ent (SCAN's paper)
   scan.neighbours = 20  # mined per example (over all data for scan, within the coarse class for scan_c)
   scan.neighbour_features = "inputs"  # as falcon.neighbour_features

@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import ml_collections
 
+from coarse2fine.methods.common.estimate_k import fine_count_field
+
 
 def scgm_section() -> ml_collections.ConfigDict:
   scgm = ml_collections.ConfigDict()
-  scgm.num_subclasses = 100  # r, latent sub-classes (the paper's grid: 100..500 in steps of 50)
+  # r, latent sub-classes (the paper's grid: 100..500 in steps of 50); "estimate": the estimated total number
+  # of fine classes (the `estimate_k` section, docs/methods/falcon.md#estimated-k)
+  scgm.num_subclasses = fine_count_field(100)
   scgm.sigma2 = 0.1  # sigma^2, sub-class temperature ("tau" in the reference code)
   scgm.sigmabar2 = 1.0  # sigmabar^2, super-class temperature
   scgm.gamma = 0.5  # weight of the mixture terms ("alpha" in the reference code)
