@@ -1,6 +1,7 @@
 """The estimated number of fine classes (`num_fine="estimate"`) against the truth, then FALCON with it.
 
   python benchmarks/estimate_k.py --stage=estimate [--pretrained=<MoCo v3 workdir of configs/pretrain_fashion_mnist.py>]
+  python benchmarks/estimate_k.py --stage=estimate --criteria=eigengap --max_examples=2000 --output=estimate_k_default
   python benchmarks/estimate_k.py --stage=falcon --seeds=0
 
 `estimate`: K_c per coarse class from `coarse2fine.methods.common.estimate_k` with each criterion, against
@@ -71,7 +72,7 @@ def estimate_rows(args) -> list[dict]:
           continue  # t-SNE on 3 x 1000 images takes minutes on 2 shared cores
         found = estimate_k.estimate_children(features, data.train.coarse, data.num_coarse, k_max=args.k_max,
                                              criterion=criterion, max_examples=args.max_examples)
-        row = {"data": name, "features": source, "criterion": criterion,
+        row = {"data": name, "features": source, "criterion": criterion, "n per class": args.max_examples,
                "estimate": " ".join(map(str, found.per_coarse)), "true": " ".join(map(str, true)),
                "total": found.total, "true total": int(true.sum()),
                "abs err": int(np.abs(found.per_coarse - true).sum()), "seconds": round(found.seconds, 1)}
@@ -115,17 +116,18 @@ def main():
   parser.add_argument("--ded_fmnist", action="store_true", help="also run the slow t-SNE criterion on Fashion-MNIST")
   parser.add_argument("--seeds", default="0")
   parser.add_argument("--workdir", default="workdirs/estimate_k")
+  parser.add_argument("--output", default="", help="results name (default estimate_k / estimate_k_falcon)")
   args = parser.parse_args()
   if args.stage == "estimate":
     rows = estimate_rows(args)
-    columns = ["data", "features", "criterion", "estimate", "true", "total", "true total", "abs err", "seconds"]
-    common.save("estimate_k", rows, columns, notes=__doc__.split("\n\n", 2)[2].split("\n\n`falcon`")[0].strip())
+    columns = ["data", "features", "criterion", "n per class", "estimate", "true", "total", "true total", "abs err", "seconds"]
+    common.save(args.output or "estimate_k", rows, columns, notes=__doc__.split("\n\n", 2)[2].split("\n\n`falcon`")[0].strip())
   else:
     rows = falcon_rows(args)
     columns = ["method", "seeds", "K", "K per coarse", "acc", "acc_sd", "ari", "ari_sd", "nmi", "nmi_sd",
                "relation_acc", "ged", "coarse_top1", "per_seed_acc"]
     columns = [c for c in columns if any(c in r for r in rows)]
-    common.save("estimate_k_falcon", rows, columns, notes=__doc__.split("`falcon`: ", 1)[1].strip())
+    common.save(args.output or "estimate_k_falcon", rows, columns, notes=__doc__.split("`falcon`: ", 1)[1].strip())
 
 
 if __name__ == "__main__":

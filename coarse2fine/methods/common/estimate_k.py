@@ -148,9 +148,10 @@ COUNTERS = {"ded": count_ded, "silhouette": count_silhouette, "gap": count_gap, 
 
 def estimate_children(features: np.ndarray, coarse: np.ndarray, num_coarse: int, *, k_max: int = 10,
                       criterion: str = "gap", dims: int = 32, max_examples: int = 2000, seed: int = 0) -> Estimate:
-  """K_c for every coarse class c from features [N, ...] of examples with coarse labels [N] in 0..C-1.
+  """K_c for every coarse class c from features [N, ...] of examples with coarse labels [N] in 0..C-1 (-1: left out).
 
-  A class with fewer than 3 examples gets K_c = 1. Deterministic for a given seed.
+  `features` only needs row gathers (`features[indices]`), e.g. `SparseRows`. A class with fewer
+  than 3 examples gets K_c = 1. Deterministic for a given seed.
   """
   check_settings(criterion, k_max)
   start = time.perf_counter()
@@ -196,9 +197,13 @@ def estimate_for_training(data, settings, seed: int, run_features=None) -> Estim
   from coarse2fine.methods.common.neighbours import training_features
 
   check_settings(settings.criterion, settings.k_max)
-  features = training_features(data, settings.features, run_features, "estimate_k.features")
+  if settings.features == "inputs":  # rows are gathered per coarse class: sparse inputs are never densified whole
+    features = data.train.inputs
+  else:
+    features = training_features(data, settings.features, run_features, "estimate_k.features")
   main = np.asarray(data.train.dataset_ids) == 0  # with several taxonomies, the first one's examples
-  return estimate_children(features[main], data.train.coarse[main], data.num_coarse, k_max=settings.k_max,
+  coarse = np.where(main, data.train.coarse, -1)
+  return estimate_children(features, coarse, data.num_coarse, k_max=settings.k_max,
                            criterion=settings.criterion, dims=settings.dims, max_examples=settings.max_examples,
                            seed=seed)
 

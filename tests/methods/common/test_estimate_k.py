@@ -5,10 +5,12 @@ import os
 
 import numpy as np
 import pytest
+import scipy.sparse
 from absl import flags
 from ml_collections import config_flags
 
 from coarse2fine import api
+from coarse2fine.data.sparse_rows import SparseRows
 from coarse2fine.engine import loop, runs
 from coarse2fine.methods.common import estimate_k
 
@@ -35,7 +37,7 @@ def planted_blobs(children, per_fine: int = 120, dim: int = 12, seed: int = 0):
 @pytest.mark.parametrize("criterion", ["gap", "bic", "eigengap", "silhouette"])
 def test_criteria_recover_planted_children(criterion):
   x, coarse = planted_blobs(CHILDREN)
-  found = estimate_k.estimate_children(x, coarse, len(CHILDREN), criterion=criterion, k_max=8)
+  found = estimate_k.estimate_children(x, coarse, len(CHILDREN), criterion=criterion, k_max=6)
   np.testing.assert_array_equal(found.per_coarse, CHILDREN)
   assert found.total == sum(CHILDREN)
 
@@ -116,3 +118,11 @@ def test_api_defaults_to_the_estimate_without_fine_labels():
   assert api.make_config("falcon", data, num_fine=5).falcon.num_fine == 5
   labelled = api.build_data(x, coarse, fine=np.repeat(np.arange(3), 40))
   assert api.make_config("falcon", labelled).falcon.num_fine == 0  # fine labels: their number (0 = the true count)
+
+
+def test_sparse_inputs_give_the_dense_estimate():
+  x, coarse = planted_blobs((1, 3), per_fine=60)
+  x = np.maximum(x, 0)  # mostly zeros, as expression counts
+  dense = estimate_k.estimate_children(x, coarse, 2, criterion="eigengap")
+  sparse = estimate_k.estimate_children(SparseRows(scipy.sparse.csr_matrix(x)), coarse, 2, criterion="eigengap")
+  np.testing.assert_array_equal(sparse.per_coarse, dense.per_coarse)
