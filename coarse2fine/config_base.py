@@ -152,10 +152,11 @@ def base_config() -> ml_collections.ConfigDict:
   # estimated before the first step: K_c per coarse class, their total used (docs/methods/falcon.md#estimated-k).
   estimate = config.estimate_k = ml_collections.ConfigDict()
   estimate.features = "inputs"  # "inputs" (raw, flattened), "checkpoint:<workdir>" (another run's features) or a .npy
-  estimate.criterion = "eigengap"  # or "gap", "silhouette", "bic", "ded": chosen in benchmarks/estimate_k.py
+  estimate.criterion = "silhouette"  # or "eigengap", "gap", "bic", "ded": chosen in benchmarks/estimate_k.py
   estimate.k_max = 10  # most fine classes per coarse class
-  estimate.max_examples = 2000  # per coarse class, drawn at random (the criteria cost grows with n)
+  estimate.max_examples = 1000  # per coarse class, drawn at random (the criteria cost grows with n)
   estimate.dims = 32  # principal directions kept of the L2-normalised features
+  estimate.repeats = 1  # > 1: the median K_c over this many draws of max_examples (steadier)
 
   checkpoint = config.checkpoint = ml_collections.ConfigDict()
   checkpoint.every_steps = 1000

@@ -3,7 +3,8 @@
 `num_fine = "estimate"` (FALCON's K, SCGM's r, SCAN's clusters) calls `estimate_children` before the
 first step: per coarse class c, the features of its training examples (at most `max_examples`,
 drawn at random) are L2-normalised, projected on their top principal directions, and a
-cluster-count criterion picks K_c in 1..k_max. Criteria (compared in benchmarks/estimate_k.py):
+cluster-count criterion picks K_c in 1..k_max. Criteria (compared in benchmarks/estimate_k.py; the default,
+`estimate_k.criterion`, is "silhouette"):
 
 * "ded": the procedure of Wang et al. 2018 (DED, "Deep embedding for determining the number of
   clusters", the one FALCON's paper uses), on the given features rather than a convolutional
@@ -147,11 +148,13 @@ COUNTERS = {"ded": count_ded, "silhouette": count_silhouette, "gap": count_gap, 
 
 
 def estimate_children(features: np.ndarray, coarse: np.ndarray, num_coarse: int, *, k_max: int = 10,
-                      criterion: str = "gap", dims: int = 32, max_examples: int = 2000, seed: int = 0) -> Estimate:
+                      criterion: str = "silhouette", dims: int = 32, max_examples: int = 1000, seed: int = 0,
+                      repeats: int = 1) -> Estimate:
   """K_c for every coarse class c from features [N, ...] of examples with coarse labels [N] in 0..C-1 (-1: left out).
 
   `features` only needs row gathers (`features[indices]`), e.g. `SparseRows`. A class with fewer
-  than 3 examples gets K_c = 1. Deterministic for a given seed.
+  than 3 examples gets K_c = 1. `repeats` > 1: the median K_c over that many draws of the examples
+  (and of the criterion's seed), for a steadier count. Deterministic for a given seed.
   """
   check_settings(criterion, k_max)
   start = time.perf_counter()
@@ -159,13 +162,17 @@ def estimate_children(features: np.ndarray, coarse: np.ndarray, num_coarse: int,
   rng = np.random.default_rng(seed)
   counts = np.ones(num_coarse, np.int64)
   for c in range(num_coarse):
-    members = np.flatnonzero(coarse == c)
-    if len(members) > max_examples:
-      members = np.sort(rng.choice(members, max_examples, replace=False))
-    if len(members) < 3:
+    everyone = np.flatnonzero(coarse == c)
+    if len(everyone) < 3:
       continue
-    x = _project(np.asarray(features[members], np.float64), dims, seed)
-    counts[c] = COUNTERS[criterion](x, k_max, seed)
+    found = []
+    for r in range(repeats):
+      members = everyone
+      if len(members) > max_examples:
+        members = np.sort(rng.choice(members, max_examples, replace=False))
+      x = _project(np.asarray(features[members], np.float64), dims, seed + r)
+      found.append(COUNTERS[criterion](x, k_max, seed + r))
+    counts[c] = int(np.round(np.median(found)))
   return Estimate(counts, int(counts.sum()), criterion, time.perf_counter() - start)
 
 
@@ -205,7 +212,7 @@ def estimate_for_training(data, settings, seed: int, run_features=None) -> Estim
   coarse = np.where(main, data.train.coarse, -1)
   return estimate_children(features, coarse, data.num_coarse, k_max=settings.k_max,
                            criterion=settings.criterion, dims=settings.dims, max_examples=settings.max_examples,
-                           seed=seed)
+                           seed=seed, repeats=settings.get("repeats", 1))
 
 
 def true_children(data):

@@ -79,7 +79,7 @@ def test_config_path_end_to_end(falcon_estimate_config, tmp_path, capsys):
   results = loop.train_and_evaluate(falcon_estimate_config, workdir)
   record = results["num_fine_estimate"]
   assert record["true_per_coarse"] == [1, 2, 3] and record["true_total"] == 6  # from the generator's children
-  assert record["per_coarse"] == [1, 2, 3] and record["total"] == 6 and record["criterion"] == "eigengap"
+  assert record["per_coarse"] == [1, 2, 3] and record["total"] == 6 and record["criterion"] == "silhouette"
   with open(os.path.join(workdir, "results.json")) as f:
     assert json.load(f)["num_fine_estimate"] == record
   with open(os.path.join(workdir, "config.json")) as f:
