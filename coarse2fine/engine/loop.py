@@ -103,7 +103,7 @@ def _train_and_evaluate_locked(config: ml_collections.ConfigDict, workdir: str, 
                         batch_size=config.eval.batch_size))
   augment = pipeline.make_device_augment(data, config.data, method.views, config.seed,
                                          with_neighbours=neighbours is not None)
-  checkpointer = Checkpointer(workdir, config)
+  checkpointer = Checkpointer(workdir, run.config)  # a count field's "estimate" saved as the K it resolved to
   context = HookContext(config=config, data=data, mesh=mesh, steps_per_epoch=steps_per_epoch, host_state={})
   # The checkpoint's config is checked before anything is written: a refused resume changes no file.
   restored = checkpointer.restore(abstract_like(state), set_aside_damaged=True)

@@ -256,8 +256,8 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict
     storage.check_writable(workdir)
   run = setup_run(config, for_training=False, recorded_estimate=read_estimate(workdir))
   check_protocols(config, run.data, type(run.method))
-  state = restore_newest(workdir, config, run.state)
-  metrics = Evaluator(run.method, run.data, run.mesh, config)(state, config.eval.split)
+  state = restore_newest(workdir, run.config, run.state)  # the checkpoint records a count's "estimate" resolved
+  metrics = Evaluator(run.method, run.data, run.mesh, run.config)(state, config.eval.split)
   step = int(jax.device_get(state.step))
   results = {"method": config.method, "dataset": config.data.name, "taxonomy": run.data.taxonomy.name,
              "step": step, "metrics": metrics}

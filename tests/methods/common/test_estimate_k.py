@@ -9,6 +9,7 @@ import scipy.sparse
 from absl import flags
 from ml_collections import config_flags
 
+import coarse2fine as c2f
 from coarse2fine import api
 from coarse2fine.data.sparse_rows import SparseRows
 from coarse2fine.engine import loop, runs
@@ -126,3 +127,25 @@ def test_sparse_inputs_give_the_dense_estimate():
   dense = estimate_k.estimate_children(x, coarse, 2, criterion="eigengap")
   sparse = estimate_k.estimate_children(SparseRows(scipy.sparse.csr_matrix(x)), coarse, 2, criterion="eigengap")
   np.testing.assert_array_equal(sparse.per_coarse, dense.per_coarse)
+
+
+def test_fit_without_fine_labels_estimates_and_reloads(tmp_path):
+  x, coarse = planted_blobs((1, 3))
+  model = c2f.fit(x, coarse, method="falcon", workdir=str(tmp_path), config_overrides={
+      "train.num_epochs": 2, "train.batch_size": 32, "model.encoder_args.hidden_sizes": (32,), "logging.progress": False})
+  with open(tmp_path / "results.json") as f:
+    record = json.load(f)["num_fine_estimate"]
+  assert record["per_coarse"] == [1, 3] and "true_total" not in record  # no fine labels: no truth to report
+  assert model.method.num_fine == 4 and c2f.load(str(tmp_path)).method.num_fine == 4  # rebuilt from config.json
+
+
+def test_a_resumed_run_reuses_the_recorded_estimate(falcon_estimate_config, tmp_path):
+  workdir = str(tmp_path)
+  falcon_estimate_config.train.stop_after_steps = 4  # stops as if preempted, after a checkpoint
+  assert loop.train_and_evaluate(falcon_estimate_config, workdir) is None
+  first = runs.read_estimate(workdir)
+  with open(os.path.join(workdir, runs.ESTIMATE_FILE), "w") as f:  # a marker only a reuse can carry over
+    json.dump({**first, "criterion": "recorded"}, f)
+  falcon_estimate_config.train.stop_after_steps = 0
+  results = loop.train_and_evaluate(falcon_estimate_config, workdir)
+  assert results["num_fine_estimate"] == {**first, "criterion": "recorded"} and results["steps"] > 4
