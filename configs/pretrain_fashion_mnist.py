@@ -29,6 +29,7 @@ def get_config():
   config.data.train_examples = 20000
   config.data.views = ("strong", "strong")  # two views, same distribution (x1, x2)
   config.model.embedder = "none"
+  config.model.encoder_args.pool = "mean"  # the ConvNet's default; "flatten" pretrains MaskCon's layout (docstring)
   config.optimizer.lr = 0.1
   config.optimizer.weight_decay = 5e-4
   config.optimizer.warmup_epochs = 1

@@ -4,6 +4,8 @@ import glob
 import importlib.util
 import os
 
+import jax
+import jax.numpy as jnp
 import ml_collections
 import pytest
 
@@ -118,3 +120,14 @@ def test_maskcon_configs_name_bad_arguments():
     _load(os.path.join(CONFIG_DIR, "maskcon_cifartoy.py"), "ugly")
   with pytest.raises(ValueError, match="mode"):
     _load(os.path.join(CONFIG_DIR, "maskcon_cifar100.py"), "moco")
+
+
+def test_the_pretraining_config_takes_maskcon_flattened_layout():
+  """configs/pretrain_fashion_mnist.py's docstring: `--config.model.encoder_args.pool=flatten` pretrains through
+  the flattened last map, MaskCon's layout: 28 -> 14 -> 7 -> 3 px after three 2x2 pools, x 128 channels."""
+  path = os.path.join(CONFIG_DIR, "pretrain_fashion_mnist.py")
+  for pool, dim in (("mean", 128), ("flatten", 3 * 3 * 128)):
+    config = config_base.load_config(path, {"model.encoder_args.pool": pool})
+    encoder = build_encoder(config.model)
+    variables = encoder.init(jax.random.PRNGKey(0), jnp.zeros((2, 28, 28, 1)), train=False)
+    assert encoder.apply(variables, jnp.zeros((2, 28, 28, 1)), train=False).shape == (2, dim)
