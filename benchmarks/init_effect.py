@@ -219,7 +219,8 @@ def main():
     columns = ["family", "method", "init", "chosen_lr_scale", *[f"val@lr x{s}" for s in LR_SCALES]]
     common.save("init_effect_select", rows, columns, notes=notes)
   else:
-    rows = _kept_rows(families) + final(args.workdir, families, [int(s) for s in args.seeds.split(",")])
+    rows = final(args.workdir, families, [int(s) for s in args.seeds.split(",")])
+    rows = _kept_rows(families) + rows  # read after the runs: another family's run may have saved meanwhile
     columns = ["family", "metric", "init", "method", "seeds", "mean", "sd", "per_seed", "lead", "lead_beyond_spread",
                "lr_scale", "epochs", "train_s", "pretrain_s"]
     common.save("init_effect", rows, columns, notes=notes)
