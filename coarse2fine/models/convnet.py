@@ -3,6 +3,7 @@
 from typing import Any, Sequence
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 
@@ -41,10 +42,40 @@ def max_pool_2x2(x: jnp.ndarray) -> jnp.ndarray:
 
   Written as reshape + max rather than ``nn.max_pool``: XLA:CPU's gradient of
   reduce_window (select-and-scatter) measured ~2x slower here; same values.
+  The gradient goes to each window's argmax, picked once in the forward pass (`_pool_fwd`):
+  JAX's own rule for ``max`` divides by the count of window entries equal to the max; XLA:CPU
+  recomputed those entries in another fusion and found none equal in some windows (a 7x7 map
+  after a train-mode BatchNorm, as the ConvNet's second pool): 0/0 = NaN gradients.
   """
   b, h, w, c = x.shape
-  x = x[:, : h // 2 * 2, : w // 2 * 2]
+  return _pool_even(x[:, : h // 2 * 2, : w // 2 * 2])
+
+
+def _windows(x: jnp.ndarray) -> jnp.ndarray:
+  """[B, H, W, C] (even H, W) -> [B, H/2, W/2, C, 4]: the 2x2 windows, row-major."""
+  b, h, w, c = x.shape
+  return x.reshape(b, h // 2, 2, w // 2, 2, c).transpose(0, 1, 3, 5, 2, 4).reshape(b, h // 2, w // 2, c, 4)
+
+
+@jax.custom_vjp
+def _pool_even(x: jnp.ndarray) -> jnp.ndarray:
+  b, h, w, c = x.shape
   return x.reshape(b, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
+
+
+def _pool_fwd(x: jnp.ndarray):
+  windows = _windows(x)
+  index = jnp.argmax(windows, axis=-1)  # one entry per window, even with ties
+  return jnp.take_along_axis(windows, index[..., None], axis=-1)[..., 0], index
+
+
+def _pool_bwd(index: jnp.ndarray, g: jnp.ndarray):
+  b, h2, w2, c = index.shape
+  grads = jax.nn.one_hot(index, 4, dtype=g.dtype) * g[..., None]  # [B, H/2, W/2, C, 4]
+  return (grads.reshape(b, h2, w2, c, 2, 2).transpose(0, 1, 4, 2, 5, 3).reshape(b, 2 * h2, 2 * w2, c),)
+
+
+_pool_even.defvjp(_pool_fwd, _pool_bwd)
 
 
 class ConvNet(nn.Module):
