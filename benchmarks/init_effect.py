@@ -4,6 +4,7 @@ in-project self-supervised init, on Fashion-MNIST (fmnist3).
   python benchmarks/init_effect.py --stage=select                    # fine-tuning lr per init, validation
   python benchmarks/init_effect.py --seeds=0,1,2                     # test: every family, every init
   python benchmarks/init_effect.py --seeds=0 --families=scgm,falcon  # a part of it (other families' rows are kept)
+  python benchmarks/init_effect.py --families=maskcon --inits=random,moco  # some inits of a family (other rows kept)
 
 Families, each scored on its own paper's metric (test split):
   scgm:    scgm_g against coarse and coarse_plus, all-way 1-shot accuracy (SCGM's cross-granularity few-shot);
@@ -79,6 +80,9 @@ FAMILIES = {
 PRETRAIN_CONFIGS = {family: "pretrain_pbmc.py" if family == "falcon_pbmc" else "pretrain_fashion_mnist.py"
                     for family in FAMILIES}
 INITS = ("random", "moco", "random+budget")
+# PBMC's 700 cells are the test set too; a 10% hold-out also leaves a lineage with 12 cells, fewer than FALCON's
+# 12 neighbours + 1, so there is no validation split to choose on: these families keep the recipe's lr.
+TRANSDUCTIVE = ("falcon_pbmc",)
 LR_SCALES = (1.0, 0.3)
 VALIDATION = {"data.val_fraction": 0.1, "eval.split": "val"}
 
@@ -138,6 +142,9 @@ def run(family: str, name: str, init: str, seed: int, workdir: str, split: str, 
 def select(workdir: str, families: list[str]) -> list[dict]:
   rows = []
   for family in families:
+    if family in TRANSDUCTIVE:
+      print(f"{family}: skipped, transductive (test = train), no validation split to choose on", flush=True)
+      continue
     for name in FAMILIES[family][1]:
       for init in INITS[:2]:  # random+budget takes random's choice
         scores = {scale: run(family, name, init, 0, workdir, "val", scale)["value"] for scale in LR_SCALES}
@@ -156,12 +163,12 @@ def _choices() -> dict:
     return {(r["family"], r["method"], r["init"]): r["chosen_lr_scale"] for r in json.load(f)["rows"]}
 
 
-def final(workdir: str, families: list[str], seeds: list[int]) -> list[dict]:
+def final(workdir: str, families: list[str], seeds: list[int], inits: list[str]) -> list[dict]:
   choices = _choices()
   rows = []
   for family in families:
     metric, runs = FAMILIES[family]
-    for init in INITS:
+    for init in inits:
       for name in runs:
         scale = choices.get((family, name, "random" if init == "random+budget" else init), 1.0)
         per_seed = [run(family, name, init, seed, workdir, "test", scale) for seed in seeds]
@@ -193,13 +200,13 @@ def _add_margins(rows: list[dict]) -> None:
       seed_method["lead_beyond_spread"] = (seed_method["lead"] > spread) if not math.isnan(spread) else ""
 
 
-def _kept_rows(families: list[str]) -> list[dict]:
-  """Rows of the families not run this time, from the saved table, so a partial run adds to it."""
+def _kept_rows(families: list[str], inits: list[str]) -> list[dict]:
+  """Rows of the (family, init) pairs not run this time, from the saved table, so a partial run adds to it."""
   path = os.path.join(common.RESULTS_DIR, "init_effect.json")
   if not os.path.exists(path):
     return []
   with open(path) as f:
-    return [r for r in json.load(f)["rows"] if r["family"] not in families]
+    return [r for r in json.load(f)["rows"] if r["family"] not in families or r["init"] not in inits]
 
 
 def main():
@@ -207,20 +214,25 @@ def main():
   parser.add_argument("--stage", choices=("select", "final"), default="final")
   parser.add_argument("--seeds", default="0,1,2")
   parser.add_argument("--families", default=",".join(FAMILIES))
+  parser.add_argument("--inits", default=",".join(INITS), help="final stage: the inits to run (others' rows kept)")
   parser.add_argument("--workdir", default="workdirs/init_effect")
   args = parser.parse_args()
   families = [f for f in args.families.split(",") if f]
+  inits = [i for i in args.inits.split(",") if i]
   unknown = set(families) - set(FAMILIES)
   if unknown:
     raise SystemExit(f"Unknown families {sorted(unknown)}; choose from {sorted(FAMILIES)}.")
+  if set(inits) - set(INITS):
+    raise SystemExit(f"Unknown inits {sorted(set(inits) - set(INITS))}; choose from {list(INITS)}.")
   notes = __doc__.split("\n\n", 2)[2].strip()
   if args.stage == "select":
     rows = select(args.workdir, families)
     columns = ["family", "method", "init", "chosen_lr_scale", *[f"val@lr x{s}" for s in LR_SCALES]]
     common.save("init_effect_select", rows, columns, notes=notes)
   else:
-    rows = final(args.workdir, families, [int(s) for s in args.seeds.split(",")])
-    rows = _kept_rows(families) + rows  # read after the runs: another family's run may have saved meanwhile
+    rows = final(args.workdir, families, [int(s) for s in args.seeds.split(",")], inits)
+    rows = _kept_rows(families, inits) + rows  # read after the runs: another family's run may have saved meanwhile
+    rows.sort(key=lambda r: (list(FAMILIES).index(r["family"]), INITS.index(r["init"])))  # stable: methods keep order
     columns = ["family", "metric", "init", "method", "seeds", "mean", "sd", "per_seed", "lead", "lead_beyond_spread",
                "lr_scale", "epochs", "train_s", "pretrain_s"]
     common.save("init_effect", rows, columns, notes=notes)
