@@ -2,14 +2,16 @@
 
 Labels are non-negative ints ([N] arrays). A relation matrix `M` is [K, C] with 0/1 entries:
 row k is fine class (or discovered cluster) k, and a one-hot row names its coarse parent.
-Accuracies are in percent; `adjusted_rand_index` and `normalized_mutual_info` return
-fractions (as scikit-learn) and `discovery_metrics` reports them x100 too.
+Accuracies are in percent; `adjusted_rand_index` and `normalized_mutual_info` are scikit-learn's
+scores (fractions) under the names the rest of the library imports, and `discovery_metrics`
+reports them x100.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import scipy.optimize
+import sklearn.metrics
 
 # Stands in for gmatch4py's `sys.maxsize` (a forbidden assignment). Any value above the cost
 # of deleting and re-inserting everything gives the same optimum; 1e9 also keeps float64
@@ -76,61 +78,27 @@ def macro_accuracy(pred, true) -> float:
   return 100.0 * float(np.mean(per_class))
 
 
-def _contingency(pred, true) -> np.ndarray:
-  """[clusters, classes] counts over the label values that occur (any ints)."""
-  _, p = np.unique(np.asarray(pred).reshape(-1), return_inverse=True)
-  _, t = np.unique(np.asarray(true).reshape(-1), return_inverse=True)
-  return _confusion(p, t, p.max() + 1, t.max() + 1)
-
-
-def _pairs(counts) -> float:
-  counts = np.asarray(counts, np.float64)
-  return float((counts * (counts - 1) / 2).sum())
-
-
 def adjusted_rand_index(pred, true) -> float:
-  """Adjusted Rand index (fraction, 1 = identical partitions), as sklearn's adjusted_rand_score.
+  """Adjusted Rand index (fraction, 1 = identical partitions): scikit-learn's `adjusted_rand_score`.
 
-  Counts pairs of examples together in both partitions against the chance expectation
-  given the cluster sizes. Both partitions trivial in the same way (one cluster each, or
-  singletons each) have no chance level; like scikit-learn they score 1.
+  Pairs of examples together in both partitions against the chance expectation given the
+  cluster sizes; any int labels. Partitions without a chance level (one cluster each, or
+  singletons each, or no examples) score 1.
   """
-  if np.asarray(pred).size == 0:
-    return 1.0
-  table = _contingency(pred, true)
-  n = table.sum()
-  both = _pairs(table)
-  a, b = _pairs(table.sum(axis=1)), _pairs(table.sum(axis=0))
-  total = n * (n - 1) / 2
-  if a == b and (a == 0 or a == total):
-    return 1.0
-  expected = a * b / total
-  return (both - expected) / ((a + b) / 2 - expected)
-
-
-def _entropy(counts) -> float:
-  p = np.asarray(counts, np.float64)
-  p = p[p > 0] / p.sum()
-  return float(-(p * np.log(p)).sum())
+  return float(sklearn.metrics.adjusted_rand_score(_flat(true), _flat(pred)))
 
 
 def normalized_mutual_info(pred, true) -> float:
-  """NMI (fraction) with the arithmetic-mean normaliser, as sklearn's default NMI score.
+  """NMI (fraction): scikit-learn's `normalized_mutual_info_score` with the arithmetic-mean normaliser.
 
-  MI / ((H(pred) + H(true)) / 2), in nats. Both labelings a single cluster counts as a
-  perfect match (1); zero MI gives 0, as in scikit-learn.
+  MI / ((H(pred) + H(true)) / 2), in nats; arithmetic is scikit-learn's default, named here so that a
+  change of default cannot change the metric. Both labelings a single cluster count as a perfect match (1).
   """
-  table = _contingency(pred, true) if np.asarray(pred).size else np.zeros((0, 0))
-  if table.shape[0] == table.shape[1] and table.shape[0] <= 1:
-    return 1.0
-  joint = table / table.sum()
-  outer = joint.sum(axis=1, keepdims=True) * joint.sum(axis=0, keepdims=True)
-  nz = joint > 0
-  mi = float((joint[nz] * np.log(joint[nz] / outer[nz])).sum())
-  if mi <= 0:  # independent labelings (rounding can give tiny negatives)
-    return 0.0
-  norm = (_entropy(table.sum(axis=1)) + _entropy(table.sum(axis=0))) / 2
-  return mi / max(norm, np.finfo(np.float64).eps)
+  return float(sklearn.metrics.normalized_mutual_info_score(_flat(true), _flat(pred), average_method="arithmetic"))
+
+
+def _flat(x) -> np.ndarray:
+  return np.asarray(x).reshape(-1)
 
 
 # ----------------------------------------------------------------------------- relations
