@@ -19,6 +19,7 @@ import numpy as np
 
 from coarse2fine import storage
 from coarse2fine.data import HierarchicalData, pipeline
+from coarse2fine.engine import provenance
 from coarse2fine.engine.checkpoint_digests import first_nonfinite, host_arrays
 from coarse2fine.engine.checkpointing import NONFINITE_HINT, Checkpointer
 from coarse2fine.engine.hooks import HookContext
@@ -195,11 +196,12 @@ def _train_and_evaluate_locked(config: ml_collections.ConfigDict, workdir: str, 
       "metrics": metrics,
       "steps": total_steps,
       "train_seconds_this_session": elapsed,
+      "provenance": provenance.describe(run.config),  # code, devices, config hash (engine/provenance.py)
   }
   if estimate is not None:
     results["num_fine_estimate"] = estimate  # per coarse class, total, criterion, the truth when known
   if is_main:  # the table first: if results.json cannot be written, the numbers are still on the terminal
     print(f"\n{config.method} on {config.data.name} ({data.taxonomy.name}), {total_steps} steps:")
-    print(metrics_table(metrics), flush=True)
+    print(metrics_table(metrics, method.headline_metrics), flush=True)
     write_json_atomically(storage.join(workdir, "results.json"), results)
   return results

@@ -262,7 +262,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict
   results = {"method": config.method, "dataset": config.data.name, "taxonomy": run.data.taxonomy.name,
              "step": step, "metrics": metrics}
   if jax.process_index() == 0:
-    table = metrics_table(metrics)
+    table = metrics_table(metrics, run.method.headline_metrics)
     write_json_atomically(storage.join(workdir, "eval.json"), results)
     write_text_atomically(storage.join(workdir, "eval.md"),
                           f"# {config.method} on {config.data.name} ({run.data.taxonomy.name}), step {step}\n\n"

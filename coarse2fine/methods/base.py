@@ -78,6 +78,9 @@ class Method(abc.ABC):
   two_views: ClassVar[bool] = False  # its loss reads two views of each example (query/key, student/teacher)
   has_embedder: ClassVar[bool] = False  # its network puts an embedder (`model.embedder`) after the encoder
   fine_count_field: ClassVar[Optional[str]] = None  # the "a.b" config field that sets how many classes it finds
+  # fnmatch patterns of the evaluation keys its paper leads with: the final table prints them first
+  # (engine/reporting.py:metrics_table); a pattern that matches nothing is skipped.
+  headline_metrics: ClassVar[tuple[str, ...]] = ("*/coarse_top1", "*/fine_top1")
 
   def __init__(self, config: ml_collections.ConfigDict, data: HierarchicalData):
     self.config = config

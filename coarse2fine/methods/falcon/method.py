@@ -78,6 +78,7 @@ class Falcon(Method):
 
   two_views = True
   fine_count_field = "falcon.num_fine"
+  headline_metrics = ("discovery/acc", "discovery/ari", "discovery/nmi", "discovery/ged", "*/coarse_top1")  # Tables 2-3
 
 
   @classmethod

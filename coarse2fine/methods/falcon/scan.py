@@ -43,6 +43,7 @@ class Scan(Method):
 
   within_coarse: ClassVar[bool] = False
   fine_count_field = "scan.num_clusters"
+  headline_metrics = ("discovery/acc", "discovery/ari", "discovery/nmi", "discovery/ged")  # as FALCON's tables
 
 
   @classmethod

@@ -87,6 +87,8 @@ class HeadNet(nn.Module):
 class SubCentreClassifier(Method):
   """See the module docstring."""
 
+  headline_metrics = ("*/fine_top1", "retrieval/recall@*", "*/coarse_top1")  # paper Tables 1-3
+
   @classmethod
   def config_sections(cls) -> dict[str, ml_collections.ConfigDict]:
     return {"fsc": fsc_section()}

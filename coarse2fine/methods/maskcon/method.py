@@ -94,6 +94,7 @@ class MaskCon(Method):
   """MaskCon and the baselines of its paper; see the module docstring."""
 
   two_views = True
+  headline_metrics = ("retrieval/recall@*",)  # paper Tables 1-6
 
 
   @classmethod

@@ -114,6 +114,7 @@ class MoCoV3(Method):
   """MoCo v3 pretraining; see the module docstring."""
 
   two_views = True
+  headline_metrics = ("fewshot/*", "retrieval/recall@*", "discovery/acc", "discovery/nmi")  # no classifier
 
   @classmethod
   def config_sections(cls) -> dict[str, ml_collections.ConfigDict]:

@@ -54,6 +54,7 @@ class Ancor(Method):
 
   two_views = True
   has_embedder = True
+  headline_metrics = ("fewshot/*", "*/coarse_top1")  # as SCGM's paper reports it
 
 
   @classmethod

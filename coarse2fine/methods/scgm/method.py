@@ -126,6 +126,7 @@ class SCGM(Method):
   variant: ClassVar[str] = "g"
   has_embedder = True
   fine_count_field = "scgm.num_subclasses"
+  headline_metrics = ("fewshot/*", "*/coarse_top1")  # cross-granularity few-shot (paper Tables 1-5)
 
 
   @classmethod

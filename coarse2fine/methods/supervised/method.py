@@ -77,12 +77,14 @@ class CoarsePlus(Supervised):
 
 
 class Fine(Supervised):
+  headline_metrics = ("*/fine_top1", "*/coarse_top1")
   """`fine`: encoder -> Linear(D, K) on fine labels (an upper reference)."""
 
   label = "fine"
 
 
 class FinePlus(Supervised):
+  headline_metrics = ("*/fine_top1", "*/coarse_top1")
   """`fine_plus`: encoder -> embedder -> Linear(e, K) on fine labels."""
 
   label = "fine"
