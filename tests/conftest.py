@@ -3,6 +3,9 @@
 import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# No end-of-run figures (a second or more per run; subprocesses inherit this): tests/engine/test_results_outputs.py
+# turns them back on where it checks them.
+os.environ.setdefault("C2F_FIGURES", "0")
 
 import jax  # noqa: E402
 import pytest  # noqa: E402

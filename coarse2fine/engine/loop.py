@@ -24,7 +24,7 @@ from coarse2fine.engine.checkpoint_digests import first_nonfinite, host_arrays
 from coarse2fine.engine.checkpointing import NONFINITE_HINT, Checkpointer
 from coarse2fine.engine.hooks import HookContext
 from coarse2fine.engine.metrics_writer import MetricWriter, ProgressBar
-from coarse2fine.engine.reporting import metrics_table, write_json_atomically
+from coarse2fine.engine.reporting import metrics_table, write_figures, write_json_atomically
 from coarse2fine.engine.runs import (
   ESTIMATE_FILE,
   abstract_like,
@@ -37,7 +37,7 @@ from coarse2fine.engine.runs import (
 from coarse2fine.engine.train_state import TrainState
 from coarse2fine.engine.workdir_lock import WorkdirLock
 from coarse2fine.evaluation.evaluator import Evaluator
-from coarse2fine.methods import make_train_step
+from coarse2fine.methods import make_train_step, method_config_sections
 from coarse2fine.methods.base import NONFINITE
 from coarse2fine.methods.common.estimate_k import describe
 from coarse2fine.models import pretrained
@@ -129,6 +129,8 @@ def _train_and_evaluate_locked(config: ml_collections.ConfigDict, workdir: str, 
   evaluator = Evaluator(method, data, mesh, run.config)
   hooks = method.host_hooks()
   writer = MetricWriter(workdir, enabled=is_main, resume_step=start_step)
+  # TensorBoard text and hyper-parameters: the run's config, without the other methods' sections
+  writer.write_config(start_step, run.config, set(method_config_sections()) - set(type(method).config_sections()))
   progress = ProgressBar(total_steps, config.train.batch_size, enabled=is_main and config.logging.progress)
   eval_every = config.eval.every_epochs * steps_per_epoch
 
@@ -187,7 +189,7 @@ def _train_and_evaluate_locked(config: ml_collections.ConfigDict, workdir: str, 
 
   metrics = evaluator(state, config.eval.split)
   writer.write(total_steps, metrics)
-  writer.close()
+  writer.flush()  # the figures come after results.json
   results = {
       "method": config.method,
       "dataset": config.data.name,
@@ -204,4 +206,6 @@ def _train_and_evaluate_locked(config: ml_collections.ConfigDict, workdir: str, 
     print(f"\n{config.method} on {config.data.name} ({data.taxonomy.name}), {total_steps} steps:")
     print(metrics_table(metrics, method.headline_metrics), flush=True)
     write_json_atomically(storage.join(workdir, "results.json"), results)
+    write_figures(writer, workdir, config, total_steps)  # plot_run's PNGs as TensorBoard images
+  writer.close()
   return results

@@ -1,11 +1,18 @@
-"""Writing results: atomic JSON files and markdown tables of metrics."""
+"""Writing results: atomic JSON files, the final markdown tables of metrics, the end-of-run figures."""
 
 from __future__ import annotations
 
 import fnmatch
+import importlib.util
 import json
+import os
 import re
+import sys
+import tempfile
 from typing import Any, Mapping, Sequence
+
+import jax
+import numpy as np
 
 from coarse2fine import storage
 
@@ -17,6 +24,40 @@ def write_text_atomically(path: str, text: str) -> None:
 
 def write_json_atomically(path: str, payload: Any) -> None:
   write_text_atomically(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+
+FIGURES_ENV = "C2F_FIGURES"  # "0": no end-of-run figures whatever the config (test suites, CI)
+FIGURE_POINTS = 300  # examples on the embedding map drawn at the end of a run (t-SNE's cost grows with them)
+
+
+def write_figures(writer, workdir: str, config, step: int) -> list[str]:
+  """After results.json: `figures.plot_run`'s PNGs of the run as TensorBoard images `figures/<name>`.
+
+  Done when `config.logging.figures` is on, matplotlib is installed, `C2F_FIGURES` is not "0" and the
+  run has one process. A figure that fails is reported on stderr, never raised: the results are saved
+  already. Returns the image names written.
+  """
+  if (not config.logging.get("figures", True) or os.environ.get(FIGURES_ENV, "1") == "0"
+      or importlib.util.find_spec("matplotlib") is None or jax.process_count() > 1):
+    return []
+  from PIL import Image
+
+  from coarse2fine import figures  # imported here: it needs matplotlib, and imports the engine
+
+  with tempfile.TemporaryDirectory(prefix="c2f_figures_") as out:
+    try:
+      paths = figures.plot_run(workdir, out=out, split=config.eval.split, max_points=FIGURE_POINTS, seed=config.seed)
+      images = {}
+      for path in paths:
+        with Image.open(path) as image:
+          images["figures/" + os.path.splitext(os.path.basename(path))[0]] = np.asarray(image.convert("RGB"))
+    except Exception as error:  # noqa: BLE001 (a convenience after the results: never fails the run)
+      print(f"Figures skipped ({type(error).__name__}: {error}); the results are saved. Draw them with "
+            f"`python -m coarse2fine.plot --workdir={workdir}`, or set config.logging.figures=False.",
+            file=sys.stderr, flush=True)
+      return []
+  writer.write_images(step, images)
+  return list(images)
 
 
 # The discovery metric names of `evaluation.discovery.discovery_metrics` (and the clusters protocol's purity),
