@@ -165,7 +165,7 @@ def base_config() -> ml_collections.ConfigDict:
   logging = config.logging = ml_collections.ConfigDict()
   logging.progress = True  # progress line on stderr
   # After results.json: the run's figures (coarse2fine.figures.plot_run) as TensorBoard images, when matplotlib
-  # is installed; about a second or two on small data (the embedding map draws at most 300 points).
+  # is installed; a few seconds on small data, mostly the t-SNE of the embedding map (at most 300 points).
   logging.figures = True
 
   # Each registered method family's own section (scgm, falcon, maskcon, ...), commented where it is declared.
