@@ -2,8 +2,6 @@
 
 import re
 
-import pytest
-
 from coarse2fine.engine.reporting import metrics_table
 from coarse2fine.methods import METHODS
 
@@ -91,10 +89,10 @@ def test_discovery_keys_that_repeat_nothing_keep_their_row():
   assert not any("discovery/* =" in note for note in notes["Discovery"])
 
 
-@pytest.mark.parametrize("name", sorted(METHODS))
-def test_every_method_declares_headline_patterns(name):
-  patterns = METHODS[name].headline_metrics
-  assert isinstance(patterns, tuple) and patterns and all(isinstance(p, str) and "/" in p for p in patterns)
+def test_every_method_declares_headline_patterns():
+  for name, cls in METHODS.items():  # read when the test runs: other tests register and remove methods
+    patterns = cls.headline_metrics
+    assert isinstance(patterns, tuple) and patterns and all(isinstance(p, str) and "/" in p for p in patterns), name
 
 
 def test_falcon_leads_with_its_discovery_metrics():
