@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import importlib.util
+import inspect
 import json
 import os
 import re
@@ -46,7 +47,10 @@ def write_figures(writer, workdir: str, config, step: int) -> list[str]:
 
   with tempfile.TemporaryDirectory(prefix="c2f_figures_") as out:
     try:
-      paths = figures.plot_run(workdir, out=out, split=config.eval.split, max_points=FIGURE_POINTS, seed=config.seed)
+      options = dict(out=out, split=config.eval.split, max_points=FIGURE_POINTS, seed=config.seed)
+      if "projection" in inspect.signature(figures.plot_run).parameters:
+        options["projection"] = "tsne"  # one map: a UMAP fit (numba's compile) would add many seconds
+      paths = figures.plot_run(workdir, **options)
       images = {}
       for path in paths:
         with Image.open(path) as image:
