@@ -78,9 +78,10 @@ CONFIGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fil
 
 
 def load_config(name: str, overrides: dict):
-  """`configs/<file>[:arg]` with `{"a.b": value}` overrides applied and the progress line off."""
+  """`configs/<file>[:arg]` with `{"a.b": value}` overrides applied, the progress line and end-of-run figures off."""
   from coarse2fine.config_base import load_config as load_config_file
 
   config = load_config_file(os.path.join(CONFIGS_DIR, name), overrides)
   config.logging.progress = False
+  config.logging.figures = False  # a t-SNE map per run would add to every timing and cost minutes per benchmark
   return config
