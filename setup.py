@@ -10,6 +10,9 @@ INSTALL_REQUIRES = [
     "etils[epath]>=1.7",  # coarse2fine/storage.py: workdirs and data folders, local or gs:// / s3:// (orbax uses it too)
     "grain>=0.2.10",
     "tensorflow-datasets>=4.9.8",
+    # tfds imports importlib_resources lazily (DatasetBuilder.code_path, reached by download_and_prepare) but declares
+    # it only for Python < 3.9, so a fresh venv fails with ModuleNotFoundError before any download.
+    "importlib_resources>=5.0",
     "ott-jax>=0.5",
     "ml-collections>=1.0",
     "numpy>=1.26",
@@ -18,9 +21,9 @@ INSTALL_REQUIRES = [
     "absl-py>=2.0",
     "tensorboardX>=2.6",
     "pillow>=9.1",  # image files other than JPEG; antialiased box resizes (Image.Resampling)
-    "simplejpeg>=1.7",
+    "simplejpeg>=1.7",  # libjpeg-turbo JPEG decoding at DCT scales, 1.6x Pillow's speed (data/image_codec.py)
     "safetensors>=0.4",  # model.init_from: .safetensors weights read with numpy, no PyTorch (models/pretrained.py)
-    "dm-pix>=0.4",  # device augmentation: hue rotation, grayscale, solarize (data/device_augment.py)  # libjpeg-turbo JPEG decoding at DCT scales, 1.6x Pillow's speed (data/image_codec.py)
+    "dm-pix>=0.4",  # device augmentation: hue rotation, grayscale, solarize (data/device_augment.py)
 ]
 
 EXTRAS_REQUIRE = {
@@ -56,6 +59,7 @@ setuptools.setup(
     description="Learning fine-grained embeddings and classes from coarse labels (SCGM, FALCON, MaskCon, F-SC).",
     packages=setuptools.find_packages(include=["coarse2fine", "coarse2fine.*"]),
     package_data={"coarse2fine.data": ["taxonomy_files/*"]},
+    license="Apache-2.0",
     python_requires=">=3.10",
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
