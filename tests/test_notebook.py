@@ -157,9 +157,10 @@ def test_runs_on_tiny_data(tmp_path, monkeypatch):
   _write_fashion_mnist(str(data_dir))
   notebook = _read()
   tiny = {"train.num_epochs": 1, "train.batch_size": 100, "eval.batch_size": 100, "eval.fewshot_episodes": 20,
-          "eval.fewshot_settings": ("allway", "intra"), "train.log_every_steps": 2, "checkpoint.every_steps": 100}
+          "eval.fewshot_settings": ("allway", "intra"), "train.log_every_steps": 2, "checkpoint.every_steps": 100,
+          "logging.figures": False}
   overrides = {"coarse": {"eval.protocols": ("classification", "fewshot", "kmeans")},
-               "scgm": {"eval.protocols": ("classification", "fewshot")},
+               "scgm": {"train.num_epochs": 2, "eval.protocols": ("classification", "fewshot")},
                "falcon": {"falcon.warmup_steps": 0, "falcon.solve_every": 2,
                           "eval.protocols": ("classification", "clusters")}}
   _parameters_cell(notebook).source = (f"REPO_URL = ''\nDATA_DIR = {str(data_dir)!r}\nWORKDIR = {str(workdir)!r}\n"
