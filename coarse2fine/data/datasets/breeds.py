@@ -271,8 +271,8 @@ def _check_variant(variant: str) -> str:
 
 def find_info_dir(data_dir: str) -> str:
   """The first of `data.dir`, `$C2F_DATA_DIR/breeds` that holds the three BREEDS files."""
-  candidates = [data_dir] if data_dir else []
-  if os.environ.get("C2F_DATA_DIR"):
+  candidates = [data_dir] if data_dir else []  # a data.dir without the files is an error, not a fallback
+  if not data_dir and os.environ.get("C2F_DATA_DIR"):
     candidates.append(storage.join(os.environ["C2F_DATA_DIR"], "breeds"))
   for candidate in candidates:
     if all(storage.isfile(storage.join(candidate, f)) for f in REQUIRED_FILES):

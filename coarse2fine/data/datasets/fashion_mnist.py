@@ -1,6 +1,8 @@
 """Fashion-MNIST (Xiao et al. 2017): 70k 28x28 grey images of 10 clothing classes.
 
-Looked up, in order: `data.dir`, `$C2F_DATA_DIR` (and its `fashion-mnist/` or
+`data.dir` names the folder of the four IDX files (or a tfds data folder holding a prepared
+`fashion_mnist/`); a `data.dir` without them is an error, never a fallback to another copy.
+Without `data.dir`, looked up in order: `$C2F_DATA_DIR` (and its `fashion-mnist/` or
 `fashion_mnist/` sub-folder), `/usr/share/datasets/fashion-mnist` (Debian's
 `dataset-fashion-mnist` package), then tfds `fashion_mnist` (downloads when online).
 """
@@ -28,9 +30,10 @@ MEAN, STD = 0.2860, 0.3530  # training-set pixel statistics in [0, 1] units
 
 
 def candidate_dirs(data_dir: Optional[str]) -> list[str]:
-  dirs = []
+  """The folders searched for the IDX files: `data.dir` alone when set, else the default places."""
   if data_dir:
-    dirs.append(data_dir)
+    return [data_dir]
+  dirs = []
   env = os.environ.get("C2F_DATA_DIR")
   if env:
     dirs += [env, storage.join(env, "fashion-mnist"), storage.join(env, "fashion_mnist")]
@@ -67,6 +70,12 @@ def read_arrays(data_dir: Optional[str]) -> dict[str, tuple[np.ndarray, np.ndarr
     arrays = read_idx_dir(directory)
     if arrays is not None:
       return arrays
+  if data_dir and not storage.isdir(storage.join(data_dir, "fashion_mnist")):  # not a tfds data folder either
+    missing = [f"{stem}[.gz]" for stems in FILES.values() for stem in stems if _find_file(data_dir, stem) is None]
+    raise FileNotFoundError(
+        f"data.dir={data_dir!r} lacks the Fashion-MNIST IDX files {', '.join(missing)}; put the four files of the "
+        f"Fashion-MNIST release there (or a tfds data folder with fashion_mnist/ prepared), or leave data.dir unset "
+        f"to use $C2F_DATA_DIR, {DEBIAN_DIR} (`apt-get install dataset-fashion-mnist`) or tfds.")
   try:
     arrays = {}
     for split in FILES:

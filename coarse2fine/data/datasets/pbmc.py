@@ -14,8 +14,9 @@ The file uses the anndata < 0.7 layout (obs a compound table, categories in
 `uns/<column>_categories`, `raw.X` with `h5sparse_*` attributes); anndata reads it, and files
 of later layouts, through the h5ad loader's reading (`h5ad.read_cells`).
 
-Where the file is looked up, in order: `data.path`; `data.dir`/FILE; `$C2F_DATA_DIR`/pbmc/FILE
-and `$C2F_DATA_DIR`/FILE; ~/.cache/coarse2fine/pbmc/FILE (where `python -m coarse2fine.data.datasets.pbmc`
+Where the file is looked up: `data.path`, else `data.dir`/FILE (either one named but missing is an
+error, never a fallback to another copy); with neither, in order: `$C2F_DATA_DIR`/pbmc/FILE and
+`$C2F_DATA_DIR`/FILE; ~/.cache/coarse2fine/pbmc/FILE (where `python -m coarse2fine.data.datasets.pbmc`
 puts it, taken out of the scanpy wheel on PyPI); the copy inside an installed scanpy package (found without
 importing scanpy).
 
@@ -98,8 +99,10 @@ def scanpy_copy() -> Optional[str]:
 
 
 def candidate_paths(data_dir: str = "") -> list[str]:
-  """The places `find_file` looks at after `data.path`, in order."""
-  paths = [storage.join(data_dir, FILE_NAME)] if data_dir else []
+  """The places `find_file` looks at after `data.path`, in order: `data.dir`/FILE alone when data.dir is set."""
+  if data_dir:
+    return [storage.join(data_dir, FILE_NAME)]
+  paths = []
   env = os.environ.get("C2F_DATA_DIR")
   if env:
     paths += [storage.join(env, "pbmc", FILE_NAME), storage.join(env, FILE_NAME)]
@@ -161,6 +164,10 @@ def find_file(path: str = "", data_dir: str = "") -> str:
   for candidate in looked:
     if storage.isfile(candidate):
       return candidate
+  if data_dir:
+    raise FileNotFoundError(f"data.dir={data_dir!r} has no {FILE_NAME}; put it there (`python -m "
+                            f"coarse2fine.data.datasets.pbmc {data_dir}` fetches it), or leave data.dir unset to use "
+                            f"the default places ($C2F_DATA_DIR, {CACHE_DIR}, an installed scanpy).")
   where = ", ".join(looked) if looked else "nowhere (no data.dir, $C2F_DATA_DIR or scanpy install)"
   raise FileNotFoundError(f"PBMC file {FILE_NAME} not found; looked in {where}. {GET_IT}")
 

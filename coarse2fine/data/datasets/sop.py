@@ -2,7 +2,7 @@
 
 See docs/datasets.md#stanford-online-products-sop.
 
-Read from the official archive's folder `Stanford_Online_Products/` (data.dir is that folder or its parent; else
+Read from the official archive's folder `Stanford_Online_Products/` (data.dir is that folder or its parent; without data.dir,
 `$C2F_DATA_DIR/sop`, with or without the `Stanford_Online_Products/` level): `Ebay_train.txt` and `Ebay_test.txt`,
 a header line then `image_id class_id super_class_id path` rows (1-based ids; `path` such as
 `bicycle_final/111085122871_0.JPG` is relative to the folder, its first component names the super-class).
@@ -85,8 +85,8 @@ class Listing(NamedTuple):
 
 def find_root(data_dir: str) -> str:
   """The first candidate folder (module docstring) with Ebay_train.txt and Ebay_test.txt."""
-  roots = [data_dir] if data_dir else []
-  if os.environ.get("C2F_DATA_DIR"):
+  roots = [data_dir] if data_dir else []  # a data.dir without the files is an error, not a fallback
+  if not data_dir and os.environ.get("C2F_DATA_DIR"):
     roots.append(storage.join(os.environ["C2F_DATA_DIR"], NAME))
   candidates = [folder for root in roots for folder in (root, storage.join(root, FOLDER))]
   for candidate in candidates:

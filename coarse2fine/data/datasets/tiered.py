@@ -24,9 +24,9 @@ for configs:
     learn to stay low, so a coarse-supervised method trains as on the 20 train superclasses;
   * `data.val_fraction` carves a validation split from train (train classes), as for every dataset.
 
-Files, looked up in `data.dir`, `data.dir/tiered-imagenet`, `$C2F_DATA_DIR/tiered_imagenet` and
-`$C2F_DATA_DIR/tiered_imagenet/tiered-imagenet` (learn2learn extracts its archive into
-`<root>/tiered-imagenet/`), for the train split and the evaluated one:
+Files, looked up in `data.dir` and `data.dir/tiered-imagenet` (and nowhere else when data.dir is set),
+else in `$C2F_DATA_DIR/tiered_imagenet` and `$C2F_DATA_DIR/tiered_imagenet/tiered-imagenet` (learn2learn
+extracts its archive into `<root>/tiered-imagenet/`), for the train split and the evaluated one:
 
   <split>_labels.pkl      dict: label_specific [N] int, label_general [N] int, label_specific_str
                           [K] and label_general_str [C] class names (ids index the name lists;
@@ -126,8 +126,8 @@ def _missing(folder: str, split: str) -> list[str]:
 
 def find_data_dir(data_dir: str, splits: Sequence[str]) -> str:
   """The first candidate folder (see the module docstring) that holds the files of `splits`."""
-  roots = [data_dir] if data_dir else []
-  if os.environ.get("C2F_DATA_DIR"):
+  roots = [data_dir] if data_dir else []  # a data.dir without the files is an error, not a fallback
+  if not data_dir and os.environ.get("C2F_DATA_DIR"):
     roots.append(storage.join(os.environ["C2F_DATA_DIR"], "tiered_imagenet"))
   candidates = [folder for root in roots for folder in (root, storage.join(root, SUBDIR))]
   for candidate in candidates:

@@ -68,8 +68,8 @@ def find_dirs(data_dir: str) -> tuple[str, str]:
   The CSVs are read from `root/hierarchies/` or, failing that, `root/`; ImageNet folders and the
   optional name and class-index files are looked up in `root` (and in `csv_dir`).
   """
-  candidates = [data_dir] if data_dir else []
-  if os.environ.get("C2F_DATA_DIR"):
+  candidates = [data_dir] if data_dir else []  # a data.dir without the files is an error, not a fallback
+  if not data_dir and os.environ.get("C2F_DATA_DIR"):
     candidates.append(storage.join(os.environ["C2F_DATA_DIR"], NAME))
   looked = []
   for root in candidates:

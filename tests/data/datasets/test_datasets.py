@@ -91,17 +91,36 @@ def test_fashion_mnist_missing_files_error_says_where_and_how(tmp_path, monkeypa
 
   monkeypatch.setattr(fashion_mnist, "load_tfds_arrays", offline)
   with pytest.raises(FileNotFoundError) as error:
-    load_dataset(_data_config("fashion_mnist", dir=str(tmp_path / "empty")))
+    load_dataset(_data_config("fashion_mnist"))
   message = str(error.value)
-  assert str(tmp_path / "empty") in message and str(tmp_path / "nothing") in message
+  assert str(tmp_path / "nothing") in message and str(tmp_path / "no_debian") in message
   assert "apt-get install dataset-fashion-mnist" in message and "data.dir" in message
+
+
+def test_fashion_mnist_named_dir_without_the_files_is_an_error_not_a_fallback(tmp_path, monkeypatch):
+  # Every default place holds a copy the old search would have read instead.
+  for folder in ("env", "debian"):
+    (tmp_path / folder).mkdir()
+    _write_fashion_mnist(str(tmp_path / folder))
+  monkeypatch.setenv("C2F_DATA_DIR", str(tmp_path / "env"))
+  monkeypatch.setattr(fashion_mnist, "DEBIAN_DIR", str(tmp_path / "debian"))
+  (tmp_path / "partial").mkdir()
+  idx.write_idx(str(tmp_path / "partial" / "train-images-idx3-ubyte.gz"), np.zeros((2, 28, 28), np.uint8))
+  with pytest.raises(FileNotFoundError) as error:
+    load_dataset(_data_config("fashion_mnist", dir=str(tmp_path / "partial")))
+  message = str(error.value)
+  assert "\n" not in message and f"data.dir={str(tmp_path / 'partial')!r}" in message
+  missing = ["train-labels-idx1-ubyte[.gz]", "t10k-images-idx3-ubyte[.gz]", "t10k-labels-idx1-ubyte[.gz]"]
+  assert f"lacks the Fashion-MNIST IDX files {', '.join(missing)};" in message  # only the missing ones
+  assert str(tmp_path / "env") not in message and "leave data.dir unset" in message
+  assert len(load_dataset(_data_config("fashion_mnist")).train) == 30  # unset: the default places still serve
 
 
 def test_fashion_mnist_falls_back_to_tfds(tmp_path, monkeypatch):
   monkeypatch.setattr(fashion_mnist, "DEBIAN_DIR", str(tmp_path / "no_debian"))
   monkeypatch.delenv("C2F_DATA_DIR", raising=False)
   with tfds.testing.mock_data(num_examples=12):
-    data = load_dataset(_data_config("fashion_mnist", dir=str(tmp_path / "empty")))
+    data = load_dataset(_data_config("fashion_mnist"))
   assert len(data.train) == 12 and data.train.inputs.shape[1:] == (28, 28, 1)
   np.testing.assert_array_equal(data.train.coarse, data.taxonomy.fine_to_coarse[data.train.fine])
 

@@ -159,7 +159,23 @@ def test_missing_file_says_how_to_get_it(tmp_path, monkeypatch):
   monkeypatch.setattr(pbmc, "CACHE_DIR", str(tmp_path / "cache"))
   with pytest.raises(FileNotFoundError, match=r"looked in .*data/pbmc/10x_pbmc68k_reduced\.h5ad.*"
                                               r"python -m coarse2fine\.data\.datasets\.pbmc.*set --config\.data\.path="):
-    pbmc.load(_data_config(dir=str(tmp_path / "elsewhere")))
+    pbmc.load(_data_config())
+
+
+def test_named_dir_without_the_file_is_an_error_not_a_fallback(tmp_path, monkeypatch):
+  x, codes = _cells()
+  monkeypatch.setattr(pbmc, "scanpy_copy", lambda: None)
+  monkeypatch.setattr(pbmc, "CACHE_DIR", str(tmp_path / "cache"))
+  monkeypatch.setenv("C2F_DATA_DIR", str(tmp_path / "data"))
+  (tmp_path / "data" / "pbmc").mkdir(parents=True)
+  write_h5ad(str(tmp_path / "data" / "pbmc" / pbmc.FILE_NAME), x, codes)  # what the old search fell back to
+  (tmp_path / "empty").mkdir()
+  with pytest.raises(FileNotFoundError) as error:
+    pbmc.load(_data_config(dir=str(tmp_path / "empty")))
+  message = str(error.value)
+  assert "\n" not in message and f"data.dir={str(tmp_path / 'empty')!r} has no {pbmc.FILE_NAME};" in message
+  assert f"python -m coarse2fine.data.datasets.pbmc {tmp_path / 'empty'}" in message and "leave data.dir unset" in message
+  assert len(pbmc.load(_data_config()).train) == len(x)  # unset: the default places still serve
 
 
 def test_search_order(tmp_path, monkeypatch):
@@ -167,12 +183,14 @@ def test_search_order(tmp_path, monkeypatch):
   monkeypatch.setattr(pbmc, "scanpy_copy", lambda: str(tmp_path / "scanpy" / pbmc.FILE_NAME))
   monkeypatch.setattr(pbmc, "CACHE_DIR", str(tmp_path / "cache"))
   monkeypatch.setenv("C2F_DATA_DIR", str(tmp_path / "data"))
-  places = {"scanpy": tmp_path / "scanpy", "cache": tmp_path / "cache", "env": tmp_path / "data" / "pbmc",
-            "dir": tmp_path / "dir"}
+  places = {"scanpy": tmp_path / "scanpy", "cache": tmp_path / "cache", "env": tmp_path / "data" / "pbmc"}
   for name, folder in places.items():  # each later one takes precedence
     folder.mkdir(parents=True)
     write_h5ad(str(folder / pbmc.FILE_NAME), x, codes)
-    assert pbmc.find_file("", str(tmp_path / "dir")) == str(folder / pbmc.FILE_NAME), name
+    assert pbmc.find_file("", "") == str(folder / pbmc.FILE_NAME), name
+  (tmp_path / "dir").mkdir()
+  write_h5ad(str(tmp_path / "dir" / pbmc.FILE_NAME), x, codes)
+  assert pbmc.find_file("", str(tmp_path / "dir")) == str(tmp_path / "dir" / pbmc.FILE_NAME)
   assert pbmc.find_file(str(places["scanpy"] / pbmc.FILE_NAME), str(tmp_path / "dir")).startswith(
       str(places["scanpy"]))
 

@@ -138,7 +138,9 @@ def test_csvs_in_the_folder_itself_and_the_env_fallback(tmp_path, monkeypatch):
   assert tiered_union.find_dirs(root) == (root, root)
   monkeypatch.setenv("C2F_DATA_DIR", str(tmp_path))
   assert tiered_union.find_dirs("") == (root, root)
-  assert tiered_union.find_dirs(str(tmp_path / "elsewhere")) == (root, root)
+  with pytest.raises(FileNotFoundError) as error:  # a named data.dir is not left for the env's copy
+    tiered_union.find_dirs(str(tmp_path / "elsewhere"))
+  assert str(tmp_path / "elsewhere") in str(error.value) and root not in str(error.value)
 
 
 # ------------------------------------------------------------------------------------
