@@ -27,6 +27,8 @@ def base_config() -> ml_collections.ConfigDict:
   data = config.data = ml_collections.ConfigDict()
   data.name = ""  # a name in coarse2fine.data.DATASETS
   data.taxonomy = ""  # built-in name (e.g. "fmnist3") or a .json/.csv file; "" = the dataset's default
+  # False: a taxonomy that leaves out fine classes of the data (their examples unused) is an error, not a warning
+  data.allow_dropped_fine_classes = True
   data.dir = ""  # where the dataset's files are; "" = the dataset's own search path
   data.variant = ""  # dataset variant, e.g. "si" for CIFAR-SI
   data.image_size = 224  # cars196, sop: images are resized to image_size x image_size (MaskCon's Resize((224, 224)))

@@ -27,7 +27,9 @@ SETUP_HINT = ("tfds's cars196 builder fetches its archives from ai.stanford.edu;
 
 def load(data_config: ml_collections.ConfigDict) -> HierarchicalData:
   """Cars196 train/test from tfds, with `data.taxonomy` (default `cars196_8`) as the coarse labels."""
-  taxonomy, index_map = get_taxonomy(data_config.taxonomy or DEFAULT_TAXONOMY, CARS196_CLASSES)
-  splits = resized.load_tfds_classes(NAME, NAME, data_config, taxonomy, index_map, SETUP_HINT)
+  spec = data_config.taxonomy or DEFAULT_TAXONOMY
+  taxonomy, index_map = get_taxonomy(spec, CARS196_CLASSES)
+  splits = resized.load_tfds_classes(NAME, NAME, data_config, taxonomy, index_map, SETUP_HINT,
+                                     class_names=CARS196_CLASSES, spec=spec)
   return HierarchicalData(name=NAME, taxonomy=taxonomy, train=splits["train"], test=splits["test"],
                           mean=resized.IMAGENET_MEAN, std=resized.IMAGENET_STD)

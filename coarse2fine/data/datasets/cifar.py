@@ -13,6 +13,7 @@ from __future__ import annotations
 import ml_collections
 import numpy as np
 
+from coarse2fine.data import dropped
 from coarse2fine.data.datasets.tfds_arrays import load_tfds_arrays
 from coarse2fine.data.splits import HierarchicalData, filter_and_remap, make_split
 from coarse2fine.data.taxonomy import CIFAR10_CLASSES, CIFAR100_CLASSES, CIFAR_SI_KEEP, get_taxonomy
@@ -38,32 +39,38 @@ def load_cifar100(data_config: ml_collections.ConfigDict) -> HierarchicalData:
     raise ValueError(f"Unknown CIFAR-100 variant {variant!r}; choose one of {VARIANTS}.")
   taxonomy_name = data_config.taxonomy or "cifar100"
   taxonomy, index_map = get_taxonomy(taxonomy_name, CIFAR100_CLASSES)
-  splits = {}
+  dropped.check_allowed(data_config, taxonomy_name, CIFAR100_CLASSES, index_map)
+  splits, labels = {}, {}
   for split in ("train", "test"):
     columns = load_tfds_arrays("cifar100", split, ("image", "label", "coarse_label"), data_config.dir or None)
     images, fine, coarse = columns["image"], columns["label"].astype(np.int64), columns["coarse_label"]
     if variant == "si":
       keep = subsample_si(fine)
       images, fine, coarse = images[keep], fine[keep], coarse[keep]
+    labels[split] = fine
     where = f"cifar100/{split}"
     if taxonomy_name in OFFICIAL_T1:
       # The official coarse labels double-check the built-in T1 table.
       splits[split] = make_split(images, fine=index_map[fine], coarse=coarse, taxonomy=taxonomy, where=where)
     else:
       splits[split] = filter_and_remap(images, fine, index_map, taxonomy, where=where)
+  dropped.report("cifar100", taxonomy_name, CIFAR100_CLASSES, index_map, labels)
   return HierarchicalData(
       name="cifar100", taxonomy=taxonomy, train=splits["train"], test=splits["test"],
       mean=CIFAR_MEAN, std=CIFAR_STD)
 
 
 def load_cifar10(data_config: ml_collections.ConfigDict) -> HierarchicalData:
-  taxonomy, index_map = get_taxonomy(
-      data_config.taxonomy or "cifartoy_good", CIFAR10_CLASSES)
-  splits = {}
+  spec = data_config.taxonomy or "cifartoy_good"
+  taxonomy, index_map = get_taxonomy(spec, CIFAR10_CLASSES)
+  dropped.check_allowed(data_config, spec, CIFAR10_CLASSES, index_map)
+  splits, labels = {}, {}
   for split in ("train", "test"):
     columns = load_tfds_arrays("cifar10", split, ("image", "label"), data_config.dir or None)
+    labels[split] = columns["label"]
     splits[split] = filter_and_remap(
         columns["image"], columns["label"], index_map, taxonomy, where=f"cifar10/{split}")
+  dropped.report("cifar10", spec, CIFAR10_CLASSES, index_map, labels)
   return HierarchicalData(
       name="cifar10", taxonomy=taxonomy, train=splits["train"], test=splits["test"],
       mean=CIFAR_MEAN, std=CIFAR_STD)

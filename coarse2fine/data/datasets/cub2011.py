@@ -32,8 +32,9 @@ SETUP_HINT = ("tfds's caltech_birds2011 builder fetches CUB_200_2011.tgz and seg
 
 def load(data_config: ml_collections.ConfigDict) -> HierarchicalData:
   """CUB-200-2011 train/test from tfds, with `data.taxonomy` (default `cub200_flat`) as the coarse labels."""
-  taxonomy, index_map = get_taxonomy(data_config.taxonomy or DEFAULT_TAXONOMY,
-                                                CUB200_CLASSES)
-  splits = resized.load_tfds_classes(NAME, DATASET, data_config, taxonomy, index_map, SETUP_HINT)
+  spec = data_config.taxonomy or DEFAULT_TAXONOMY
+  taxonomy, index_map = get_taxonomy(spec, CUB200_CLASSES)
+  splits = resized.load_tfds_classes(NAME, DATASET, data_config, taxonomy, index_map, SETUP_HINT,
+                                     class_names=CUB200_CLASSES, spec=spec)
   return HierarchicalData(name=DATASET, taxonomy=taxonomy, train=splits["train"], test=splits["test"],
                           mean=resized.IMAGENET_MEAN, std=resized.IMAGENET_STD)

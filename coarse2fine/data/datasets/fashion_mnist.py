@@ -16,6 +16,7 @@ import ml_collections
 import numpy as np
 
 from coarse2fine import storage
+from coarse2fine.data import dropped
 from coarse2fine.data.datasets import idx
 from coarse2fine.data.datasets.tfds_arrays import load_tfds_arrays
 from coarse2fine.data.splits import HierarchicalData, filter_and_remap
@@ -93,9 +94,12 @@ def read_arrays(data_dir: Optional[str]) -> dict[str, tuple[np.ndarray, np.ndarr
 
 
 def load(data_config: ml_collections.ConfigDict) -> HierarchicalData:
+  spec = data_config.taxonomy or "fmnist3"
+  taxonomy, index_map = get_taxonomy(spec, FASHION_MNIST_CLASSES)
+  dropped.check_allowed(data_config, spec, FASHION_MNIST_CLASSES, index_map)  # before the files are read
   arrays = read_arrays(data_config.dir or None)
-  taxonomy, index_map = get_taxonomy(
-      data_config.taxonomy or "fmnist3", FASHION_MNIST_CLASSES)
+  dropped.report("fashion_mnist", spec, FASHION_MNIST_CLASSES, index_map,
+                 {split: labels for split, (_, labels) in arrays.items()})
   splits = {
       split: filter_and_remap(images, labels, index_map, taxonomy, where=f"fashion_mnist/{split}")
       for split, (images, labels) in arrays.items()

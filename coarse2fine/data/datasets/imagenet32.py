@@ -38,6 +38,7 @@ import ml_collections
 import numpy as np
 
 from coarse2fine import storage
+from coarse2fine.data import dropped
 from coarse2fine.data.datasets import resized, tfds_arrays
 from coarse2fine.data.splits import HierarchicalData, make_split
 from coarse2fine.data.taxonomy import BUILTIN_TAXONOMIES, Taxonomy, get_taxonomy
@@ -146,8 +147,10 @@ def load(data_config: ml_collections.ConfigDict) -> HierarchicalData:
   """ImageNet32 train/validation from tfds, relabelled to standard indices, coarse labels from data.taxonomy."""
   resized_wnids = tfds_wnids()
   to_standard = standard_indices(resized_wnids)
-  taxonomy, index_map = read_taxonomy(data_config.taxonomy, sorted(resized_wnids))
-  splits = {}
+  wnids = sorted(resized_wnids)  # the fine names, in standard index order
+  taxonomy, index_map = read_taxonomy(data_config.taxonomy, wnids)
+  dropped.check_allowed(data_config, data_config.taxonomy, wnids, index_map)
+  splits, labels_of = {}, {}
   for ours, theirs in SPLITS.items():
     images, labels = read_split(theirs, data_config.dir or None)
     where = f"{NAME}/{ours}"
@@ -155,10 +158,12 @@ def load(data_config: ml_collections.ConfigDict) -> HierarchicalData:
     if bad.any():
       raise ValueError(f"{where}: {int(bad.sum())} labels are outside [0, {NUM_CLASSES}) "
                        f"(e.g. {np.unique(labels[bad])[:5].tolist()}).")
-    fine = index_map[to_standard[labels]]
+    labels_of[ours] = to_standard[labels]
+    fine = index_map[labels_of[ours]]
     keep = fine >= 0
     if not keep.all():  # a taxonomy without some classes: drop their images (copies only then)
       images, fine = images[keep], fine[keep]
     splits[ours] = make_split(images, fine=fine, taxonomy=taxonomy, where=where)
+  dropped.report(NAME, data_config.taxonomy, wnids, index_map, labels_of)
   return HierarchicalData(name=NAME, taxonomy=taxonomy, train=splits["train"], test=splits["test"],
                           mean=resized.IMAGENET_MEAN, std=resized.IMAGENET_STD)

@@ -8,11 +8,12 @@ the full stored image, as in the official code (`lazy_images`).
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import ml_collections
 import numpy as np
 
+from coarse2fine.data import dropped
 from coarse2fine.data.files.lazy_images import LazyImages, TfdsReader
 from coarse2fine.data.splits import make_split
 
@@ -50,15 +51,18 @@ def tfds_reader(name: str, split: str, data_dir: Optional[str] = None, hint: str
 
 
 def load_tfds_classes(builder: str, dataset: str, data_config: ml_collections.ConfigDict, taxonomy, index_map,
-                      hint: str = ""):
+                      hint: str = "", class_names: Sequence[str] = (), spec: str = ""):
   """The `train` and `test` splits of a tfds image-classification builder with lazily resized images.
 
   `label` is the 0-based class of `index_map` (tfds label -> fine id, -1 = left out by the taxonomy);
-  labels outside it fail by name, and classes the taxonomy leaves out are dropped. Returns
+  labels outside it fail by name, and classes the taxonomy leaves out are dropped (with `class_names`, the
+  builder's, and `spec`, the taxonomy's name: refused or reported, `dropped`). Returns
   `{"train": Split, "test": Split}` named `dataset/split`.
   """
   size = image_size(data_config)
-  splits = {}
+  if class_names:
+    dropped.check_allowed(data_config, spec, class_names, index_map)
+  splits, labels_of = {}, {}
   for split in ("train", "test"):
     reader = tfds_reader(builder, split, data_config.dir or None, hint)
     labels = reader.labels()
@@ -69,6 +73,9 @@ def load_tfds_classes(builder: str, dataset: str, data_config: ml_collections.Co
                        f"{np.unique(labels[bad])[:5].tolist()}); is this the {len(index_map)}-class tfds {builder}?")
     fine = index_map[labels]
     keep = np.flatnonzero(fine >= 0)
+    labels_of[split] = labels
     splits[split] = make_split(ResizedImages(reader, keep, size=size), fine=fine[keep], taxonomy=taxonomy,
                                where=where)
+  if class_names:
+    dropped.report(dataset, spec, class_names, index_map, labels_of)
   return splits
