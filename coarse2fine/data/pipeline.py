@@ -17,7 +17,13 @@ dataset at global batch `step` (`train_dataset(start_batch=...)`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import itertools
+import multiprocessing.util
+import signal
+import threading
+import weakref
 from typing import Iterator, Optional, Sequence
 
 import grain
@@ -257,8 +263,17 @@ def train_dataset(
   dataset = grain.MapDataset.source(batches)[start_batch:].map(transform.keyed)
   iter_dataset = dataset.to_iter_dataset(read_options(data_config))
   if data_config.num_workers > 0:
-    iter_dataset = iter_dataset.mp_prefetch(grain.MultiprocessingOptions(num_workers=data_config.num_workers))
+    iter_dataset = ClosedAtExit(iter_dataset.mp_prefetch(
+        grain.MultiprocessingOptions(num_workers=data_config.num_workers), worker_init_fn=ignore_interrupts))
   return iter_dataset
+
+
+def ignore_interrupts(worker_index: int, worker_count: int) -> None:
+  """A grain worker ignores Ctrl-C, which the terminal sends to the whole process group: the main process
+  stops the workers and unlinks their shared memory (`ClosedAtExit`), where a worker interrupted between
+  filling a block and queueing it would leave that block behind."""
+  del worker_index, worker_count
+  signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def device_batches(dataset: grain.IterDataset, mesh, prefetch: int) -> grain.IterDataset:
@@ -272,7 +287,43 @@ def device_batches(dataset: grain.IterDataset, mesh, prefetch: int) -> grain.Ite
   if prefetch < 0:
     raise ValueError(f"data.device_prefetch must be >= 0, got {prefetch}.")
   placed = dataset.map(lambda batch: sharding.global_batch(own_memory(batch), mesh))
-  return grain.experimental.ThreadPrefetchIterDataset(placed, prefetch_buffer_size=prefetch) if prefetch else placed
+  return ClosedAtExit(grain.experimental.ThreadPrefetchIterDataset(placed, prefetch_buffer_size=prefetch)
+                      if prefetch else placed)
+
+
+class ClosedAtExit(grain.IterDataset):
+  """`parent`, whose iterators are closed when the interpreter exits, before multiprocessing's own clean-up.
+
+  A run that ends with an exception (Ctrl-C, a NaN check) keeps the loop's frame, and so its iterator,
+  alive in the traceback until the interpreter is torn down: grain's workers are stopped at exit, but
+  the batches their buffers in this process already hold are shared memory blocks nobody unlinks, and
+  resource_tracker reports them as leaked. Closing the iterator first releases them while the threads
+  that unlink blocks still run (`multiprocessing.util.Finalize`, run at exit in decreasing priority:
+  above the thread pools' 15 and grain's own 1).
+  """
+
+  _live: "weakref.WeakValueDictionary[int, grain.DatasetIterator]" = weakref.WeakValueDictionary()
+  _made = itertools.count()  # creation order, the key of `_live`
+  _lock = threading.Lock()
+  _registered = False
+
+  def __iter__(self):
+    iterator = self._parent.__iter__()
+    with ClosedAtExit._lock:
+      ClosedAtExit._live[next(ClosedAtExit._made)] = iterator
+      if not ClosedAtExit._registered:
+        multiprocessing.util.Finalize(None, ClosedAtExit.close_all, exitpriority=20)
+        ClosedAtExit._registered = True
+    return iterator
+
+  @staticmethod
+  def close_all() -> None:
+    """Closes every live iterator, the newest (outermost) first."""
+    with ClosedAtExit._lock:
+      iterators = sorted(ClosedAtExit._live.items(), reverse=True)
+    for _, iterator in iterators:
+      with contextlib.suppress(Exception):  # at exit, the error that ended the run is the one to show
+        iterator.close()
 
 
 def own_memory(batch):
