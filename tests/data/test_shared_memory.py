@@ -85,3 +85,21 @@ def test_no_leaked_shared_memory(jpeg_tree, tmp_path, exit_mode):
   # An uncaught KeyboardInterrupt ends Python by SIGINT, after the exit handlers ran.
   assert done.returncode == (-signal.SIGINT if exit_mode == "interrupt" else 0), done.stderr[-3000:]
   assert LEAK not in done.stderr, done.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_the_command_line_run_leaves_no_shared_memory(jpeg_tree, tmp_path):
+  """The training command as a user runs it, on JPEG files with 2 workers, to its results."""
+  repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  workdir = tmp_path / "run"
+  done = subprocess.run(
+      [sys.executable, "-m", "coarse2fine.main", "--config=configs/coarse_fashion_mnist.py", f"--workdir={workdir}",
+       "--config.data.name=image_folder", f"--config.data.dir={jpeg_tree}", "--config.data.taxonomy=folders",
+       "--config.data.test_fraction=0.25", "--config.data.num_workers=2", "--config.data.image_size=32",
+       "--config.data.views=('strong',)", "--config.model.encoder=mlp", "--config.train.num_epochs=2",
+       "--config.train.batch_size=4", "--config.eval.batch_size=8", "--config.eval.protocols=('classification',)"],
+      capture_output=True, text=True, timeout=600, env=env, cwd=repo)
+  assert done.returncode == 0, done.stderr[-3000:]
+  assert (workdir / "results.json").exists()
+  assert LEAK not in done.stderr, done.stderr[-3000:]
