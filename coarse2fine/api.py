@@ -6,7 +6,7 @@
   ids, relation = model.discover(x_new)        # [n] discovered fine classes, [r, C] their coarse parents
   clf = model.adapt(support_x, support_y)      # few-shot logistic regression on the embeddings
   clf.predict(query_x), clf.predict_proba(query_x)
-  model.save("runs/mine_copy"); model = c2f.load("runs/mine_copy")
+  model.save("runs/mine_copy", overwrite=True); model = c2f.load("runs/mine_copy")
 
 Inputs are [N, H, W, C] or [N, H, W] images (uint8 in [0, 255], or float in [0, 1], which is
 rounded to uint8: the data layer keeps images as uint8) or [N, F] vectors, dense or a scipy
@@ -18,6 +18,13 @@ classes next to k-means baselines (`model.report`, `evaluation.baselines`). `fit
 config per method and input kind (`default_config`: the ConvNet and crop-and-flip views of
 the Fashion-MNIST configs for images, an MLP encoder without augmentation for vectors),
 applies `config_overrides` and trains with `loop.train_and_evaluate(config, workdir, data)`.
+
+A fit's workdir keeps the arrays it was trained on (dense inputs: `data/arrays.npz` with x, coarse, fine and
+x_test, coarse_test, fine_test, and the taxonomy `data/<name>.json`, recorded as the relative data.path and
+data.taxonomy of config.json), so the run can be evaluated and plotted like any other:
+`python -m coarse2fine.evaluate --workdir=runs/mine`, `python -m coarse2fine.plot --workdir=runs/mine`
+(docs/figures.md). This costs the disk of the inputs (twice with test_fraction=0, where the test split is
+the training data); sparse inputs are not stored, and their runs cannot be evaluated or plotted from the workdir.
 
 Choices worth knowing:
   * Evaluation split: the trainer scores a test split at the end (`workdir/results.json`).
@@ -44,6 +51,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -71,6 +79,8 @@ from coarse2fine.methods.common.estimate_k import ESTIMATE
 from coarse2fine.methods.common.normalize import l2_normalize_host
 
 META_FILE = "api_meta.json"  # next to the run's config.json: what `load` needs besides the checkpoint
+DATA_DIR = "data"  # in the workdir: the arrays of the fit (`store_data`), read back by evaluate and plot
+ARRAYS_FILE = "arrays.npz"
 META_FORMAT = 1
 OPEN_FIELDS = ("model.encoder_args",)  # config nodes whose keys are free: the encoder's keyword arguments
 
@@ -282,6 +292,26 @@ def _stub_data(meta: dict) -> HierarchicalData:
                           std=np.asarray(meta["std"], np.float32))
 
 
+def store_data(data: HierarchicalData, workdir: str, config: ml_collections.ConfigDict) -> None:
+  """Writes the fit's splits to workdir/data/arrays.npz and its taxonomy beside it (each atomically), and records
+  them in `config` as data.path and data.taxonomy relative to the workdir (the `arrays` loader's format; readers
+  of the run resolve them against the workdir, `engine.runs.workdir_data_config`). Sparse inputs are skipped."""
+  if isinstance(data.train.inputs, SparseRows) or isinstance(data.test.inputs, SparseRows):
+    return
+  taxonomy_name = f"{DATA_DIR}/{data.taxonomy.name}.json"
+  config.data.path, config.data.taxonomy = f"{DATA_DIR}/{ARRAYS_FILE}", taxonomy_name
+  if jax.process_index() != 0:
+    return
+  arrays_path = storage.join(workdir, DATA_DIR, ARRAYS_FILE)
+  if not storage.isfile(arrays_path):  # a resumed fit (same arrays: `fit` checks the fingerprint) keeps its copy
+    buffer = io.BytesIO()
+    np.savez(buffer, x=data.train.inputs, coarse=data.train.coarse, fine=data.train.fine, x_test=data.test.inputs,
+             coarse_test=data.test.coarse, fine_test=data.test.fine)
+    storage.makedirs(storage.join(workdir, DATA_DIR))
+    storage.write_bytes_atomically(arrays_path, buffer.getvalue())
+  write_json_atomically(storage.join(workdir, taxonomy_name), data.taxonomy.to_json_dict())
+
+
 # ----------------------------------------------------------------------------- the model
 
 @dataclasses.dataclass(frozen=True)
@@ -419,19 +449,23 @@ class Model:
                               num_classes=len(classes), class_mask=np.ones((1, len(classes)), bool), C=C)
     return FewShotClassifier(self, classes, np.asarray(fit.coef[0]), np.asarray(fit.intercept[0]))
 
-  def save(self, path: str) -> str:
-    """Copies the model (config.json, api_meta.json, results.json, newest checkpoint) into `path`; returns it.
+  def save(self, path: str, overwrite: bool = False) -> str:
+    """Copies the model (config.json, api_meta.json, results.json, the arrays in data/, newest checkpoint) into
+    `path`; returns it.
 
-    `path` must not exist or be empty; the copy appears there at once (a folder renamed into
-    place). Saving to the model's own workdir does nothing: it is already saved there.
+    `path` must not exist or be empty, unless `overwrite`: then a model saved there before is replaced
+    (only a folder holding api_meta.json, so that no other folder is ever deleted). The copy appears
+    there at once: it is written to a hidden sibling folder, which is renamed into place (an old
+    model is first renamed aside, then deleted). Saving to the model's own workdir does nothing: it is
+    already saved there.
     """
     if not (storage.is_local(path) and storage.is_local(self.workdir)):
-      return self._save_to_object_store(path)
+      return self._save_to_object_store(path, overwrite)
     path = os.path.abspath(path)
     if os.path.exists(path) and os.path.samefile(path, self.workdir):
       return path
-    if os.path.exists(path) and os.listdir(path):
-      raise FileExistsError(f"{path} exists and is not empty; save to a new folder.")
+    replaced = _check_target(path, overwrite, os.path.exists(path) and bool(os.listdir(path)),
+                             os.path.isfile(os.path.join(path, META_FILE)))
     step = str(int(jax.device_get(self.state.step)))
     parent = os.path.dirname(path)
     os.makedirs(parent, exist_ok=True)
@@ -441,25 +475,54 @@ class Model:
       for name in ("config.json", META_FILE, "results.json"):
         if os.path.isfile(os.path.join(self.workdir, name)):
           shutil.copy2(os.path.join(self.workdir, name), staging)
+      if os.path.isdir(os.path.join(self.workdir, DATA_DIR)):
+        shutil.copytree(os.path.join(self.workdir, DATA_DIR), os.path.join(staging, DATA_DIR))
       shutil.copytree(os.path.join(self.workdir, "checkpoints", step), os.path.join(staging, "checkpoints", step))
-      os.replace(staging, path)  # an empty `path` folder is replaced too (POSIX rename)
+      if replaced:  # the old model steps aside, the new one takes its name, then the old one goes
+        aside = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.old.", dir=parent)
+        os.replace(path, aside)  # onto the empty folder mkdtemp made (POSIX rename)
+        try:
+          os.replace(staging, path)
+        except BaseException:
+          os.replace(aside, path)  # put the old model back
+          raise
+        shutil.rmtree(aside, ignore_errors=True)
+      else:
+        os.replace(staging, path)  # an empty `path` folder is replaced too (POSIX rename)
     except BaseException:
       shutil.rmtree(staging, ignore_errors=True)
       raise
     return path
 
-  def _save_to_object_store(self, path: str) -> str:
-    """`save` where the model or `path` is on an object store: objects copied one by one (no rename there)."""
+  def _save_to_object_store(self, path: str, overwrite: bool) -> str:
+    """`save` where the model or `path` is on an object store: objects copied one by one (no rename there, so
+    an overwritten model is deleted first)."""
     if path.rstrip("/") == self.workdir.rstrip("/"):
       return path
-    if storage.isdir(path) and storage.listdir(path):
-      raise FileExistsError(f"{path} exists and is not empty; save to a new folder.")
+    if _check_target(path, overwrite, storage.isdir(path) and bool(storage.listdir(path)),
+                     storage.isfile(storage.join(path, META_FILE))):
+      storage.rmtree(path)
     step = str(int(jax.device_get(self.state.step)))
+    if storage.isdir(storage.join(self.workdir, DATA_DIR)):
+      storage.copytree(storage.join(self.workdir, DATA_DIR), storage.join(path, DATA_DIR))
     storage.copytree(storage.join(self.workdir, "checkpoints", step), storage.join(path, "checkpoints", step))
     for name in ("results.json", "config.json", META_FILE):  # api_meta.json last: `load` looks for it first
       if storage.isfile(storage.join(self.workdir, name)):
         storage.write_bytes_atomically(storage.join(path, name), storage.read_bytes(storage.join(self.workdir, name)))
     return path
+
+
+def _check_target(path: str, overwrite: bool, not_empty: bool, is_model: bool) -> bool:
+  """Whether `save` replaces a model at `path`; refuses a non-empty folder unless it is a model and `overwrite`."""
+  if not not_empty:
+    return False
+  if not overwrite:
+    raise FileExistsError(f"{path} exists and is not empty; save to a new folder, or save(path, overwrite=True) "
+                          "to replace a model saved there.")
+  if not is_model:
+    raise FileExistsError(f"{path} is not a saved model (no {META_FILE}); save(overwrite=True) only replaces "
+                          "models. Choose another folder.")
+  return True
 
 
 # ----------------------------------------------------------------------------- entry points
@@ -534,6 +597,7 @@ def fit(x, coarse, method: str = DEFAULT_METHOD, workdir: Optional[str] = None, 
   meta_path = storage.join(workdir, META_FILE)
   if storage.isfile(meta_path) and _read_json(meta_path).get("data_sha1") != meta["data_sha1"]:
     raise ValueError(f"{workdir} holds a model fitted on other arrays; use a fresh workdir.")
+  store_data(data, workdir, config)  # evaluate and plot read the run's arrays from its workdir
   if jax.process_index() == 0:
     write_json_atomically(meta_path, meta)
   loop.train_and_evaluate(config, workdir, data=data)

@@ -1,10 +1,11 @@
 """Command line: figures of a finished run.
 
   python -m coarse2fine.plot --workdir=DIR [--out=DIR/plots] [--split=test] [--max_points=2000] [--seed=0]
-                            [--max_rows=20]
+                            [--max_rows=20] [--projection=auto|tsne|umap|both]
 
-Writes embedding_tsne.png, relation.png, clusters.png and curves.png to --out (what each shows:
-coarse2fine/figures.py) and prints their paths. Needs matplotlib: `pip install -e ".[plot]"`.
+Writes embedding_tsne.png / embedding_umap.png, relation.png, clusters.png, curves.png and diagnostics.png to
+--out (what each shows: docs/figures.md) and prints their paths. Works on runs of the Python API too (they keep
+their arrays in WORKDIR/data). Needs matplotlib, and umap-learn for UMAP: `pip install -e ".[plot]"`.
 """
 
 from __future__ import annotations
@@ -17,9 +18,13 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "A training run's workdir.")
 flags.DEFINE_string("out", None, "Folder for the PNGs (default: WORKDIR/plots).")
 flags.DEFINE_enum("split", "test", ["test", "val"], "Split to predict ('val' needs data.val_fraction > 0).")
-flags.DEFINE_integer("max_points", 2000, "At most this many examples (a seeded random subset) in the t-SNE map.")
-flags.DEFINE_integer("seed", 0, "Seed of the t-SNE subset and fit.")
-flags.DEFINE_integer("max_rows", figures.MAX_CLUSTER_ROWS, "Discovered classes (the most populated) in clusters.png.",
+flags.DEFINE_integer("max_points", 2000, "At most this many examples (a seeded random subset) in the maps.",
+                     lower_bound=2)
+flags.DEFINE_integer("seed", 0, "Seed of the map's subset, its t-SNE/UMAP fit and k-means.")
+flags.DEFINE_enum("projection", "auto", ["auto", "tsne", "umap", "both"],
+                  "2-D maps to draw: t-SNE (scikit-learn), UMAP (umap-learn) or both; auto: both when umap-learn is "
+                  "installed, else t-SNE with a one-line note.")
+flags.DEFINE_integer("max_rows", figures.MAX_CLUSTER_ROWS, "Discovered classes in clusters.png (the most populated).",
                      lower_bound=1)
 
 
@@ -28,9 +33,12 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   if not FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)
-  figures._pyplot()  # fail on a missing matplotlib before restoring anything
+  figures.pyplot()  # fail on a missing matplotlib (or umap-learn, for --projection=umap) before any work
+  projections, note = figures.resolve_projections(FLAGS.projection)
+  if note:
+    print(note)
   for path in figures.plot_run(FLAGS.workdir, FLAGS.out, FLAGS.split, FLAGS.max_points, FLAGS.seed,
-                               FLAGS.max_rows):
+                               FLAGS.max_rows, projection="both" if len(projections) == 2 else projections[0]):
     print(path)
 
 

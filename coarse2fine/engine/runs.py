@@ -162,7 +162,7 @@ class Run(NamedTuple):
 
 def setup_run(config: ml_collections.ConfigDict, data: Optional[HierarchicalData] = None,
               for_training: bool = True, init_pretrained: Optional[bool] = None,
-              recorded_estimate: Optional[dict] = None) -> Run:
+              recorded_estimate: Optional[dict] = None, workdir: Optional[str] = None) -> Run:
   """Validates the config, loads the data, builds the method and a fresh sharded state.
 
   `data` (e.g. a user's arrays, `coarse2fine.api`) is used as given instead of
@@ -173,6 +173,8 @@ def setup_run(config: ml_collections.ConfigDict, data: Optional[HierarchicalData
   is read before the data, so a missing one stops the run at once. The inputs are normalised as
   `data.normalization` resolves (`pretrained.apply_normalization`). A count field set to "estimate"
   is estimated here, before the method exists (`resolve_fine_count`; `recorded_estimate` reuses a record).
+  `workdir` (a finished run's): a relative data.path or data.taxonomy naming a file in it is read from there
+  (`workdir_data_config`; the Python API's runs keep their arrays there).
   """
   validate_config(config)
   mesh = sharding.make_mesh()
@@ -183,7 +185,7 @@ def setup_run(config: ml_collections.ConfigDict, data: Optional[HierarchicalData
   if init_pretrained and config.model.get("init_from", ""):
     weights = pretrained.load_source(config.model.init_from)
   if data is None:
-    data = load_dataset(config.data)
+    data = load_dataset(workdir_data_config(config.data, workdir))
   dataset_normalised = data
   data = pretrained.apply_normalization(data, config)
   if for_training:
@@ -202,6 +204,29 @@ def setup_run(config: ml_collections.ConfigDict, data: Optional[HierarchicalData
   schedule = optim.make_schedule(config.optimizer, steps_per_epoch, total_steps)
   state = create_train_state(method, config, data.input_shape, mesh, schedule, weights)
   return Run(mesh, data, method, schedule, state, steps_per_epoch, total_steps, dataset_normalised, config, estimate)
+
+
+def workdir_data_config(data_config: ml_collections.ConfigDict,
+                        workdir: Optional[str]) -> ml_collections.ConfigDict:
+  """`data_config` with a relative data.path / data.taxonomy that names a file in `workdir` made to point there.
+
+  The run's config itself keeps the relative path (the checkpoint records it), so a workdir copied elsewhere
+  (`coarse2fine.api.Model.save`) reads its own copy of the data.
+  """
+  if workdir is None:
+    return data_config
+  resolved = {}
+  for field in ("path", "taxonomy"):
+    value = data_config.get(field, "")
+    if isinstance(value, str) and value and not value.startswith("/") and "://" not in value:
+      if storage.isfile(storage.join(workdir, value)):
+        resolved[field] = storage.join(workdir, value)
+  if not resolved:
+    return data_config
+  data_config = copy.deepcopy(data_config)
+  for field, value in resolved.items():
+    data_config[field] = value
+  return data_config
 
 
 def load_run_config(workdir: str) -> ml_collections.ConfigDict:
@@ -254,7 +279,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict
   # workdir is left alone here; restoring names it.)
   if jax.process_index() == 0 and storage.exists(workdir):
     storage.check_writable(workdir)
-  run = setup_run(config, for_training=False, recorded_estimate=read_estimate(workdir))
+  run = setup_run(config, for_training=False, recorded_estimate=read_estimate(workdir), workdir=workdir)
   check_protocols(config, run.data, type(run.method))
   state = restore_newest(workdir, run.config, run.state)  # the checkpoint records a count's "estimate" resolved
   metrics = Evaluator(run.method, run.data, run.mesh, run.config)(state, config.eval.split)
