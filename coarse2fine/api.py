@@ -450,8 +450,8 @@ class Model:
     return FewShotClassifier(self, classes, np.asarray(fit.coef[0]), np.asarray(fit.intercept[0]))
 
   def save(self, path: str, overwrite: bool = False) -> str:
-    """Copies the model (config.json, api_meta.json, results.json, the arrays in data/, newest checkpoint) into
-    `path`; returns it.
+    """Copies the model (config.json, api_meta.json, results.json, metrics.jsonl, the arrays in data/, newest
+    checkpoint) into `path`; returns it. The copy evaluates and plots like the workdir (docs/figures.md).
 
     `path` must not exist or be empty, unless `overwrite`: then a model saved there before is replaced
     (only a folder holding api_meta.json, so that no other folder is ever deleted). The copy appears
@@ -472,7 +472,7 @@ class Model:
     staging = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", dir=parent)
     try:
       os.chmod(staging, 0o755)  # mkdtemp's folders are private; a saved model is for everyone to read
-      for name in ("config.json", META_FILE, "results.json"):
+      for name in ("config.json", META_FILE, "results.json", "metrics.jsonl"):
         if os.path.isfile(os.path.join(self.workdir, name)):
           shutil.copy2(os.path.join(self.workdir, name), staging)
       if os.path.isdir(os.path.join(self.workdir, DATA_DIR)):
@@ -506,7 +506,7 @@ class Model:
     if storage.isdir(storage.join(self.workdir, DATA_DIR)):
       storage.copytree(storage.join(self.workdir, DATA_DIR), storage.join(path, DATA_DIR))
     storage.copytree(storage.join(self.workdir, "checkpoints", step), storage.join(path, "checkpoints", step))
-    for name in ("results.json", "config.json", META_FILE):  # api_meta.json last: `load` looks for it first
+    for name in ("metrics.jsonl", "results.json", "config.json", META_FILE):  # api_meta.json last: `load` looks first
       if storage.isfile(storage.join(self.workdir, name)):
         storage.write_bytes_atomically(storage.join(path, name), storage.read_bytes(storage.join(self.workdir, name)))
     return path

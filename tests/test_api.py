@@ -1,6 +1,7 @@
 """The Python API on small arrays: fit, embed, discover, adapt, save/load, and errors on bad input."""
 
 import json
+import os
 import types
 
 import ml_collections
@@ -15,6 +16,7 @@ from coarse2fine import api
 from coarse2fine.data.sparse_rows import SparseRows
 from coarse2fine.data.splits import HierarchicalData, Split, carve_validation
 from coarse2fine.data.taxonomy import Taxonomy
+from coarse2fine.engine import runs
 from coarse2fine.engine.checkpointing import Checkpointer
 from coarse2fine.methods import build_method
 
@@ -141,6 +143,57 @@ def test_save_and_load_round_trip(scgm, tmp_path):
     scgm.save(saved)
   with pytest.raises(FileNotFoundError, match="api_meta.json not found"):
     c2f.load(str(tmp_path))
+
+
+def test_save_overwrite_replaces_a_saved_model(scgm, falcon, tmp_path):
+  target = str(tmp_path / "copy")
+  assert scgm.save(target) == target
+  for model in (falcon, scgm):  # twice, each replacing the model saved there before
+    assert model.save(target, overwrite=True) == target
+    loaded = c2f.load(target)
+    assert loaded.config.method == model.config.method
+    np.testing.assert_array_equal(loaded.embed(X[:20]), model.embed(X[:20]))
+  assert sorted(os.listdir(tmp_path)) == ["copy"]  # no staging or set-aside folder left behind
+  assert sorted(os.listdir(target)) == sorted(["api_meta.json", "checkpoints", "config.json", "data",
+                                               "metrics.jsonl", "results.json"])
+  # A folder that is not a saved model is never deleted, overwrite or not.
+  other = tmp_path / "notes"
+  other.mkdir()
+  (other / "keep.txt").write_text("mine")
+  with pytest.raises(FileExistsError, match="not a saved model"):
+    scgm.save(str(other), overwrite=True)
+  assert (other / "keep.txt").read_text() == "mine"
+
+
+def test_a_fit_keeps_its_arrays_and_evaluates_and_plots_from_its_workdir(falcon, tmp_path):
+  """The workdir's data/arrays.npz holds the fit's training and held-out rows; evaluate reproduces the fit's
+  results from them, and a saved copy reads its own copy of the arrays."""
+  with np.load(os.path.join(falcon.workdir, "data", "arrays.npz")) as npz:
+    x, x_test = npz["x"], npz["x_test"]
+    coarse, fine, fine_test = npz["coarse"], npz["fine"], npz["fine_test"]
+  assert len(x) + len(x_test) == len(X) and 0 < len(x_test) < len(x)
+  rows = {row.tobytes(): i for i, row in enumerate(X)}  # every stored row is one of X's, each once
+  index = np.array([rows[row.tobytes()] for row in np.concatenate([x, x_test])])
+  assert sorted(index) == list(range(len(X)))
+  np.testing.assert_array_equal(coarse, COARSE[index[:len(x)]])
+  names = [falcon.taxonomy.fine_names[f] for f in np.concatenate([fine, fine_test])]
+  assert names == [str(f) for f in FINE[index]]
+  with open(os.path.join(falcon.workdir, "config.json")) as f:
+    data = json.load(f)["data"]
+  assert (data["path"], data["taxonomy"]) == ("data/arrays.npz", "data/user.json")  # relative: copies work
+  copy = falcon.save(str(tmp_path / "copy"))
+  config = runs.load_run_config(copy)
+  assert runs.workdir_data_config(config.data, copy).path == os.path.join(copy, "data", "arrays.npz")
+  evaluated = runs.evaluate_checkpoint(config, copy)["metrics"]
+  with open(os.path.join(falcon.workdir, "results.json")) as f:
+    trained = json.load(f)["metrics"]
+  assert evaluated == pytest.approx(trained, abs=1e-6)
+  pytest.importorskip("matplotlib")
+  from coarse2fine import figures
+
+  written = figures.plot_run(copy, str(tmp_path / "plots"), max_points=50, projection="tsne")
+  assert [os.path.basename(p) for p in written] == ["embedding_tsne.png", "relation.png", "curves.png",
+                                                    "diagnostics.png"]
 
 
 def test_images_embed_and_discover_needs_a_discovering_method(tmp_path):

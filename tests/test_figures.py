@@ -122,11 +122,15 @@ def test_purity_against_a_numpy_count():
 
 
 def test_cluster_colours_follow_the_matched_fine_class():
-  ids, size = embedding.cluster_colour_ids(np.array([2, 0, 1, 0, -1]), np.array([True, True, False, False, False]))
-  np.testing.assert_array_equal(ids, [2, 0, 3, 4, 5])  # matched: their fine class; the others after fine class 2
-  assert size == 6
-  colours = figures.palette(30)
-  assert len({tuple(c) for c in colours}) == 30  # 30 sub-classes: 30 distinct colours
+  fine_colours = figures.palette(3)
+  colours = embedding.cluster_colours(np.array([2, 0, 1, 1, -1, 1]), np.array([True, True, False, True, False, False]),
+                                      fine_colours)
+  np.testing.assert_array_equal(colours[[0, 1, 3]], fine_colours[[2, 0, 1]])  # matched: their fine class's colour
+  lighter, darker = colours[2, :3] - fine_colours[1, :3], colours[5, :3] - fine_colours[1, :3]
+  assert (lighter >= 0).all() and lighter.sum() > 0.1  # the first extra class of fine class 1: a lighter shade
+  assert (darker <= 0).all() and darker.sum() < -0.1  # the second: a darker one
+  np.testing.assert_array_equal(colours[4], [0.6, 0.6, 0.6, 1.0])  # no known fine label: grey
+  assert len({tuple(c) for c in figures.palette(30)}) == 30  # 30 sub-classes without fine labels: 30 colours
 
 
 def test_resolve_projections(monkeypatch):

@@ -85,15 +85,28 @@ def project(points: np.ndarray, projection: str, means: Optional[np.ndarray] = N
   return xy[:n], (xy[n:] if means is not None else None)
 
 
-def cluster_colour_ids(matched_fine: np.ndarray, matched: np.ndarray) -> tuple[np.ndarray, int]:
-  """([r] colour index of each discovered class, palette size): a class Hungarian-matched to fine class f
-  takes colour f, the others colours after the fine classes', in id order."""
-  matched_fine, matched = np.asarray(matched_fine), np.asarray(matched, bool)
-  num_fine = int(matched_fine[matched].max()) + 1 if matched.any() else 0
-  ids = np.where(matched, matched_fine, 0)
-  extra = np.flatnonzero(~matched)
-  ids[extra] = num_fine + np.arange(len(extra))
-  return ids, num_fine + len(extra)
+def shade(colour: np.ndarray, j: int) -> np.ndarray:
+  """The j-th variant (j >= 0) of an RGBA colour: alternately lighter and darker, further each time."""
+  rgb = np.asarray(colour[:3], np.float64)
+  step = 0.3 + 0.2 * (j // 2)
+  rgb = rgb + (1 - rgb) * min(step, 0.8) if j % 2 == 0 else rgb * max(1 - step, 0.25)
+  return np.concatenate([rgb, [1.0]])
+
+
+def cluster_colours(shown_fine: np.ndarray, matched: np.ndarray, fine_colours: np.ndarray) -> np.ndarray:
+  """[r, 4] colours of the discovered classes: a class Hungarian-matched to fine class f takes f's colour, the
+  others a lighter or darker shade of the colour of the fine class they mostly hold (grey when none is known)."""
+  colours = np.tile(np.asarray([0.6, 0.6, 0.6, 1.0]), (len(shown_fine), 1))
+  extras: dict[int, int] = {}
+  for k, (f, m) in enumerate(zip(np.asarray(shown_fine), np.asarray(matched, bool))):
+    if f < 0:
+      continue
+    if m:
+      colours[k] = fine_colours[f]
+    else:
+      colours[k] = shade(fine_colours[f], extras.get(f, 0))
+      extras[f] = extras.get(f, 0) + 1
+  return colours
 
 
 def plot_embedding(points2d: np.ndarray, panels: Sequence[Panel], path: str, title: str,

@@ -94,31 +94,26 @@ def embedding_panels(outputs: RunOutputs, index: np.ndarray, points: np.ndarray,
   if match is not None:
     pred = outputs.predictions["cluster_logits"][index].argmax(1)
     r = len(match.order)
-    colour_ids, size = embedding_lib.cluster_colour_ids(match.fine, match.matched & outputs.fine_known)
     names = [f"{k}: {taxonomy.fine_names[f]}" if m and outputs.fine_known else f"{k}"
              for k, (f, m) in enumerate(zip(match.fine, match.matched))]
     method_title = (f"discovered classes: {outputs.config.method}'s own {r} clusters"
                     + (" (named by their Hungarian-matched fine class)" if outputs.fine_known else ""))
   else:
     children = np.bincount(taxonomy.fine_to_coarse, minlength=taxonomy.num_coarse)
-    found = kmeans_discovery(points, coarse, int(children.sum()), children, seed)
-    pred = found["within_pred"]
     r = int(children.sum())
-    colour_ids, size = np.arange(r), r
-    if outputs.fine_known:  # k-means cluster ids are arbitrary: give each its matched fine class's colour
-      m = relation_lib.match_clusters(pred, fine, r, taxonomy.num_fine)
-      colour_ids, size = embedding_lib.cluster_colour_ids(m.fine, m.matched)
+    pred = kmeans_discovery(points, coarse, r, children, seed)["within_pred"]
+    match = relation_lib.match_clusters(pred, fine, r, taxonomy.num_fine)
     names = [f"{k}" for k in range(r)]
     method_title = (f"discovered classes: k-means within each coarse class ({r} clusters; "
                     f"{outputs.config.method} has no clusters of its own)")
   if outputs.fine_known:
-    size = max(size, taxonomy.num_fine)
-    colours = palette(size)
-    left = embedding_lib.Panel(pred, names, colours[colour_ids], method_title)
-    right = embedding_lib.Panel(fine, [short(n, 14) for n in taxonomy.fine_names], colours[:taxonomy.num_fine],
+    fine_colours = palette(taxonomy.num_fine)
+    left = embedding_lib.Panel(pred, names, embedding_lib.cluster_colours(match.fine, match.matched, fine_colours),
+                               method_title)
+    right = embedding_lib.Panel(fine, [short(n, 14) for n in taxonomy.fine_names], fine_colours,
                                 f"true fine class ({taxonomy.num_fine} classes)")
   else:
-    left = embedding_lib.Panel(pred, names, palette(size)[colour_ids], method_title)
+    left = embedding_lib.Panel(pred, names, palette(r), method_title)
     right = embedding_lib.Panel(coarse, list(taxonomy.coarse_names), palette(taxonomy.num_coarse),
                                 f"coarse class ({taxonomy.num_coarse}; no fine labels are known)")
   return [left, right]

@@ -63,13 +63,13 @@ def test_a_few_steps_write_the_relation_and_the_clusters_grid(tiny_fashion_mnist
   workdir = str(tmp_path / "run")
   metrics = loop.train_and_evaluate(config, workdir)["metrics"]  # under tests/conftest.py's unoptimised compiles
   assert set(metrics) == {"test/coarse_top1", "test/coarse_top5"}  # nothing that needs fine labels
-  written = figures.plot_run(workdir, str(tmp_path / "plots"), max_rows=25)
+  written = figures.plot_run(workdir, str(tmp_path / "plots"), max_rows=25, projection="tsne")
   assert [os.path.basename(p) for p in written] == ["embedding_tsne.png", "relation.png", "clusters.png",
-                                                    "curves.png"]
+                                                    "curves.png", "diagnostics.png"]
   outputs = figures.load_outputs(workdir)
   populated = len(np.unique(outputs.predictions["cluster_logits"].argmax(1)))
-  with Image.open(written[2]) as grid:  # a 0.5-inch title, then a 1-inch row per populated class, at 100 dpi
-    assert grid.size == (1100, 50 + 100 * populated)
+  with Image.open(written[2]) as grid:  # a 0.6-inch title, then a 0.8-inch row per populated class, at 100 dpi
+    assert grid.size == (945, 60 + 80 * populated)
   relation = outputs.relation
   # 25 discovered classes, each under one of the 10 classes, every class with at least one.
   assert relation.shape == (25, 10) and (relation.sum(1) == 1).all() and (relation.sum(0) >= 1).all()

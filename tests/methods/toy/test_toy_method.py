@@ -74,9 +74,10 @@ def test_toy_method_runs_through_main_evaluate_and_plot(tmp_path):
   for name, value in trained.items():
     assert evaluated[name] == pytest.approx(value, abs=1e-6), name
 
-  printed = _run("coarse2fine.plot", f"--workdir={workdir}", "--max_points=100", cwd=str(tmp_path)).split()
+  printed = _run("coarse2fine.plot", f"--workdir={workdir}", "--max_points=100", "--projection=tsne",
+                 cwd=str(tmp_path)).split()
   assert sorted(os.path.basename(p) for p in printed) == [
-      "clusters.png", "curves.png", "embedding_tsne.png", "relation.png"]
+      "clusters.png", "curves.png", "diagnostics.png", "embedding_tsne.png", "relation.png"]
   for path in printed:
     with Image.open(path) as image:
       assert image.format == "PNG" and min(image.size) > 100
