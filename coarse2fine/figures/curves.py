@@ -72,10 +72,15 @@ def science_panels(series: Series) -> list[tuple[str, list[str]]]:
     if prefix == "discovery/":
       panels += _discovery_panels(series)
       continue
-    names = sorted(n for n in series if n.startswith(prefix) and not n.endswith("_ci95"))
+    names = sorted((n for n in series if n.startswith(prefix) and not n.endswith("_ci95")), key=_natural)
     if names:
       panels.append((f"evaluation: {prefix.rstrip('/')} (%)", names))
   return panels
+
+
+def _natural(name: str) -> list:
+  """Sort key with numbers by value: recall@2 before recall@10."""
+  return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
 def _discovery_panels(series: Series) -> list[tuple[str, list[str]]]:

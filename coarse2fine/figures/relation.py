@@ -12,12 +12,13 @@ of its examples have".
 
 from __future__ import annotations
 
+import textwrap
 from typing import NamedTuple, Optional, Sequence
 
 import numpy as np
 
 from coarse2fine.evaluation import discovery
-from coarse2fine.figures.common import contingency, pyplot, save_figure, short, tick_labels
+from coarse2fine.figures.common import DPI, contingency, pyplot, save_figure, short, tick_labels
 
 MAX_ANNOTATED_CELLS = 900  # beyond this many cells the counts are too small to read: shades only
 GREEN, RED, GREY = "#2ca02c", "#d62728", "#7f7f7f"
@@ -120,5 +121,6 @@ def plot_relation(counts: Optional[np.ndarray], relation: np.ndarray, row_names:
     tick_labels(ax.set_yticks, list(row_names), fontsize=7)
   ax.set_xlabel("coarse class", fontsize=8)
   ax.set_title("learned coarse parent", fontsize=9)
-  fig.suptitle(title, fontsize=10)
+  chars = int(width * DPI / 6.5)  # about the characters of a 9-point line across the figure
+  fig.suptitle("\n".join(textwrap.fill(line, chars) for line in title.split("\n")), fontsize=9)
   return save_figure(fig, path)

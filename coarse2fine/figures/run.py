@@ -164,8 +164,8 @@ def write_relation(outputs: RunOutputs, path: str) -> str:
   if outputs.fine_known:
     order = match.order
     counts = match.counts[order]
-    names = [relation_lib.row_label(int(k), taxonomy.fine_names[f] if f >= 0 else None, bool(m))
-             for k, f, m in zip(order, match.fine[order], match.matched[order])]
+    names = [relation_lib.row_label(int(k), taxonomy.fine_names[f], bool(m)) if f >= 0
+             else f"cluster {k} (no labelled examples)" for k, f, m in zip(order, match.fine[order], match.matched[order])]
     cols = [f"{short(n, 16)} ({short(taxonomy.coarse_names[c], 10)})"
             for n, c in zip(taxonomy.fine_names, taxonomy.fine_to_coarse)]
     expected = np.where(match.fine[order] >= 0, taxonomy.fine_to_coarse[np.maximum(match.fine[order], 0)], -1)
