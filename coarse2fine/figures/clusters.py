@@ -7,11 +7,12 @@ known). The title says how many classes are shown of how many.
 
 from __future__ import annotations
 
+import textwrap
 from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from coarse2fine.figures.common import UNKNOWN, pyplot, save_figure
+from coarse2fine.figures.common import DPI, UNKNOWN, pyplot, save_figure
 
 MAX_CLUSTER_ROWS = 20
 IMAGES_PER_ROW = 10
@@ -86,6 +87,8 @@ def plot_clusters(images: np.ndarray, rows: list[tuple[int, np.ndarray]], row_la
   plt = pyplot()
   width, height = clusters_figure_size(len(rows), per_row)
   fig = plt.figure(figsize=(width, height))
+  chars = int(width * DPI / 6.0)  # about the characters of a 9-point line across the figure
+  title = "\n".join(textwrap.fill(line, chars) for line in title.split("\n"))
   fig.suptitle(title, fontsize=9, y=1 - 0.08 / height, va="top")
   for r, ((_, indices), label) in enumerate(zip(rows, row_labels)):
     top = 1 - (TITLE_INCHES + r * CELL_INCHES) / height

@@ -211,9 +211,9 @@ def write_clusters(outputs: RunOutputs, path: str, max_rows: int = clusters_lib.
   populated = len(np.unique(pred))
   total = logits.shape[1]
   if len(rows) == total:
-    shown = f"all {total} discovered classes"
+    shown = f"all {total} discovered classes, largest first"
   elif len(rows) == populated:
-    shown = f"the {populated} discovered classes with examples (of {total})"
+    shown = f"the {populated} discovered classes with examples (of {total}), largest first"
   else:
     shown = f"the {len(rows)} largest of {populated} discovered classes with examples ({total} in all)"
   purity_note = ("'mostly': the share of the row's majority fine class" if outputs.fine_known
