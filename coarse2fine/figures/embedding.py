@@ -127,7 +127,8 @@ def plot_embedding(points2d: np.ndarray, panels: Sequence[Panel], path: str, tit
     if len(present) <= MAX_NAMED:
       for k in present:
         x, y = np.median(points2d[labels == k], axis=0)
-        ax.annotate(short(panel.names[k], 14), (x, y), fontsize=7, ha="center", va="center", weight="bold",
+        ax.annotate(short(panel.names[k], 14), (x, y), xytext=(0, 7), textcoords="offset points",  # above, not on
+                    fontsize=7, ha="center", va="bottom", weight="bold",
                     color=panel.colours[k], bbox=dict(boxstyle="round,pad=0.15", fc="white", ec=panel.colours[k],
                                                       alpha=0.85, lw=0.8))
     for means_set, shape in zip(means, PROTOTYPE_SHAPES):

@@ -139,7 +139,7 @@ def write_embeddings(outputs: RunOutputs, out: str, projections: tuple[str, ...]
       drawn.append(embedding_lib.Means(p.label, prototypes_xy[start:start + len(p.vectors)]))
       start += len(p.vectors)
     title = (f"{outputs.name}: {embedding_lib.PROJECTION_NAMES[projection]} of {len(index)} "
-             f"{outputs.split_name} {outputs.map_space}s")
+             f"{outputs.split_name} examples (their {outputs.map_space!r} outputs)")
     written.append(embedding_lib.plot_embedding(xy, panels, storage.join(out, f"embedding_{projection}.png"),
                                                 title, drawn))
   return written
