@@ -154,7 +154,8 @@ def test_science_curves_and_diagnostics_are_separate(tmp_path):
            {"step": 4, "train/loss": 2.0}, {"step": 4, "train/loss": 1.5},  # a resumed run logs step 4 again
            {"step": 4, "test/coarse_top1": 50.0, "fewshot/5way_1shot": 40.0, "fewshot/5way_1shot_ci95": 1.5,
             "discovery/acc": 30.0, "discovery/kmeans_acc": 25.0, "discovery/clusters_acc": 30.0,
-            "discovery/kmeans_nmi": 10.0, "discovery/ged": 2.0, "relation/beta": 0.1, "time/step_seconds": 0.2},
+            "discovery/kmeans_nmi": 10.0, "discovery/ged": 2.0, "relation/beta": 0.1, "time/step_seconds": 0.2,
+            "estep/nmi": 30.0, "estep/purity": 40.0, "estep/iterations": 70},
            {"step": 8, "train/loss": 1.0}, {"step": 8, "test/coarse_top1": 70.0}]
   path.write_text("".join(json.dumps(line) + "\n" for line in lines))
   series = figures.read_curves(str(path))
@@ -167,10 +168,11 @@ def test_science_curves_and_diagnostics_are_separate(tmp_path):
                     ("evaluation: discovery (%)", ["discovery/acc"]),
                     ("evaluation: discovery accuracy vs k-means (%)", ["discovery/clusters_acc", "discovery/kmeans_acc"]),
                     ("evaluation: relation edit distance (lower is better)", ["discovery/ged"]),
-                    ("evaluation: fewshot (%)", ["fewshot/5way_1shot"])]
-  assert figures.diagnostic_names(series) == ["relation/beta", "time/step_seconds", "train/grad_norm",
-                                              "train/learning_rate", "train/tau"]
-  # 8 panels, 3 a row: 3 rows of 2.8 inches under a 0.5-inch title; diagnostics 5 panels, 4 a row: 2 rows.
+                    ("evaluation: fewshot (%)", ["fewshot/5way_1shot"]),
+                    ("estep: against the fine labels", ["estep/nmi", "estep/purity"])]
+  assert figures.diagnostic_names(series) == ["estep/iterations", "relation/beta", "time/step_seconds",
+                                              "train/grad_norm", "train/learning_rate", "train/tau"]
+  # 9 panels, 3 a row: 3 rows of 2.8 inches under a 0.5-inch title; diagnostics 6 panels, 4 a row: 2 rows.
   assert _png_size(figures.plot_curves(series, str(tmp_path / "c.png"))) == _pixels((12.0, 0.5 + 3 * 2.8))
   assert _png_size(figures.plot_diagnostics(series, str(tmp_path / "d.png"))) == _pixels((12.0, 0.5 + 2 * 2.2))
   with pytest.raises(ValueError, match="train/loss"):

@@ -1,8 +1,9 @@
 """curves.png (what the run learned) and diagnostics.png (how the run went), from metrics.jsonl.
 
-curves.png: the training loss, the loss terms together, the training accuracies together, and one panel per
+curves.png: the training loss, the loss terms together, the training accuracies together, one panel per
 family of evaluation metrics (test/, val/, discovery/, fewshot/, retrieval/, with their 95% intervals as
-error bars), all on the same step axis so evaluations line up with training.
+error bars), and other scores against labels (SCGM's estep/nmi, estep/purity), all on the same step axis so
+evaluations line up with training.
 diagnostics.png: everything else (learning rate, gradient norm, temperatures, queue fill, timing, solver
 figures), one small panel each.
 """
@@ -24,6 +25,9 @@ EVAL_PREFIXES = ("test/", "val/", "discovery/", "fewshot/", "retrieval/")
 # Parts of a training scalar's name that make it a setting or a health figure, not something learned.
 DIAGNOSTIC_WORDS = re.compile(r"learning_rate|(^|_)lr($|_)|norm|tau|temperature|warmup|momentum|time|second|"
                               r"per_sec|throughput|queue|fill|beta|objective|changed|memory|epoch|step")
+# Outside train/ and the evaluation families, scalars that score something learned against labels (SCGM's
+# estep/nmi, estep/purity) are science too, drawn per prefix.
+QUALITY_WORDS = re.compile(r"(^|_)(nmi|ari|purity|acc|accuracy)$")
 ACCURACY_WORDS = re.compile(r"accuracy|acc($|_)|rank1|top1|top5|target_on_positive")
 CURVES_WIDTH, PANEL_HEIGHT, CURVES_COLUMNS = 12.0, 2.8, 3
 DIAGNOSTIC_COLUMNS, DIAGNOSTIC_HEIGHT = 4, 2.2
@@ -54,7 +58,7 @@ def is_diagnostic(name: str) -> bool:
     return False
   if name.startswith("train/"):
     return bool(DIAGNOSTIC_WORDS.search(name[len("train/"):]))
-  return True
+  return not QUALITY_WORDS.search(name.rsplit("/", 1)[-1])
 
 
 def science_panels(series: Series) -> list[tuple[str, list[str]]]:
@@ -75,6 +79,9 @@ def science_panels(series: Series) -> list[tuple[str, list[str]]]:
     names = sorted((n for n in series if n.startswith(prefix) and not n.endswith("_ci95")), key=_natural)
     if names:
       panels.append((f"evaluation: {prefix.rstrip('/')} (%)", names))
+  others = sorted(n for n in series if not n.startswith(("train/",) + EVAL_PREFIXES) and not is_diagnostic(n))
+  for prefix in sorted({n.rsplit("/", 1)[0] for n in others}):
+    panels.append((f"{prefix}: against the fine labels", [n for n in others if n.rsplit("/", 1)[0] == prefix]))
   return panels
 
 
