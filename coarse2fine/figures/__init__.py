@@ -39,4 +39,11 @@ from coarse2fine.figures.embedding import (  # noqa: F401
                                           umap_available,
 )
 from coarse2fine.figures.relation import Matching, match_clusters, plot_relation, relation_order  # noqa: F401
-from coarse2fine.figures.run import RunOutputs, load_outputs, plot_run  # noqa: F401
+from coarse2fine.figures.run import (  # noqa: F401
+                                     RunOutputs,
+                                     load_outputs,
+                                     plot_run,
+                                     write_clusters,
+                                     write_embeddings,
+                                     write_relation,
+)
