@@ -22,6 +22,8 @@ import json
 import numpy as np
 from absl import app, flags, logging
 
+from coarse2fine.cli import common
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("inputs", None, "An .npy of [N, H, W, C] uint8 or float32 images, or [N, F] vectors.")
 flags.DEFINE_string("out", None, "Where the float32 [N, D] features go (.npy).")
@@ -99,7 +101,7 @@ def main(argv):
 
 
 def run() -> None:
-  app.run(main)
+  common.run(main)
 
 
 if __name__ == "__main__":

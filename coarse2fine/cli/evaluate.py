@@ -13,7 +13,9 @@ from __future__ import annotations
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from coarse2fine.cli import common
 from coarse2fine.engine import runs
+from coarse2fine.engine.progress import stage
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "A training run's workdir.")
@@ -31,11 +33,17 @@ def main(argv):
   config = FLAGS.config if FLAGS.config is not None else runs.load_run_config(FLAGS.workdir)
   if FLAGS.protocols is not None:
     config.eval.protocols = tuple(FLAGS.protocols)
-  runs.evaluate_checkpoint(config, FLAGS.workdir)
+  runs.validate_config(config)
+  import jax
+
+  # data, model and checkpoint, then the protocols: one stage, ticking on a terminal
+  with stage(f"evaluating the newest checkpoint of {FLAGS.workdir} on the {config.eval.split} split "
+             f"({', '.join(config.eval.protocols)})", enabled=jax.process_index() == 0):
+    runs.evaluate_checkpoint(config, FLAGS.workdir)
 
 
 def run() -> None:
-  app.run(main)
+  common.run(main)
 
 
 if __name__ == "__main__":

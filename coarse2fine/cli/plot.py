@@ -13,6 +13,8 @@ from __future__ import annotations
 from absl import app, flags, logging
 
 from coarse2fine import figures
+from coarse2fine.cli import common
+from coarse2fine.engine.progress import stage
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "A training run's workdir.")
@@ -37,13 +39,18 @@ def main(argv):
   projections, note = figures.resolve_projections(FLAGS.projection)
   if note:
     print(note)
-  for path in figures.plot_run(FLAGS.workdir, FLAGS.out, FLAGS.split, FLAGS.max_points, FLAGS.seed,
-                               FLAGS.max_rows, projection="both" if len(projections) == 2 else projections[0]):
+  projection = "both" if len(projections) == 2 else projections[0]
+  # predicting the split, the 2-D maps and drawing: one stage, ticking on a terminal
+  with stage(f"plotting {FLAGS.workdir} (predicting the {FLAGS.split} split, {projection} map of up to "
+             f"{FLAGS.max_points:,} points, figures)"):
+    paths = figures.plot_run(FLAGS.workdir, FLAGS.out, FLAGS.split, FLAGS.max_points, FLAGS.seed, FLAGS.max_rows,
+                             projection=projection)
+  for path in paths:
     print(path)
 
 
 def run() -> None:
-  app.run(main)
+  common.run(main)
 
 
 if __name__ == "__main__":

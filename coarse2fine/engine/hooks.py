@@ -11,6 +11,7 @@ every process of a multi-host run compute the same thing.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from typing import Any, Callable, Optional
 
 from coarse2fine.engine.train_state import TrainState
@@ -26,6 +27,15 @@ class HookContext:
   steps_per_epoch: int
   host_state: dict  # JSON-serialisable; saved in every checkpoint
   metrics: dict = dataclasses.field(default_factory=dict)  # scalars to log; the loop writes and clears them
+  # Where `log` lines go: the loop prints them above its progress bar, on the main process only.
+  printer: Optional[Callable[[str], None]] = None
+
+  def log(self, message: str) -> None:
+    """One line on the terminal about a host event (an E-step, a relation solve, a queue fill)."""
+    if self.printer is not None:
+      self.printer(message)
+    else:
+      print(message, file=sys.stdout, flush=True)
 
 
 @dataclasses.dataclass(frozen=True)

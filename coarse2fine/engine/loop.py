@@ -23,7 +23,9 @@ from coarse2fine.engine import provenance
 from coarse2fine.engine.checkpoint_digests import first_nonfinite, host_arrays
 from coarse2fine.engine.checkpointing import NONFINITE_HINT, Checkpointer
 from coarse2fine.engine.hooks import HookContext
-from coarse2fine.engine.metrics_writer import MetricWriter, ProgressBar
+from coarse2fine.engine.interrupt import Interrupted, StopRequests
+from coarse2fine.engine.metrics_writer import MetricWriter
+from coarse2fine.engine.progress import ProgressBar, banner, stage
 from coarse2fine.engine.reporting import metrics_table, write_figures, write_json_atomically
 from coarse2fine.engine.runs import (
   ESTIMATE_FILE,
@@ -105,7 +107,8 @@ def _train_and_evaluate_locked(config: ml_collections.ConfigDict, workdir: str, 
   augment = pipeline.make_device_augment(data, config.data, method.views, config.seed,
                                          with_neighbours=neighbours is not None)
   checkpointer = Checkpointer(workdir, run.config)  # a count field's "estimate" saved as the K it resolved to
-  context = HookContext(config=config, data=data, mesh=mesh, steps_per_epoch=steps_per_epoch, host_state={})
+  context = HookContext(config=config, data=data, mesh=mesh, steps_per_epoch=steps_per_epoch, host_state={},
+                        printer=lambda message: None)  # printing on the main process is set with the bar below
   # The checkpoint's config is checked before anything is written: a refused resume changes no file.
   restored = checkpointer.restore(abstract_like(state), set_aside_damaged=True)
   if restored is not None:
@@ -114,6 +117,8 @@ def _train_and_evaluate_locked(config: ml_collections.ConfigDict, workdir: str, 
     state = create_train_state(method, config, data.input_shape, mesh, schedule,
                                pretrained.load_source(config.model.init_from))
   start_step = int(jax.device_get(state.step))
+  if is_main:
+    print(banner(run, config, workdir, start_step, jax.devices(), jax.process_count()), flush=True)
   # Step s trains on global batch s, whatever the number of processes: the data position is the step.
   host_batches = pipeline.train_dataset(
       data, config.data, views=method.views, global_batch_size=config.train.batch_size, seed=config.seed,
@@ -131,7 +136,13 @@ def _train_and_evaluate_locked(config: ml_collections.ConfigDict, workdir: str, 
   writer = MetricWriter(workdir, enabled=is_main, resume_step=start_step)
   # TensorBoard text and hyper-parameters: the run's config, without the other methods' sections
   writer.write_config(start_step, run.config, set(method_config_sections()) - set(type(method).config_sections()))
-  progress = ProgressBar(total_steps, config.train.batch_size, enabled=is_main and config.logging.progress)
+  progress = ProgressBar(total_steps, config.train.batch_size, enabled=is_main and config.logging.progress,
+                         start_step=start_step)
+  if is_main:
+    context.printer = progress.write  # the methods' event lines, above the bar
+  stops = StopRequests(jax.process_count(), sync_every=config.train.log_every_steps,
+                       on_request=lambda signum: is_main and progress.write(
+                           "stopping: saving a checkpoint at the next step (Ctrl-C again to stop at once)"))
   eval_every = config.eval.every_epochs * steps_per_epoch
 
   def run_due_hooks(state: TrainState, completed_steps: int) -> TrainState:
@@ -149,14 +160,17 @@ def _train_and_evaluate_locked(config: ml_collections.ConfigDict, workdir: str, 
   unchecked: list = []  # the steps' non-finite flags since the last check
   start_time = time.perf_counter()
   try:
+    stops.__enter__()  # SIGINT and SIGTERM stop the run at a step boundary, with a checkpoint
     for step in range(start_step, total_steps):
       state, metrics = train_step(state, next(iterator))  # a global batch, already on the devices
+      progress.advance()
       history.append(metrics)
       unchecked.append(metrics[NONFINITE])
       done = step + 1
       stopping = 0 < config.train.stop_after_steps <= done < total_steps
+      interrupted = done < total_steps and stops.stop_at(done)
       logging_due = done % config.train.log_every_steps == 0 or done == total_steps
-      if logging_due or checkpointer.due(done) or stopping:  # before anything is logged or saved from this state
+      if logging_due or checkpointer.due(done) or stopping or interrupted:  # before anything is logged or saved
         _check_finite(unchecked, done, state, checkpointer.latest_step())
         unchecked = []
       if logging_due:
@@ -164,22 +178,27 @@ def _train_and_evaluate_locked(config: ml_collections.ConfigDict, workdir: str, 
         history = []
         scalars["train/epoch"] = done / steps_per_epoch
         writer.write(done, scalars)
-        progress.update(done, scalars["train/loss"])
+        progress.set_loss(scalars["train/loss"])
       if done < total_steps:  # hooks prepare the steps that follow; after the last one there are none
         state = run_due_hooks(state, done)
       if eval_every and done % eval_every == 0 and done < total_steps:
         writer.write(done, evaluator(state, config.eval.split))
-      force = stopping or done == total_steps
+      force = stopping or interrupted or done == total_steps
       if force or checkpointer.due(done):  # the log reaches the checkpoint's step before the checkpoint exists
         writer.flush()
       checkpointer.save(done, state, context.host_state, force=force)
+      if interrupted:  # saved (the hooks due at `done` included, as any checkpoint): nothing after it runs
+        raise Interrupted(done, stops.signum)
       if stopping:
         break
   except BaseException:
+    stops.__exit__()
+    progress.close()
     with contextlib.suppress(Exception):  # the error that stopped the run is the one to report
       checkpointer.close()  # finish the saves under way: the run resumes from them
       writer.close()
     raise
+  stops.__exit__()
   progress.close()
   elapsed = time.perf_counter() - start_time
   checkpointer.close()
@@ -187,7 +206,8 @@ def _train_and_evaluate_locked(config: ml_collections.ConfigDict, workdir: str, 
     writer.close()
     return None
 
-  metrics = evaluator(state, config.eval.split)
+  with stage(f"evaluating on the {config.eval.split} split ({', '.join(config.eval.protocols)})", enabled=is_main):
+    metrics = evaluator(state, config.eval.split)
   writer.write(total_steps, metrics)
   writer.flush()  # the figures come after results.json
   results = {

@@ -1,16 +1,13 @@
-"""Where training measurements go: JSON lines, TensorBoard events (scalars, text, hyper-parameters, images)
-and a progress line."""
+"""Where training measurements go: JSON lines and TensorBoard events (scalars, text, hyper-parameters, images);
+the progress bar is `engine.progress`."""
 
 from __future__ import annotations
 
 import io
 import json
-import math
 import os
 import shutil
-import sys
 import tempfile
-import time
 from typing import Any, Mapping, Optional, Sequence
 
 import ml_collections
@@ -218,46 +215,3 @@ def _keep_lines_up_to(path: str, step: int) -> None:
       continue  # a line cut by a kill mid-write
   if len(kept) != len(lines):
     write_text_atomically(path, "".join(kept))
-
-
-def _format_seconds(seconds: float) -> str:
-  if not math.isfinite(seconds):
-    return "?"
-  seconds = int(seconds)
-  return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-
-
-class ProgressBar:
-  """One status line: step, loss, examples/s and ETA (redrawn in place on a terminal)."""
-
-  def __init__(self, total_steps: int, batch_size: int, enabled: bool = True, stream=None):
-    self.total_steps = total_steps
-    self.batch_size = batch_size
-    self.enabled = enabled
-    self.stream = stream or sys.stderr
-    self._tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-    self._start_step: Optional[int] = None
-    self._start_time = 0.0
-
-  def update(self, step: int, loss: float) -> None:
-    if not self.enabled:
-      return
-    now = time.perf_counter()
-    if self._start_step is None:
-      self._start_step, self._start_time = step, now
-      rate = float("nan")
-    else:
-      rate = (step - self._start_step) / max(now - self._start_time, 1e-9)
-    eta = (self.total_steps - step) / rate if rate > 0 else float("nan")
-    width = 24
-    done = int(width * step / max(self.total_steps, 1))
-    line = (f"[{'#' * done}{'.' * (width - done)}] step {step}/{self.total_steps} "
-            f"loss {loss:.4f} {rate * self.batch_size:,.0f} ex/s ETA {_format_seconds(eta)}")
-    if not np.isfinite(rate):
-      line = line.replace("nan ex/s", "- ex/s")
-    self.stream.write(("\r" + line) if self._tty else (line + "\n"))
-    self.stream.flush()
-
-  def close(self) -> None:
-    if self.enabled and self._tty:
-      self.stream.write("\n")

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from typing import Optional
 
 import jax
@@ -231,6 +232,7 @@ class Falcon(Method):
     beta = hp.beta if epoch <= hp.soft_label_epochs else 0.0
     relations = sharding.local_value(state.extra["relations"]).copy()
     figures = np.zeros(2)  # changed rows, objective
+    start = time.perf_counter()
     if jax.process_index() == 0:
       cost, count = sharding.local_value(state.extra["cost"]), sharding.local_value(state.extra["cost_count"])
       for d, num_coarse in enumerate(self.num_coarse):
@@ -250,6 +252,8 @@ class Falcon(Method):
     context.host_state["relation"] = {"step": completed, **diagnostics}
     context.metrics.update({f"relation/{k}": float(v) for k, v in diagnostics.items()})
     logging.info("FALCON relation solve at step %d: %s", completed, diagnostics)
+    context.log(f"FALCON relation solve after step {completed}: {diagnostics['changed_rows']} fine classes changed "
+                f"parent, {time.perf_counter() - start:.1f} s")
     extra = {**state.extra,
              "relations": sharding.host_to_replicated(relations, state.extra["relations"]),
              "cost": jnp.zeros_like(state.extra["cost"]),

@@ -33,6 +33,7 @@ official fill does.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import flax.linen as nn
@@ -183,6 +184,7 @@ class MaskCon(Method):
   def fill_queue(self, state: TrainState, context: HookContext) -> TrainState:
     """Before the first step: keys of `queue_size` training examples (key view, train-mode BN)."""
     hp = self.hp
+    start = time.perf_counter()
     n = len(self.data.train)
     order = random_streams.stream_generator(self.config.seed, QUEUE_FILL_STREAM).permutation(n)
     indices = np.resize(order, hp.queue_size)  # repeats the permutation when the split is smaller
@@ -203,6 +205,8 @@ class MaskCon(Method):
     queue = losses.LabelledQueue(keys=jax.device_put(keys.astype(jnp.float32), key_state.queue.keys.sharding),
                                  labels=sharding.host_to_replicated(labels_np.astype(np.int32), context.mesh),
                                  pointer=jnp.zeros_like(key_state.queue.pointer))
+    context.log(f"MaskCon queue filled: {hp.queue_size:,} keys of the training set, "
+                f"{time.perf_counter() - start:.1f} s")
     return state.replace(extra={"key": key_state.replace(batch_stats=batch_stats, queue=queue)})
 
   # ----------------------------------------------------------------------------- evaluation

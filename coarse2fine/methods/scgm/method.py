@@ -269,6 +269,9 @@ class SCGM(Method):
     context.host_state["estep"] = diagnostics
     context.metrics.update({f"estep/{k}": float(v) for k, v in diagnostics.items() if k != "step"})
     logging.info("SCGM E-step: %s", diagnostics)
+    context.log(f"SCGM E-step after step {step}: {diagnostics['iterations']} Sinkhorn iterations"
+                f"{'' if diagnostics['converged'] else ' (not converged)'}, {diagnostics['used_subclasses']} of "
+                f"{self.hp.num_subclasses} sub-classes used, {sum(seconds.values()):.1f} s")
     return state.replace(batch_stats=batch_stats, extra=extra)
 
   def _diagnostics(self, result, step: int) -> dict:
