@@ -14,6 +14,7 @@ from absl import app, flags, logging
 
 from coarse2fine import figures
 from coarse2fine.cli import common
+from coarse2fine.engine import runs
 from coarse2fine.engine.progress import stage
 
 FLAGS = flags.FLAGS
@@ -36,6 +37,7 @@ def main(argv):
   if not FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)
   figures.pyplot()  # fail on a missing matplotlib (or umap-learn, for --projection=umap) before any work
+  runs.load_run_config(FLAGS.workdir)  # and on a folder that holds no run
   projections, note = figures.resolve_projections(FLAGS.projection)
   if note:
     print(note)

@@ -84,8 +84,9 @@ class ProgressBar:
     return f"{loss}{format_rate(self._rate)}"  # tqdm puts ", " before it
 
   def write(self, message: str) -> None:
+    """A line on stdout (with the banner and the results), the bar cleared and redrawn below it."""
     if self._bar is not None:
-      self._bar.write(message, file=self.stream)
+      self._bar.write(message, file=sys.stdout)
     else:
       print(message, file=sys.stdout, flush=True)
 
@@ -97,21 +98,21 @@ class ProgressBar:
 
 @contextlib.contextmanager
 def stage(message: str, enabled: bool = True, stream=None) -> Iterator[None]:
-  """A line 'MESSAGE ...' on entering and 'MESSAGE: done in S s' on leaving a long stage.
+  """A line 'MESSAGE ...' on entering and 'MESSAGE: done in S s' on leaving a long stage (on stdout).
 
-  On a terminal a ticking elapsed-time line shows meanwhile (a tqdm bar without total,
-  refreshed each second by a thread), so nothing is silent for more than a second.
-  Nothing is printed when `enabled` is False (another process than the main one).
+  When stderr is a terminal, a ticking elapsed-time line shows there instead of the first line
+  (a tqdm bar without total, refreshed each second by a thread), so nothing is silent for more
+  than a second. Nothing is printed when `enabled` is False (another process than the main one).
   """
   if not enabled:
     yield
     return
-  stream = stream or sys.stderr
+  stream = stream or sys.stdout
   start = time.perf_counter()
   ticker = None
   stop = threading.Event()
-  if _is_tty(stream):
-    ticker = tqdm(total=None, desc=message, file=stream, bar_format="{desc} [{elapsed}]", leave=False)
+  if _is_tty(sys.stderr):
+    ticker = tqdm(total=None, desc=message, file=sys.stderr, bar_format="{desc} [{elapsed}]", leave=False)
     thread = threading.Thread(target=lambda: [ticker.refresh() for _ in iter(lambda: stop.wait(1.0), True)],
                               daemon=True)
     thread.start()

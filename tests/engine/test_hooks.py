@@ -143,3 +143,17 @@ def test_a_hook_that_would_never_run_is_refused_before_training(tiny_config, tmp
   with pytest.raises(ValueError, match="scgm_estep.*scgm.warmup_epochs"):
     loop.train_and_evaluate(tiny_config, str(tmp_path / "run"))
   assert not (tmp_path / "run" / "config.json").exists()
+
+
+def test_hook_log_lines_reach_the_terminal_once_each(counting, tmp_path, monkeypatch, capsys):
+  """`context.log` prints one line per event on stdout (the methods' E-step and solve lines go there)."""
+  def host_hooks(self):
+    def report(state, context):
+      context.log(f"event after step {int(state.step)}")
+      return state
+    return [HostHook("report", report, every_steps=5)]
+
+  monkeypatch.setattr(CountingMethod, "host_hooks", host_hooks)
+  loop.train_and_evaluate(counting, str(tmp_path))  # 16 steps
+  out = capsys.readouterr().out.splitlines()
+  assert [line for line in out if line.startswith("event")] == [f"event after step {s}" for s in (5, 10, 15)]
