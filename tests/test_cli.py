@@ -188,3 +188,19 @@ def _flatten(tree, prefix=""):
     else:
       out[f"{prefix}{key}"] = np.asarray(value)
   return out
+
+
+def test_only_the_librarys_own_raises_become_one_line():
+  """A ValueError the library raises with its message is a user's line; one from numpy (a bug) keeps its traceback."""
+  from coarse2fine.cli import common
+  from coarse2fine.engine import distributed
+
+  with pytest.raises(ValueError) as raised:
+    distributed.initialize_arguments("host:1", None, None)
+  assert common.user_error_line(raised.value).startswith("A multi-process run given --coordinator_address")
+  with pytest.raises(ValueError) as raised:
+    np.zeros(3).reshape(2)
+  assert common.user_error_line(raised.value) is None
+  with pytest.raises(FileNotFoundError) as raised:
+    open("/no/such/file")
+  assert "/no/such/file" in common.user_error_line(raised.value)  # a path is the user's, wherever it is opened

@@ -10,6 +10,7 @@ the traceback.
 
 from __future__ import annotations
 
+import linecache
 import os
 import re
 import sys
@@ -37,13 +38,15 @@ def _verbose_in_argv(argv: list[str]) -> bool:
 
 
 def _raised_by_library(error: BaseException) -> bool:
-  """Whether the innermost frame of the error's traceback is in coarse2fine (a deliberate raise)."""
+  """Whether a `raise` statement in coarse2fine raised the error (not a bug's KeyError, not another library)."""
   tb = error.__traceback__
   if tb is None:
     return False
   while tb.tb_next is not None:
     tb = tb.tb_next
-  return os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(_LIBRARY + os.sep)
+  filename = os.path.abspath(tb.tb_frame.f_code.co_filename)
+  return (filename.startswith(_LIBRARY + os.sep)
+          and linecache.getline(filename, tb.tb_lineno).lstrip().startswith("raise "))
 
 
 def _message(error: BaseException) -> str:

@@ -98,7 +98,9 @@ class ProgressBar:
 
 @contextlib.contextmanager
 def stage(message: str, enabled: bool = True, stream=None) -> Iterator[None]:
-  """A line 'MESSAGE ...' on entering and 'MESSAGE: done in S s' on leaving a long stage (on stdout).
+  """A line 'MESSAGE ...' on entering and 'MESSAGE: done in S s' on leaving a long stage (on stderr).
+
+  stdout is left to results (the evaluation table, the paths `python -m coarse2fine.plot` prints).
 
   When stderr is a terminal, a ticking elapsed-time line shows there instead of the first line
   (a tqdm bar without total, refreshed each second by a thread), so nothing is silent for more
@@ -107,7 +109,7 @@ def stage(message: str, enabled: bool = True, stream=None) -> Iterator[None]:
   if not enabled:
     yield
     return
-  stream = stream or sys.stdout
+  stream = stream or sys.stderr
   start = time.perf_counter()
   ticker = None
   stop = threading.Event()
