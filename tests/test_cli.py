@@ -72,8 +72,8 @@ def mistakes(tmp_path_factory):
   """Every mistake's command, run in parallel: {name: (CompletedProcess-like (returncode, stdout, stderr), expected)}."""
   workdir = tmp_path_factory.mktemp("mistakes")
   running = {}
-  for name, (args, expected) in MISTAKES.items():
-    module, *flags = [a.format(w=workdir) for a in args]
+  for name, (args, expected) in MISTAKES.items():  # a folder each: the runs would wait for each other's lock
+    module, *flags = [a.format(w=workdir / name.replace(" ", "_")) for a in args]
     running[name] = (subprocess.Popen(_command(module, *flags), cwd=REPO, env=ENV, text=True, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE), expected)
   done = {}
@@ -90,7 +90,7 @@ def test_a_mistake_ends_in_one_line_without_traceback(mistakes, name):
   lines = err.strip().splitlines()
   assert returncode == 2, err[-2000:]
   assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], err[-2000:]
-  assert not os.path.exists(workdir / "config.json")  # refused before any run file was written
+  assert not os.path.exists(workdir / name.replace(" ", "_") / "config.json")  # refused before any run file
 
 
 def test_verbose_shows_the_traceback(tmp_path):
