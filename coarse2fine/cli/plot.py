@@ -43,7 +43,8 @@ def main(argv):
     print(note)
   projection = "both" if len(projections) == 2 else projections[0]
   # predicting the split, the 2-D maps and drawing: one stage, ticking on a terminal
-  with stage(f"plotting {FLAGS.workdir} (predicting the {FLAGS.split} split, {projection} map of up to "
+  maps = " and ".join(name.upper() if name == "umap" else "t-SNE" for name in projections)
+  with stage(f"plotting {FLAGS.workdir} (predicting the {FLAGS.split} split, {maps} maps of up to "
              f"{FLAGS.max_points:,} points, figures)"):
     paths = figures.plot_run(FLAGS.workdir, FLAGS.out, FLAGS.split, FLAGS.max_points, FLAGS.seed, FLAGS.max_rows,
                              projection=projection)
