@@ -286,7 +286,9 @@ def device_batches(dataset: grain.IterDataset, mesh, prefetch: int) -> grain.Ite
 
   if prefetch < 0:
     raise ValueError(f"data.device_prefetch must be >= 0, got {prefetch}.")
-  placed = dataset.map(lambda batch: sharding.global_batch(own_memory(batch), mesh))
+  # Only CPU devices alias host memory; an accelerator's device_put copies the block out by itself.
+  on_cpu = mesh.devices.flat[0].platform == "cpu"
+  placed = dataset.map(lambda batch: sharding.global_batch(own_memory(batch) if on_cpu else batch, mesh))
   return ClosedAtExit(grain.experimental.ThreadPrefetchIterDataset(placed, prefetch_buffer_size=prefetch)
                       if prefetch else placed)
 
