@@ -139,13 +139,13 @@ def run(family: str, name: str, init: str, seed: int, workdir: str, split: str, 
           "epochs": config.train.num_epochs, "steps": results["steps"], "pretrain_seconds": pretrain_seconds}
 
 
-def select(workdir: str, families: list[str]) -> list[dict]:
+def select(workdir: str, families: list[str], methods: list[str] | None = None) -> list[dict]:
   rows = []
   for family in families:
     if family in TRANSDUCTIVE:
       print(f"{family}: skipped, transductive (test = train), no validation split to choose on", flush=True)
       continue
-    for name in FAMILIES[family][1]:
+    for name in _names(family, methods):
       for init in INITS[:2]:  # random+budget takes random's choice
         scores = {scale: run(family, name, init, 0, workdir, "val", scale)["value"] for scale in LR_SCALES}
         best = max(scores, key=scores.get)
@@ -163,13 +163,19 @@ def _choices() -> dict:
     return {(r["family"], r["method"], r["init"]): r["chosen_lr_scale"] for r in json.load(f)["rows"]}
 
 
-def final(workdir: str, families: list[str], seeds: list[int], inits: list[str]) -> list[dict]:
+def _names(family: str, methods: list[str] | None) -> list[str]:
+  """The family's run names, in table order, limited to `methods` when given."""
+  return [name for name in FAMILIES[family][1] if methods is None or name in methods]
+
+
+def final(workdir: str, families: list[str], seeds: list[int], inits: list[str],
+          methods: list[str] | None = None) -> list[dict]:
   choices = _choices()
   rows = []
   for family in families:
     metric, runs = FAMILIES[family]
     for init in inits:
-      for name in runs:
+      for name in _names(family, methods):
         scale = choices.get((family, name, "random" if init == "random+budget" else init), 1.0)
         per_seed = [run(family, name, init, seed, workdir, "test", scale) for seed in seeds]
         values = [r["value"] for r in per_seed]
@@ -182,7 +188,6 @@ def final(workdir: str, families: list[str], seeds: list[int], inits: list[str])
             "pretrain_s": statistics.mean(r["pretrain_seconds"] for r in per_seed),
         })
         print(json.dumps(rows[-1]), flush=True)
-  _add_margins(rows)
   return rows
 
 
@@ -193,20 +198,30 @@ def _add_margins(rows: list[dict]) -> None:
       group = [r for r in rows if r["family"] == family and r["init"] == init]
       if len(group) < 2:
         continue
+      group.sort(key=lambda r: list(FAMILIES[family][1]).index(r["method"]))
       seed_method, baselines = group[0], group[1:]
+      for r in group:
+        r.pop("lead", None)
+        r.pop("lead_beyond_spread", None)
       best = max(baselines, key=lambda r: r["mean"])
       spread = max(r["sd"] for r in (seed_method, best))
       seed_method["lead"] = seed_method["mean"] - best["mean"]
       seed_method["lead_beyond_spread"] = (seed_method["lead"] > spread) if not math.isnan(spread) else ""
 
 
-def _kept_rows(families: list[str], inits: list[str]) -> list[dict]:
-  """Rows of the (family, init) pairs not run this time, from the saved table, so a partial run adds to it."""
-  path = os.path.join(common.RESULTS_DIR, "init_effect.json")
+def _kept_rows(name: str, ran: list[dict]) -> list[dict]:
+  """Rows of the saved table `name` whose (family, method, init) was not run this time, so a partial run adds to it."""
+  path = os.path.join(common.RESULTS_DIR, f"{name}.json")
   if not os.path.exists(path):
     return []
+  keys = {(r["family"], r["method"], r["init"]) for r in ran}
   with open(path) as f:
-    return [r for r in json.load(f)["rows"] if r["family"] not in families or r["init"] not in inits]
+    return [r for r in json.load(f)["rows"] if (r["family"], r["method"], r["init"]) not in keys]
+
+
+def _table_order(row: dict) -> tuple:
+  return (list(FAMILIES).index(row["family"]), INITS.index(row["init"]),
+          list(FAMILIES[row["family"]][1]).index(row["method"]))
 
 
 def main():
@@ -215,10 +230,15 @@ def main():
   parser.add_argument("--seeds", default="0,1,2")
   parser.add_argument("--families", default=",".join(FAMILIES))
   parser.add_argument("--inits", default=",".join(INITS), help="final stage: the inits to run (others' rows kept)")
+  parser.add_argument("--methods", default="", help="only these run names (comma-separated); others' rows kept")
   parser.add_argument("--workdir", default="workdirs/init_effect")
   args = parser.parse_args()
   families = [f for f in args.families.split(",") if f]
   inits = [i for i in args.inits.split(",") if i]
+  methods = [m for m in args.methods.split(",") if m] or None
+  known = {name for _, runs in FAMILIES.values() for name in runs}
+  if methods and set(methods) - known:
+    raise SystemExit(f"Unknown methods {sorted(set(methods) - known)}; choose from {sorted(known)}.")
   unknown = set(families) - set(FAMILIES)
   if unknown:
     raise SystemExit(f"Unknown families {sorted(unknown)}; choose from {sorted(FAMILIES)}.")
@@ -226,13 +246,17 @@ def main():
     raise SystemExit(f"Unknown inits {sorted(set(inits) - set(INITS))}; choose from {list(INITS)}.")
   notes = __doc__.split("\n\n", 2)[2].strip()
   if args.stage == "select":
-    rows = select(args.workdir, families)
+    rows = select(args.workdir, families, methods)
+    rows = _kept_rows("init_effect_select", rows) + rows  # read after the runs: a parallel invocation may have saved
+    rows.sort(key=lambda r: (list(FAMILIES).index(r["family"]), list(FAMILIES[r["family"]][1]).index(r["method"]),
+                             INITS.index(r["init"])))
     columns = ["family", "method", "init", "chosen_lr_scale", *[f"val@lr x{s}" for s in LR_SCALES]]
     common.save("init_effect_select", rows, columns, notes=notes)
   else:
-    rows = final(args.workdir, families, [int(s) for s in args.seeds.split(",")], inits)
-    rows = _kept_rows(families, inits) + rows  # read after the runs: another family's run may have saved meanwhile
-    rows.sort(key=lambda r: (list(FAMILIES).index(r["family"]), INITS.index(r["init"])))  # stable: methods keep order
+    rows = final(args.workdir, families, [int(s) for s in args.seeds.split(",")], inits, methods)
+    rows = _kept_rows("init_effect", rows) + rows  # read after the runs: another family's run may have saved meanwhile
+    rows.sort(key=_table_order)
+    _add_margins(rows)
     columns = ["family", "metric", "init", "method", "seeds", "mean", "sd", "per_seed", "lead", "lead_beyond_spread",
                "lr_scale", "epochs", "train_s", "pretrain_s"]
     common.save("init_effect", rows, columns, notes=notes)
