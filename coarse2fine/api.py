@@ -356,7 +356,8 @@ class Model:
     self.anndata = anndata
     self.report = report
     self._data, self._mesh = run.data, run.mesh
-    self._evaluator = Evaluator(run.method, run.data, run.mesh, config)
+    self._evaluator = Evaluator(run.method, run.data, run.mesh, config,
+                                show_progress=jax.process_index() == 0 and config.logging.get("progress", True))
 
   @property
   def input_shape(self) -> tuple[int, ...]:
@@ -598,10 +599,19 @@ def fit(x, coarse, method: str = DEFAULT_METHOD, workdir: Optional[str] = None, 
   if storage.isfile(meta_path) and _read_json(meta_path).get("data_sha1") != meta["data_sha1"]:
     raise ValueError(f"{workdir} holds a model fitted on other arrays; use a fresh workdir.")
   store_data(data, workdir, config)  # evaluate and plot read the run's arrays from its workdir
-  if jax.process_index() == 0:
-    write_json_atomically(meta_path, meta)
-  loop.train_and_evaluate(config, workdir, data=data)
-  model = load(workdir)
+  finished = storage.isfile(meta_path) and runs.finished_run(config, workdir)  # same arrays: checked above
+  if finished:  # the same fit again (a notebook cell re-run): the trained model, not a second evaluation
+    if jax.process_index() == 0:
+      print(f"{workdir}: fitted already on these arrays with this config (step {finished['steps']:,}); loading it. "
+            "A new workdir trains again.", flush=True)
+    model = load(workdir)
+    if model.report is not None or not report:
+      return model
+  else:
+    if jax.process_index() == 0:
+      write_json_atomically(meta_path, meta)
+    loop.train_and_evaluate(config, workdir, data=data)
+    model = load(workdir)
   if report and baselines.has_known_fine(data.test):
     model.report = baselines.discovery_report(model, data)  # every process: embed and discover are collective
     if jax.process_index() == 0:

@@ -196,6 +196,23 @@ def test_a_fit_keeps_its_arrays_and_evaluates_and_plots_from_its_workdir(falcon,
                                                     "diagnostics.png"]
 
 
+def test_the_same_fit_again_loads_the_trained_model(falcon, capsys):
+  """A notebook cell run twice: the second fit trains and evaluates nothing, leaves every file as it was,
+  and returns the same model."""
+  files = ("metrics.jsonl", "results.json", "config.json")
+  before = {name: open(os.path.join(falcon.workdir, name), "rb").read() for name in files}
+  checkpoints = sorted(os.listdir(os.path.join(falcon.workdir, "checkpoints")))
+  again = c2f.fit(X, COARSE, method="falcon", workdir=falcon.workdir, fine=FINE, num_fine=9, config_overrides=TINY,
+                  test_fraction=0.2)
+  out = capsys.readouterr().out
+  assert f"{falcon.workdir}: fitted already on these arrays with this config" in out, out
+  assert "evaluating" not in out and "| " not in out  # no results table: nothing was evaluated
+  assert {name: open(os.path.join(falcon.workdir, name), "rb").read() for name in files} == before
+  assert sorted(os.listdir(os.path.join(falcon.workdir, "checkpoints"))) == checkpoints
+  np.testing.assert_array_equal(again.embed(X[:20]), falcon.embed(X[:20]))
+  assert again.report == falcon.report
+
+
 def test_images_embed_and_discover_needs_a_discovering_method(tmp_path):
   rng = np.random.default_rng(0)
   images = rng.random((64, 8, 8, 1)).astype(np.float32)  # floats in [0, 1]

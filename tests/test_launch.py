@@ -2,11 +2,14 @@
 
 import json
 import os
+import re
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -185,6 +188,52 @@ def test_a_two_process_checkpoint_resumes_in_two_processes_or_one(tmp_path):
     metrics = json.loads((tmp_path / name / "results.json").read_text())["metrics"]
     for metric in whole_metrics:
       assert metrics[metric] == pytest.approx(whole_metrics[metric], rel=1e-4, abs=1e-4), (name, metric)
+
+
+def _process_commands(config, workdir, port, *overrides):
+  """The two `python -m coarse2fine.main` commands that launch/local_multiprocess.sh runs."""
+  return [[sys.executable, "-m", "coarse2fine.main", f"--config={config}", f"--workdir={workdir}",
+           f"--coordinator_address=localhost:{port}", "--num_processes=2", f"--process_id={i}", *overrides]
+          for i in range(2)]
+
+
+@pytest.mark.slow
+def test_a_signal_to_one_process_stops_both_at_the_same_step_and_the_run_resumes(tmp_path):
+  """SIGTERM to process 1 only (as a scheduler may deliver it): both processes save the same step's
+  checkpoint and exit 143; restarted, the run ends with the losses and results of an uninterrupted one."""
+  config = f"{_config_file(tmp_path)}:coarse"
+  longer = ("--config.train.num_epochs=300", "--config.checkpoint.every_steps=100000")  # 2,400 steps
+  _two_processes(config, tmp_path / "whole", *longer)
+  workdir = tmp_path / "stopped"
+  logs = [open(tmp_path / f"process_{i}.log", "w") for i in range(2)]
+  env = dict(os.environ)  # as launch/local_multiprocess.sh runs them (the whole run's environment)
+  processes = [subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=multi_device.REPO, env=env)
+               for command, log in zip(_process_commands(config, workdir, _free_port(), *longer), logs)]
+  try:
+    deadline = time.monotonic() + 180
+    while not (workdir / "metrics.jsonl").exists() or len(_train_losses(workdir)) < 20:  # 40 steps trained
+      assert time.monotonic() < deadline and all(p.poll() is None for p in processes), "training did not start"
+      time.sleep(0.2)
+    processes[1].send_signal(signal.SIGTERM)
+    codes = [p.wait(timeout=120) for p in processes]
+  finally:
+    for p in processes:
+      p.kill() if p.poll() is None else None
+    for log in logs:
+      log.close()
+  outputs = [(tmp_path / f"process_{i}.log").read_text() for i in range(2)]
+  assert codes == [143, 143], outputs
+  steps = [int(re.search(r"stopped at step (\d+), checkpoint saved", out).group(1)) for out in outputs]
+  assert steps[0] == steps[1] < 2400, outputs
+  assert steps[0] % 2 == 0  # log_every_steps: the processes compare their flags there
+  assert (workdir / "checkpoints" / str(steps[0])).is_dir()
+  _two_processes(config, workdir, *longer)
+  whole, resumed = _train_losses(tmp_path / "whole"), _train_losses(workdir)
+  assert whole.keys() == resumed.keys()
+  np.testing.assert_allclose([resumed[k] for k in sorted(resumed)], [whole[k] for k in sorted(whole)], rtol=1e-4)
+  whole_metrics = json.loads((tmp_path / "whole" / "results.json").read_text())["metrics"]
+  metrics = json.loads((workdir / "results.json").read_text())["metrics"]
+  assert metrics == pytest.approx(whole_metrics, rel=1e-4, abs=1e-4)
 
 
 def test_explicit_settings_come_from_flags_or_environment():

@@ -9,9 +9,6 @@ flags, the config or the paths ends in one `error:` line (`--verbose` shows the 
 
 from __future__ import annotations
 
-import json
-from typing import Optional
-
 from absl import app, flags, logging
 from ml_collections import config_flags
 
@@ -31,42 +28,6 @@ flags.DEFINE_bool("reevaluate", False, "On a finished run: evaluate its last che
 flags.mark_flags_as_required(["config", "workdir"])
 
 
-def finished_run(config, workdir: str) -> Optional[dict]:
-  """results.json of `workdir` when that run is finished under this same config, else None.
-
-  Finished: results.json records the step of the newest checkpoint, and config.json equals
-  `config` in every field that shapes the run or its evaluation (the checkpoint and logging
-  settings may differ).
-  """
-  from coarse2fine import storage
-  from coarse2fine.engine.checkpointing import comparable_config, config_differences
-  from coarse2fine.methods import method_class
-  from coarse2fine.models import pretrained
-
-  paths = {name: storage.join(workdir, name) for name in ("results.json", "config.json", "checkpoints")}
-  if not (storage.isfile(paths["results.json"]) and storage.isfile(paths["config.json"])
-          and storage.isdir(paths["checkpoints"])):
-    return None
-  steps = [int(name) for name in storage.listdir(paths["checkpoints"]) if name.isdigit()]
-  try:
-    results = json.loads(storage.read_text(paths["results.json"]))
-    saved = json.loads(storage.read_text(paths["config.json"]))
-  except ValueError:
-    return None  # unreadable files: the run's own checks report them
-  if not steps or results.get("steps") != max(steps):
-    return None
-  import ml_collections
-
-  current = pretrained.with_resolved_normalization(config)
-  saved_config = pretrained.with_resolved_normalization(ml_collections.ConfigDict(saved))
-  diffs = config_differences(comparable_config(saved_config), comparable_config(current))
-  diffs += config_differences({"eval": json.loads(saved_config.eval.to_json_best_effort())},  # lists, not tuples
-                              {"eval": json.loads(current.eval.to_json_best_effort())})
-  count_field = method_class(config.method).fine_count_field  # "estimate" was recorded as the K it resolved to
-  diffs = [d for d in diffs if not (d[0] == count_field and d[2] == "estimate")]
-  return None if diffs else results
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
@@ -80,7 +41,7 @@ def main(argv):
                                                multihost=FLAGS.multihost)
   distributed.initialize(arguments)
   if not FLAGS.reevaluate:
-    results = finished_run(config, FLAGS.workdir)
+    results = runs.finished_run(config, FLAGS.workdir)
     if results is not None:
       import jax
 

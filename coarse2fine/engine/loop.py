@@ -27,7 +27,13 @@ from coarse2fine.engine.hooks import HookContext
 from coarse2fine.engine.interrupt import Interrupted, StopRequests
 from coarse2fine.engine.metrics_writer import MetricWriter
 from coarse2fine.engine.progress import ProgressBar, banner, stage
-from coarse2fine.engine.reporting import FIGURES_ENV, metrics_table, write_figures, write_json_atomically
+from coarse2fine.engine.reporting import (
+  FIGURES_ENV,
+  headline_summary,
+  metrics_table,
+  write_figures,
+  write_json_atomically,
+)
 from coarse2fine.engine.runs import (
   ESTIMATE_FILE,
   abstract_like,
@@ -132,7 +138,7 @@ def _train_and_evaluate_locked(config: ml_collections.ConfigDict, workdir: str, 
     write_json_atomically(storage.join(workdir, "config.json"), run.config.to_dict())
 
   train_step = jax.jit(make_train_step(method, schedule, augment), donate_argnums=(0,))
-  evaluator = Evaluator(method, data, mesh, run.config)
+  evaluator = Evaluator(method, data, mesh, run.config, show_progress=is_main and config.logging.progress)
   hooks = method.host_hooks()
   writer = MetricWriter(workdir, enabled=is_main, resume_step=start_step)
   # TensorBoard text and hyper-parameters: the run's config, without the other methods' sections
@@ -183,7 +189,12 @@ def _train_and_evaluate_locked(config: ml_collections.ConfigDict, workdir: str, 
       if done < total_steps:  # hooks prepare the steps that follow; after the last one there are none
         state = run_due_hooks(state, done)
       if eval_every and done % eval_every == 0 and done < total_steps:
-        writer.write(done, evaluator(state, config.eval.split))
+        eval_start = time.perf_counter()
+        found = evaluator(state, config.eval.split)
+        writer.write(done, found)
+        if is_main:
+          progress.write(f"step {done:,}: {config.eval.split} evaluation, {time.perf_counter() - eval_start:.0f} s: "
+                         f"{headline_summary(found, method.headline_metrics)}")
       force = stopping or interrupted or done == total_steps
       if force or checkpointer.due(done):  # the log reaches the checkpoint's step before the checkpoint exists
         writer.flush()

@@ -130,6 +130,32 @@ def stage(message: str, enabled: bool = True, stream=None) -> Iterator[None]:
   print(f"{message}: done in {time.perf_counter() - start:.0f} s", file=stream, flush=True)
 
 
+class _NoBar:
+  """What `work_bar` gives where nothing is drawn: the same calls, no output."""
+
+  def update(self, n: int = 1) -> None:
+    pass
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc) -> None:
+    pass
+
+
+def work_bar(desc: str, total: int, unit: str, enabled: bool = True, stream=None):
+  """A bar for a bounded piece of work inside a stage (batches predicted, episodes solved), used as
+  `with work_bar(...) as bar: ... bar.update(n)`.
+
+  Drawn on a terminal only, below the stage's ticking line, and removed when the work is done; on a
+  file (a batch job's log) nothing, since the stage's start and end lines say enough there.
+  """
+  stream = stream or sys.stderr
+  if not (enabled and _is_tty(stream)):
+    return _NoBar()
+  return tqdm(total=total, desc=desc, unit=unit, file=stream, leave=False, dynamic_ncols=True, mininterval=0.2)
+
+
 def _count(n: int) -> str:
   return f"{n:,}"
 

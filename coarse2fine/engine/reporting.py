@@ -84,11 +84,8 @@ def metrics_table(metrics: Mapping[str, float], headline: Sequence[str] = ()) ->
   says which clustering they repeat.
   """
   metrics = {k: float(v) for k, v in metrics.items()}
-  shown = [k for k in metrics if not (k.endswith(CI_SUFFIX) and k[:-len(CI_SUFFIX)] in metrics)]
-  first = []
-  for pattern in headline:
-    first += [k for k in sorted((k for k in shown if fnmatch.fnmatchcase(k, pattern)), key=_natural)
-              if k not in first]
+  shown = _shown(metrics)
+  first = headline_keys(metrics, headline)
   groups: dict[str, list[str]] = {title: [] for title, _ in _GROUPS}
   for key in shown:
     if key not in first:
@@ -102,6 +99,28 @@ def metrics_table(metrics: Mapping[str, float], headline: Sequence[str] = ()) ->
     else:
       blocks.append(_rows_table(title, sorted(groups[title], key=_natural), metrics))
   return "\n\n".join(blocks)
+
+
+def _shown(metrics: Mapping[str, float]) -> list[str]:
+  """The keys printed as rows: a `<key>_ci95` goes next to its `<key>`, not on a row of its own."""
+  return [k for k in metrics if not (k.endswith(CI_SUFFIX) and k[:-len(CI_SUFFIX)] in metrics)]
+
+
+def headline_keys(metrics: Mapping[str, float], headline: Sequence[str]) -> list[str]:
+  """The keys of `metrics` matching the fnmatch patterns `headline`, pattern by pattern, in natural order."""
+  shown, first = _shown(metrics), []
+  for pattern in headline:
+    first += [k for k in sorted((k for k in shown if fnmatch.fnmatchcase(k, pattern)), key=_natural)
+              if k not in first]
+  return first
+
+
+def headline_summary(metrics: Mapping[str, float], headline: Sequence[str], limit: int = 4) -> str:
+  """One line of the first `limit` headline metrics, 'fewshot/5way_1shot 71.2, test/coarse_top1 88.0'
+  (the first `limit` metrics when none matches): what an evaluation during training prints."""
+  keys = headline_keys(metrics, headline) or _shown(metrics)
+  more = f" (+{len(keys) - limit} more)" if len(keys) > limit else ""
+  return ", ".join(f"{k} {float(metrics[k]):.1f}" for k in keys[:limit]) + more
 
 
 def _is_classification(key: str) -> bool:

@@ -23,7 +23,7 @@ from jax.sharding import Mesh
 from coarse2fine import models, storage
 from coarse2fine.data import DATASETS, HierarchicalData, checks, load_dataset, pipeline
 from coarse2fine.engine import optim, sharding
-from coarse2fine.engine.checkpointing import Checkpointer
+from coarse2fine.engine.checkpointing import Checkpointer, comparable_config, config_differences
 from coarse2fine.engine.hooks import check_hooks_run
 from coarse2fine.engine.reporting import metrics_table, write_json_atomically, write_text_atomically
 from coarse2fine.engine.train_state import TrainState
@@ -282,7 +282,8 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict
   run = setup_run(config, for_training=False, recorded_estimate=read_estimate(workdir), workdir=workdir)
   check_protocols(config, run.data, type(run.method))
   state = restore_newest(workdir, run.config, run.state)  # the checkpoint records a count's "estimate" resolved
-  metrics = Evaluator(run.method, run.data, run.mesh, run.config)(state, config.eval.split)
+  show_progress = jax.process_index() == 0 and config.logging.get("progress", True)
+  metrics = Evaluator(run.method, run.data, run.mesh, run.config, show_progress)(state, config.eval.split)
   step = int(jax.device_get(state.step))
   results = {"method": config.method, "dataset": config.data.name, "taxonomy": run.data.taxonomy.name,
              "step": step, "metrics": metrics}
@@ -294,3 +295,32 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict
                           f"{table}\n")
     print(table)
   return results
+
+
+def finished_run(config, workdir: str) -> Optional[dict]:
+  """results.json of `workdir` when that run is finished under this same config, else None.
+
+  Finished: results.json records the step of the newest checkpoint, and config.json equals
+  `config` in every field that shapes the run or its evaluation (the checkpoint and logging
+  settings may differ).
+  """
+  paths = {name: storage.join(workdir, name) for name in ("results.json", "config.json", "checkpoints")}
+  if not (storage.isfile(paths["results.json"]) and storage.isfile(paths["config.json"])
+          and storage.isdir(paths["checkpoints"])):
+    return None
+  steps = [int(name) for name in storage.listdir(paths["checkpoints"]) if name.isdigit()]
+  try:
+    results = json.loads(storage.read_text(paths["results.json"]))
+    saved = json.loads(storage.read_text(paths["config.json"]))
+  except ValueError:
+    return None  # unreadable files: the run's own checks report them
+  if not steps or results.get("steps") != max(steps):
+    return None
+  current = pretrained.with_resolved_normalization(config)
+  saved_config = pretrained.with_resolved_normalization(ml_collections.ConfigDict(saved))
+  diffs = config_differences(comparable_config(saved_config), comparable_config(current))
+  diffs += config_differences({"eval": json.loads(saved_config.eval.to_json_best_effort())},  # lists, not tuples
+                              {"eval": json.loads(current.eval.to_json_best_effort())})
+  count_field = method_class(config.method).fine_count_field  # "estimate" was recorded as the K it resolved to
+  diffs = [d for d in diffs if not (d[0] == count_field and d[2] == "estimate")]
+  return None if diffs else results

@@ -30,6 +30,7 @@ from coarse2fine.data.batch import Batch, example_ids
 from coarse2fine.data.pipeline import eval_batches
 from coarse2fine.data.splits import HierarchicalData, Split
 from coarse2fine.engine import random_streams, sharding
+from coarse2fine.engine.progress import work_bar
 from coarse2fine.evaluation import discovery, fewshot, kmeans, retrieval
 from coarse2fine.evaluation.classification import topk_accuracy
 from coarse2fine.evaluation.discovery import relation_from_clusters
@@ -48,19 +49,22 @@ def make_predict_step(method, mesh, data: HierarchicalData) -> Callable:
 
 
 def predict_split(predict_step, state, split: Split, mesh, batch_size: int,
-                  keys=("coarse_logits", "fine_logits")) -> dict[str, np.ndarray]:
+                  keys=("coarse_logits", "fine_logits"), show_progress: bool = False) -> dict[str, np.ndarray]:
   """Concatenated predictions `{key: [N, ...]}` for every example of `split`, in order.
 
   Batches travel as stored (uint8 images); the padding rows of the last one are cut off here.
+  `show_progress`: a bar of the batches on a terminal (`engine.progress.work_bar`).
   """
   batch_size = sharding.eval_batch_size(batch_size, mesh)  # on any device count: the last batch is padded anyway
   collected: dict[str, list] = {}
-  for batch in eval_batches(split, batch_size, process_index=jax.process_index(),
-                            process_count=jax.process_count()):
-    outputs = predict_step(state, sharding.global_batch(batch["inputs"], mesh))
-    for key in keys:
-      if key in outputs:
-        collected.setdefault(key, []).append(np.asarray(jax.device_get(outputs[key])))
+  with work_bar("predicting", -(-len(split) // batch_size), "batch", enabled=show_progress) as bar:
+    for batch in eval_batches(split, batch_size, process_index=jax.process_index(),
+                              process_count=jax.process_count()):
+      outputs = predict_step(state, sharding.global_batch(batch["inputs"], mesh))
+      for key in keys:
+        if key in outputs:
+          collected.setdefault(key, []).append(np.asarray(jax.device_get(outputs[key])))
+      bar.update(1)
   return {key: np.concatenate(chunks)[: len(split)] for key, chunks in collected.items()}
 
 
@@ -95,10 +99,13 @@ class Evaluator:
   """Evaluates a state with the protocols in `config.eval.protocols`.
 
   Holds the jitted predict step, so repeated evaluations during training compile once.
+  `show_progress`: bars of the batches predicted and the few-shot episodes solved, on a terminal.
   """
 
-  def __init__(self, method, data: HierarchicalData, mesh, config: ml_collections.ConfigDict):
+  def __init__(self, method, data: HierarchicalData, mesh, config: ml_collections.ConfigDict,
+               show_progress: bool = False):
     check_names(config.eval)  # what the data allow is checked where the run is set up (`check_protocols`)
+    self.show_progress = show_progress
     self.method = method
     self.data = data
     self.mesh = mesh
@@ -151,7 +158,7 @@ class Evaluator:
     protocols = set(cfg.protocols)
     metrics: dict[str, float] = {}
     keys = ["coarse_logits", "fine_logits", "cluster_logits"] + ([cfg.features] if self._needs_embeddings() else [])
-    predictions = predict_split(self.predict_step, state, split, self.mesh, cfg.batch_size, keys)
+    predictions = predict_split(self.predict_step, state, split, self.mesh, cfg.batch_size, keys, self.show_progress)
     if "classification" in protocols:
       metrics.update(classification_metrics(predictions, split, split_name))
     if not self._needs_fine_labels():
@@ -178,12 +185,15 @@ class Evaluator:
         metrics.update({"discovery/" + k[len(prefix):]: v for k, v in found.items()
                         if k.startswith(prefix) and not k.startswith(prefix + "within_")})
     if "fewshot" in protocols:
-      metrics.update(fewshot.evaluate_fewshot(
-          lambda x: self._embed(self._predict_normalised, state, x), split.inputs, split.fine, taxonomy.fine_to_coarse,
-          fewshot_settings(cfg), num_augmented=cfg.fewshot_augmented if self.data.is_image else 0,
-          augment_fn=self._augment_images if self._fewshot_augment is not None else None,
-          num_episodes=cfg.fewshot_episodes, seed=self.config.seed, n_query=cfg.fewshot_queries,
-          pool_embeddings=embeddings))
+      settings = fewshot_settings(cfg)
+      with work_bar("few-shot episodes", len(settings) * cfg.fewshot_episodes, "episode",
+                    enabled=self.show_progress) as bar:
+        metrics.update(fewshot.evaluate_fewshot(
+            lambda x: self._embed(self._predict_normalised, state, x), split.inputs, split.fine,
+            taxonomy.fine_to_coarse, settings, num_augmented=cfg.fewshot_augmented if self.data.is_image else 0,
+            augment_fn=self._augment_images if self._fewshot_augment is not None else None,
+            num_episodes=cfg.fewshot_episodes, seed=self.config.seed, n_query=cfg.fewshot_queries,
+            pool_embeddings=embeddings, on_episodes=bar.update))
     return metrics
 
   def _cluster_metrics(self, state, predictions: dict[str, np.ndarray], split: Split) -> dict[str, float]:

@@ -252,7 +252,8 @@ def evaluate_fewshot(embed_fn: Callable, pool_inputs, fine_labels, fine_to_coars
                      settings: Sequence[tuple[str, int | None, int]], num_augmented: int = 5,
                      augment_fn: Callable | None = None, num_episodes: int = 1000, seed: int = 0,
                      n_query: int = 15, C: float = 1.0, embed_batch: int = 8192,
-                     max_support_floats: int = 1 << 27, pool_embeddings=None) -> dict[str, float]:
+                     max_support_floats: int = 1 << 27, pool_embeddings=None,
+                     on_episodes: Callable[[int], object] | None = None) -> dict[str, float]:
   """Few-shot accuracy (percent) and 95% CI half-width of each setting.
 
   Args:
@@ -272,6 +273,7 @@ def evaluate_fewshot(embed_fn: Callable, pool_inputs, fine_labels, fine_to_coars
       in chunks of that size).
     pool_embeddings: [N, e] embeddings of pool_inputs when the caller already has them
       (embed_fn is then only called on augmented supports).
+    on_episodes: called with the number of episodes just solved (a progress bar's `update`).
   Returns:
     {"fewshot/{name}_{k}shot": mean, "fewshot/{name}_{k}shot_ci95": half-width}.
   """
@@ -301,6 +303,8 @@ def evaluate_fewshot(embed_fn: Callable, pool_inputs, fine_labels, fine_to_coars
                                      embed_batch, episode_ids=ids)
       preds.append(solve_episodes(support_x, support_y[ids], support_mask[ids], part.class_mask, pool_emb,
                                   part.query_idx, C=C)[: num_episodes - start])
+      if on_episodes is not None:
+        on_episodes(len(preds[-1]))
     preds = np.concatenate(preds)
     mean, h = mean_confidence_interval(episode_accuracy(preds, episodes.query_y, episodes.query_mask))
     metrics[key], metrics[key + "_ci95"] = mean, h

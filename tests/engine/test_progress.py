@@ -1,6 +1,7 @@
 """The terminal of a run: the start banner, the progress bar's rate, stage lines."""
 
 import io
+import json
 import re
 
 import pytest
@@ -81,3 +82,37 @@ def test_banner_of_a_fresh_and_a_resumed_run(tiny_config, tmp_path, capsys):
   assert "16 (2 epochs x 8 steps/epoch)" in banner[3]
   assert banner[4] == f"  workdir  {tmp_path} (fresh start)"
   assert f"  workdir  {tmp_path} (resuming from step 8)" in second.splitlines()
+
+
+class _Terminal(io.StringIO):
+  def isatty(self):
+    return True
+
+
+def test_work_bar_draws_on_a_terminal_and_is_removed_when_done():
+  stream = _Terminal()
+  with progress.work_bar("predicting", 3, "batch", stream=stream) as bar:
+    for _ in range(3):
+      bar.update(1)
+    drawn = stream.getvalue()
+  assert "predicting" in drawn and "0/3" in drawn, drawn  # its total announced (redrawn at most every 0.2 s)
+  assert "predicting" not in stream.getvalue().split("\r")[-1]  # cleared: leave=False
+
+
+def test_work_bar_prints_nothing_off_a_terminal_or_when_disabled():
+  for stream, enabled in ((io.StringIO(), True), (_Terminal(), False)):
+    with progress.work_bar("predicting", 3, "batch", enabled=enabled, stream=stream) as bar:
+      bar.update(3)
+    assert stream.getvalue() == ""
+
+
+def test_evaluations_during_training_print_a_line_of_headline_metrics(tiny_config, tmp_path, capsys):
+  tiny_config.eval.every_epochs = 1  # 2 epochs of 8 steps: one evaluation at step 8, the last one at 16
+  results = loop.train_and_evaluate(tiny_config, str(tmp_path))
+  lines = [line for line in capsys.readouterr().out.splitlines() if "evaluation," in line]
+  assert len(lines) == 1, lines
+  assert re.fullmatch(r"step 8: test evaluation, \d+ s: test/coarse_top1 [\d.]+", lines[0])  # coarse: no fine head
+  logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  at_8 = next(r for r in logged if r["step"] == 8 and "test/coarse_top1" in r)
+  assert f"test/coarse_top1 {at_8['test/coarse_top1']:.1f}" in lines[0]
+  assert results["metrics"]["test/coarse_top1"] >= 0

@@ -2,7 +2,7 @@
 
 import re
 
-from coarse2fine.engine.reporting import metrics_table
+from coarse2fine.engine.reporting import headline_summary, metrics_table
 from coarse2fine.methods import METHODS
 
 NAMES = ("acc", "macro_acc", "ari", "nmi", "ged", "ged_invariant", "relation_acc")
@@ -100,3 +100,11 @@ def test_falcon_leads_with_its_discovery_metrics():
   sections, _ = _sections(metrics_table(metrics, METHODS["falcon"].headline_metrics))
   assert [row[0] for row in sections["Headline"]] == ["discovery/acc", "discovery/ari", "discovery/nmi",
                                                       "discovery/ged", "test/coarse_top1"]
+
+
+def test_headline_summary_names_the_first_headline_metrics_in_order():
+  metrics = _hand_made()
+  line = headline_summary(metrics, ("retrieval/recall@*", "*/coarse_top1"), limit=3)
+  # recall@1, @2, @10 in natural order; coarse_top1 is the fourth headline key, counted but not shown.
+  assert line == "retrieval/recall@1 80.0, retrieval/recall@2 85.0, retrieval/recall@10 97.0 (+1 more)"
+  assert headline_summary({"a/x": 1.25, "a/x_ci95": 0.5}, ("nothing/*",)) == "a/x 1.2"

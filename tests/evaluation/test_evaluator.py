@@ -121,3 +121,32 @@ def test_a_run_evaluates_on_device_counts_that_do_not_divide_its_batches(all_pro
   results = loop.train_and_evaluate(all_protocols, str(tmp_path))
   evaluated = multi_device.run_script(EVALUATE_ON_THIS_MACHINE, [tmp_path], devices=devices)
   assert evaluated == pytest.approx(results["metrics"], abs=1e-3)
+
+
+def test_progress_bars_count_every_batch_and_episode(all_protocols, monkeypatch):
+  """With `show_progress`, the prediction bar advances once per evaluation batch and the few-shot bar once
+  per episode of every setting, up to the totals they announce."""
+  bars = {}
+
+  class Recorder:
+    def __init__(self, desc, total, unit, enabled=True):
+      self.total, self.done, self.enabled = total, 0, enabled
+      bars[desc] = self
+
+    def update(self, n=1):
+      self.done += n
+
+    def __enter__(self):
+      return self
+
+    def __exit__(self, *exc):
+      pass
+
+  monkeypatch.setattr(evaluator_lib, "work_bar", Recorder)
+  run = runs.setup_run(all_protocols)
+  evaluator_lib.Evaluator(run.method, run.data, run.mesh, all_protocols, show_progress=True)(run.state)
+  batch = all_protocols.eval.batch_size  # 128 divides on 1 and 8 devices
+  assert bars["predicting"].total == bars["predicting"].done == -(-400 // batch) == 4
+  settings = len(all_protocols.eval.fewshot_settings) * len(all_protocols.eval.fewshot_shots)
+  assert bars["few-shot episodes"].total == bars["few-shot episodes"].done == 50 * settings
+  assert all(bar.enabled for bar in bars.values())
