@@ -8,6 +8,7 @@ draws; `config.logging.progress=False` turns the bars off (event and stage lines
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import threading
 import time
@@ -34,6 +35,20 @@ def _is_tty(stream) -> bool:
   return bool(getattr(stream, "isatty", None) and stream.isatty())
 
 
+# The size used where a terminal reports none: a pseudo-terminal without a size (`docker exec -t`,
+# `script` without a terminal) says 0 x 0, and tqdm would draw no bar at all.
+FALLBACK_SIZE = {"ncols": 100, "nrows": 40}
+
+
+def _width(stream) -> dict:
+  """tqdm's size arguments for `stream`: follow the terminal's width, or a fixed size where it reports none."""
+  try:
+    columns = os.get_terminal_size(stream.fileno()).columns
+  except (AttributeError, OSError, ValueError):  # not a real file (io.StringIO, a notebook's stream)
+    columns = None
+  return dict(FALLBACK_SIZE) if columns == 0 else {"dynamic_ncols": True}
+
+
 class ProgressBar:
   """Training progress: step n/N, loss, examples/s and ETA, drawn by tqdm on stderr.
 
@@ -53,7 +68,7 @@ class ProgressBar:
     self._window: Optional[tuple[int, float]] = None  # (step, time) where the current rate window began
     if enabled:
       tty = _is_tty(self.stream)
-      self._bar = tqdm(total=total_steps, initial=start_step, file=self.stream, unit="step", dynamic_ncols=True,
+      self._bar = tqdm(total=total_steps, initial=start_step, file=self.stream, unit="step", **_width(self.stream),
                        mininterval=0.2 if tty else FILE_REFRESH_SECONDS, smoothing=0.1,
                        bar_format="{l_bar}{bar}| step {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
 
@@ -114,7 +129,8 @@ def stage(message: str, enabled: bool = True, stream=None) -> Iterator[None]:
   ticker = None
   stop = threading.Event()
   if _is_tty(sys.stderr):
-    ticker = tqdm(total=None, desc=message, file=sys.stderr, bar_format="{desc} [{elapsed}]", leave=False)
+    ticker = tqdm(total=None, desc=message, file=sys.stderr, bar_format="{desc} [{elapsed}]", leave=False,
+                  **_width(sys.stderr))
     thread = threading.Thread(target=lambda: [ticker.refresh() for _ in iter(lambda: stop.wait(1.0), True)],
                               daemon=True)
     thread.start()
@@ -153,7 +169,7 @@ def work_bar(desc: str, total: int, unit: str, enabled: bool = True, stream=None
   stream = stream or sys.stderr
   if not (enabled and _is_tty(stream)):
     return _NoBar()
-  return tqdm(total=total, desc=desc, unit=unit, file=stream, leave=False, dynamic_ncols=True, mininterval=0.2)
+  return tqdm(total=total, desc=desc, unit=unit, file=stream, leave=False, mininterval=0.2, **_width(stream))
 
 
 def _count(n: int) -> str:

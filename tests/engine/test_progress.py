@@ -116,3 +116,26 @@ def test_evaluations_during_training_print_a_line_of_headline_metrics(tiny_confi
   at_8 = next(r for r in logged if r["step"] == 8 and "test/coarse_top1" in r)
   assert f"test/coarse_top1 {at_8['test/coarse_top1']:.1f}" in lines[0]
   assert results["metrics"]["test/coarse_top1"] >= 0
+
+
+def test_bars_draw_on_a_pseudo_terminal_that_reports_no_size():
+  """A pty without a size (`docker exec -t`, `script` without a terminal) reports 0 x 0; tqdm alone would
+  draw nothing there."""
+  import os
+  import pty
+  import select
+
+  master, replica = pty.openpty()  # a new pty: 0 columns, 0 rows
+  assert os.get_terminal_size(replica).columns == 0
+  with os.fdopen(replica, "w", closefd=True) as stream:
+    bar = progress.ProgressBar(total_steps=10, batch_size=4, stream=stream)
+    for _ in range(5):
+      bar.advance()
+    bar.set_loss(0.25)
+    stream.flush()
+    drawn = ""
+    while select.select([master], [], [], 1.0)[0]:  # what the bar wrote (a read on an empty pty would block)
+      drawn += os.read(master, 65536).decode(errors="replace")
+    bar.close()
+  os.close(master)
+  assert "step 5/10" in drawn and "loss 0.2500" in drawn, drawn
