@@ -5,6 +5,8 @@ in-project self-supervised init, on Fashion-MNIST (fmnist3).
   python benchmarks/init_effect.py --seeds=0,1,2                     # test: every family, every init
   python benchmarks/init_effect.py --seeds=0 --families=scgm,falcon  # a part of it (other families' rows are kept)
   python benchmarks/init_effect.py --families=maskcon --inits=random,moco  # some inits of a family (other rows kept)
+  python benchmarks/init_effect.py --families=falcon --inits=random --methods=falcon,scan_c  # some methods
+  python benchmarks/init_effect.py --stage=table                     # the saved rows again, notes as they are now
 
 Families, each scored on its own paper's metric (test split):
   scgm:    scgm_g against coarse and coarse_plus, all-way 1-shot accuracy (SCGM's cross-granularity few-shot);
@@ -84,6 +86,8 @@ INITS = ("random", "moco", "random+budget")
 # 12 neighbours + 1, so there is no validation split to choose on: these families keep the recipe's lr.
 TRANSDUCTIVE = ("falcon_pbmc",)
 LR_SCALES = (1.0, 0.3)
+# What the saved table rests on, printed above it (updated with the runs).
+STATUS = """Status: see the closing paragraph of the latest run."""
 VALIDATION = {"data.val_fraction": 0.1, "eval.split": "val"}
 
 
@@ -226,7 +230,7 @@ def _table_order(row: dict) -> tuple:
 
 def main():
   parser = argparse.ArgumentParser()
-  parser.add_argument("--stage", choices=("select", "final"), default="final")
+  parser.add_argument("--stage", choices=("select", "final", "table"), default="final")
   parser.add_argument("--seeds", default="0,1,2")
   parser.add_argument("--families", default=",".join(FAMILIES))
   parser.add_argument("--inits", default=",".join(INITS), help="final stage: the inits to run (others' rows kept)")
@@ -244,7 +248,7 @@ def main():
     raise SystemExit(f"Unknown families {sorted(unknown)}; choose from {sorted(FAMILIES)}.")
   if set(inits) - set(INITS):
     raise SystemExit(f"Unknown inits {sorted(set(inits) - set(INITS))}; choose from {list(INITS)}.")
-  notes = __doc__.split("\n\n", 2)[2].strip()
+  notes = STATUS + "\n\n" + __doc__.split("\n\n", 2)[2].strip()
   if args.stage == "select":
     rows = select(args.workdir, families, methods)
     rows = _kept_rows("init_effect_select", rows) + rows  # read after the runs: a parallel invocation may have saved
@@ -253,7 +257,8 @@ def main():
     columns = ["family", "method", "init", "chosen_lr_scale", *[f"val@lr x{s}" for s in LR_SCALES]]
     common.save("init_effect_select", rows, columns, notes=notes)
   else:
-    rows = final(args.workdir, families, [int(s) for s in args.seeds.split(",")], inits, methods)
+    rows = [] if args.stage == "table" else final(args.workdir, families, [int(s) for s in args.seeds.split(",")],
+                                                  inits, methods)
     rows = _kept_rows("init_effect", rows) + rows  # read after the runs: another family's run may have saved meanwhile
     rows.sort(key=_table_order)
     _add_margins(rows)
