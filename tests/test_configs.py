@@ -10,9 +10,10 @@ import ml_collections
 import pytest
 
 from coarse2fine import config_base
+from coarse2fine.data import load_dataset
 from coarse2fine.data.augmentation import presets as augment
 from coarse2fine.engine import runs
-from coarse2fine.methods import METHODS
+from coarse2fine.methods import METHODS, build_method
 from coarse2fine.methods.common.network import build_encoder
 from coarse2fine.models import ENCODERS
 
@@ -131,3 +132,27 @@ def test_the_pretraining_config_takes_maskcon_flattened_layout():
     encoder = build_encoder(config.model)
     variables = encoder.init(jax.random.PRNGKey(0), jnp.zeros((2, 28, 28, 1)), train=False)
     assert encoder.apply(variables, jnp.zeros((2, 28, 28, 1)), train=False).shape == (2, dim)
+
+
+FASHION_RUNS = [(os.path.basename(f), arg) for f in FILES if f.endswith("_fashion_mnist.py")
+                for arg in {"scan_fashion_mnist.py": ("c",), "fsc_fashion_mnist.py": ("fsc,fine",)}.get(
+                    os.path.basename(f), (None,))]
+
+
+@pytest.mark.parametrize("name,arg", FASHION_RUNS, ids=[n + (f":{a}" if a else "") for n, a in FASHION_RUNS])
+def test_every_fashion_mnist_config_takes_the_smallcnn(name, arg):
+  """`--config.model.encoder=smallcnn` on each CPU config: the method's network initialises (heads sized
+  from the 128-d output, or the flattened map where the config pools so) and runs on 28 x 28 x 1 images
+  (shapes only: traced, not compiled)."""
+  config = _load(os.path.join(CONFIG_DIR, name), *([arg] if arg else []))
+  config.model.encoder = "smallcnn"
+  config.data.name = "synthetic"  # Fashion-MNIST's shape, without its files
+  config.data.synthetic.update(kind="images", image_shape=(28, 28, 1), num_train=4096, num_test=32, dim=8)
+  data = load_dataset(config.data)
+  model = build_method(config, data).model()
+  x = jnp.zeros((4, 28, 28, 1), jnp.float32)
+  variables = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), x, train=False))
+  encoder = variables["params"]["encoder"]
+  assert sum(leaf.size for leaf in jax.tree_util.tree_leaves(encoder)) == 139_168
+  outputs = jax.eval_shape(lambda v: model.apply(v, x, train=False), variables)
+  assert outputs["features"].shape == (4, 7 * 7 * 128 if config.model.encoder_args.get("pool") == "flatten" else 128)

@@ -18,10 +18,12 @@ from coarse2fine.models.mlp import MLP
 from coarse2fine.models.records import DCCN, split_records
 from coarse2fine.models.resnet import BasicBlock, BottleneckBlock, ResNet, ResNet18, ResNet34, ResNet50
 from coarse2fine.models.resnet12 import ResNet12, ResNet12Block
+from coarse2fine.models.smallcnn import SmallCNN
 
 # name -> constructor; kwargs of build_encoder are forwarded to it.
 ENCODERS: dict[str, Callable[..., nn.Module]] = {
   "convnet": ConvNet,
+  "smallcnn": SmallCNN,  # the official SCGM / MaskCon Fashion-MNIST network
   "resnet18": ResNet18,
   "resnet34": ResNet34,
   "resnet50": ResNet50,
@@ -58,6 +60,7 @@ __all__ = [
   "MLP",
   "ResNet",
   "ResNet12",
+  "SmallCNN",
   "ResNet12Block",
   "ResNet18",
   "ResNet34",

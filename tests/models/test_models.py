@@ -19,6 +19,7 @@ from coarse2fine.models import (
   ResNet18,
   ResNet34,
   ResNet50,
+  SmallCNN,
   build_encoder,
   encoder_features_dim,
   max_pool_2x2,
@@ -42,7 +43,7 @@ def abstract_apply(module, shape, train=False, mutable=("batch_stats", "intermed
   return jax.eval_shape(lambda v: module.apply(v, jnp.zeros(shape), train=train, mutable=list(mutable)), variables)
 
 
-SMALL_KWARGS = {"convnet": {}, "resnet18": {"num_filters": 8}, "resnet34": {"num_filters": 8},
+SMALL_KWARGS = {"convnet": {}, "smallcnn": {"pool": "mean"}, "resnet18": {"num_filters": 8}, "resnet34": {"num_filters": 8},
                 "resnet50": {"num_filters": 8}, "resnet12": {"widths": (8, 16, 24, 32)}, "mlp": {"hidden_sizes": (32, 16)}}
 # `records` (DCCN) takes [B, S + T*F] records, not images: tests/models/test_records.py covers it.
 IMAGE_ENCODERS = sorted(set(ENCODERS) - {"records"})
@@ -60,7 +61,7 @@ def test_encoder_output_shape_matches_features_dim(name, shape):
 
 def test_default_features_dims():
   dims = {name: encoder_features_dim(name) for name in ENCODERS}
-  assert dims == {"convnet": 128, "resnet18": 512, "resnet34": 512, "resnet50": 2048, "resnet12": 640, "mlp": 512,
+  assert dims == {"convnet": 128, "smallcnn": 128, "resnet18": 512, "resnet34": 512, "resnet50": 2048, "resnet12": 640, "mlp": 512,
                   "records": 128}
 
 
@@ -126,6 +127,61 @@ def test_resnet50_imagenet_parameter_count():
 def test_resnet34_imagenet_parameter_count():
   # torchvision's resnet34 has 21,797,672 parameters, 513,000 of them in fc (512 x 1000 + 1000).
   assert count(abstract_init(ResNet34(stem="imagenet"), (1, 64, 64, 3))["params"]) == 21_797_672 - 513_000
+
+
+def test_smallcnn_parameter_count():
+  """139,168 for one input channel: five bias-free 3x3 convs and their BatchNorms (scale and bias)."""
+  widths = (1, 32, 32, 64, 64, 128)
+  by_hand = sum(9 * a * b + 2 * b for a, b in zip(widths[:-1], widths[1:]))
+  variables = abstract_init(SmallCNN(), (1, 28, 28, 1))
+  assert count(variables["params"]) == by_hand == 139_168
+  assert count(variables["batch_stats"]) == 2 * sum(widths[1:])
+
+
+def _conv3x3_numpy(x, kernel):
+  """[B, H, W, C] x [3, 3, C, O] -> [B, H, W, O]: zero padding 1, stride 1, as a sum of shifted products."""
+  b, h, w, _ = x.shape
+  padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  return sum(padded[:, i:i + h, j:j + w] @ kernel[i, j] for i in range(3) for j in range(3))
+
+
+def test_smallcnn_eval_forward_against_numpy():
+  """Random weights and BatchNorm statistics; the layout written out in numpy (conv-BN-ReLU x 5, 2x2
+  max-pools after the second and fourth, mean pool) gives the same 128 features in eval mode."""
+  rng = np.random.default_rng(0)
+  model = SmallCNN()
+  x = rng.normal(size=(2, 12, 12, 1)).astype(np.float32)
+  variables = jax.tree_util.tree_map(np.asarray, model.init(jax.random.PRNGKey(0), jnp.zeros((1, 12, 12, 1)),
+                                                            train=False))
+  params, stats = variables["params"], variables["batch_stats"]
+  for name in stats:  # non-trivial statistics and affine parameters
+    stats[name]["mean"] = rng.normal(0, 0.5, stats[name]["mean"].shape).astype(np.float32)
+    stats[name]["var"] = rng.uniform(0.5, 2.0, stats[name]["var"].shape).astype(np.float32)
+    params[name]["scale"] = rng.uniform(0.5, 1.5, params[name]["scale"].shape).astype(np.float32)
+    params[name]["bias"] = rng.normal(0, 0.2, params[name]["bias"].shape).astype(np.float32)
+  got = np.asarray(model.apply({"params": params, "batch_stats": stats}, x, train=False))
+  h = x.astype(np.float64)
+  for i in range(5):
+    conv, bn = params[f"Conv_{i}"]["kernel"], f"BatchNorm_{i}"
+    h = _conv3x3_numpy(h, conv.astype(np.float64))
+    h = (h - stats[bn]["mean"]) / np.sqrt(stats[bn]["var"] + 1e-5) * params[bn]["scale"] + params[bn]["bias"]
+    h = np.maximum(h, 0)
+    if i in (1, 3):
+      b, hh, ww, c = h.shape
+      h = h.reshape(b, hh // 2, 2, ww // 2, 2, c).max(axis=(2, 4))
+  np.testing.assert_allclose(got, h.mean(axis=(1, 2)), rtol=1e-4, atol=1e-5)
+  flat = SmallCNN(pool="flatten").apply({"params": params, "batch_stats": stats}, x, train=False)
+  assert flat.shape == (2, 3 * 3 * 128)
+
+
+def test_smallcnn_init_is_kaiming_normal_fan_out():
+  """torch.nn.init.kaiming_normal_(mode='fan_out', nonlinearity='relu'): std sqrt(2 / (9 * out)); BN 1 and 0."""
+  params = SmallCNN().init(jax.random.PRNGKey(1), jnp.zeros((1, 28, 28, 1)), train=False)["params"]
+  kernel = np.asarray(params["Conv_4"]["kernel"])  # 64 -> 128: 73,728 weights
+  assert kernel.std() == pytest.approx(np.sqrt(2 / (9 * 128)), rel=0.02)
+  assert abs(kernel.mean()) < 0.05 * kernel.std()
+  np.testing.assert_array_equal(params["BatchNorm_4"]["scale"], 1.0)
+  np.testing.assert_array_equal(params["BatchNorm_4"]["bias"], 0.0)
 
 
 def test_resnet12_parameter_count_by_hand():
