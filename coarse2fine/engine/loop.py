@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 import time
 from typing import Optional
 
@@ -28,7 +27,7 @@ from coarse2fine.engine.interrupt import Interrupted, StopRequests
 from coarse2fine.engine.metrics_writer import MetricWriter
 from coarse2fine.engine.progress import ProgressBar, banner, stage
 from coarse2fine.engine.reporting import (
-  FIGURES_ENV,
+  figures_wanted,
   headline_summary,
   metrics_table,
   write_figures,
@@ -238,8 +237,8 @@ def _train_and_evaluate_locked(config: ml_collections.ConfigDict, workdir: str, 
     print(f"\n{config.method} on {config.data.name} ({data.taxonomy.name}), {total_steps} steps:")
     print(metrics_table(metrics, method.headline_metrics), flush=True)
     write_json_atomically(storage.join(workdir, "results.json"), results)
-    drawing = config.logging.get("figures", True) and os.environ.get(FIGURES_ENV, "1") != "0"
-    with stage("drawing the run's figures for TensorBoard", enabled=drawing):  # a t-SNE fit: many seconds
+    # a stage line only where figures are drawn (not without matplotlib, as after the README's plain install)
+    with stage("drawing the run's figures for TensorBoard", enabled=figures_wanted(config)):  # a t-SNE fit: many seconds
       write_figures(writer, workdir, config, total_steps)  # plot_run's PNGs as TensorBoard images
   writer.close()
   return results

@@ -31,6 +31,12 @@ FIGURES_ENV = "C2F_FIGURES"  # "0": no end-of-run figures whatever the config (t
 FIGURE_POINTS = 300  # examples on the embedding map drawn at the end of a run (t-SNE's cost grows with them)
 
 
+def figures_wanted(config) -> bool:
+  """Whether a run draws its figures for TensorBoard at the end (see `write_figures`)."""
+  return (config.logging.get("figures", True) and os.environ.get(FIGURES_ENV, "1") != "0"
+          and importlib.util.find_spec("matplotlib") is not None and jax.process_count() == 1)
+
+
 def write_figures(writer, workdir: str, config, step: int) -> list[str]:
   """After results.json: `figures.plot_run`'s PNGs of the run as TensorBoard images `figures/<name>`.
 
@@ -38,8 +44,7 @@ def write_figures(writer, workdir: str, config, step: int) -> list[str]:
   run has one process. A figure that fails is reported on stderr, never raised: the results are saved
   already. Returns the image names written.
   """
-  if (not config.logging.get("figures", True) or os.environ.get(FIGURES_ENV, "1") == "0"
-      or importlib.util.find_spec("matplotlib") is None or jax.process_count() > 1):
+  if not figures_wanted(config):
     return []
   from PIL import Image
 

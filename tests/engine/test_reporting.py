@@ -108,3 +108,25 @@ def test_headline_summary_names_the_first_headline_metrics_in_order():
   # recall@1, @2, @10 in natural order; coarse_top1 is the fourth headline key, counted but not shown.
   assert line == "retrieval/recall@1 80.0, retrieval/recall@2 85.0, retrieval/recall@10 97.0 (+1 more)"
   assert headline_summary({"a/x": 1.25, "a/x_ci95": 0.5}, ("nothing/*",)) == "a/x 1.2"
+
+
+def test_figures_are_wanted_only_with_matplotlib_the_setting_and_the_environment(monkeypatch):
+  import importlib.util
+
+  from coarse2fine.config_base import base_config
+  from coarse2fine.engine import reporting
+
+  config = base_config()
+  monkeypatch.setenv(reporting.FIGURES_ENV, "1")
+  installed = importlib.util.find_spec("matplotlib") is not None
+  assert reporting.figures_wanted(config) == installed
+  real = importlib.util.find_spec
+  monkeypatch.setattr(reporting.importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib"
+                      else real(name, *a))
+  assert not reporting.figures_wanted(config)  # the README's plain install: no "drawing figures" line
+  monkeypatch.setattr(reporting.importlib.util, "find_spec", real)
+  config.logging.figures = False
+  assert not reporting.figures_wanted(config)
+  config.logging.figures = True
+  monkeypatch.setenv(reporting.FIGURES_ENV, "0")
+  assert not reporting.figures_wanted(config)
