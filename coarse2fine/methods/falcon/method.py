@@ -249,11 +249,15 @@ class Falcon(Method):
       relations, figures = np.asarray(relations, bool), np.asarray(figures)
     diagnostics = {"beta": beta, "objective": float(figures[1]), "changed_rows": int(figures[0])}
     diagnostics.update(self._relation_count_error(relations))
+    previous = context.host_state.get("relation", {}).get("step")
+    # A line when parents change, else one an epoch: FALCON solves every few steps, mostly without change.
+    shown = diagnostics["changed_rows"] > 0 or previous is None or (previous - 1) // self.steps_per_epoch + 1 < epoch
     context.host_state["relation"] = {"step": completed, **diagnostics}
     context.metrics.update({f"relation/{k}": float(v) for k, v in diagnostics.items()})
     logging.info("FALCON relation solve at step %d: %s", completed, diagnostics)
-    context.log(f"FALCON relation solve after step {completed}: {diagnostics['changed_rows']} fine classes changed "
-                f"parent, {time.perf_counter() - start:.1f} s")
+    if shown:
+      context.log(f"FALCON relation solve after step {completed} (epoch {epoch}): {diagnostics['changed_rows']} fine "
+                  f"classes changed parent, {time.perf_counter() - start:.1f} s (unchanged solves: one line an epoch)")
     extra = {**state.extra,
              "relations": sharding.host_to_replicated(relations, state.extra["relations"]),
              "cost": jnp.zeros_like(state.extra["cost"]),

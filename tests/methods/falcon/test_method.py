@@ -3,6 +3,7 @@
 import functools
 import json
 import math
+import re
 
 import jax
 import jax.numpy as jnp
@@ -169,7 +170,7 @@ def test_neighbours_share_the_coarse_class(falcon_config):
   assert not np.any(table == np.arange(len(data.train))[:, None])
 
 
-def test_falcon_discovers_the_planted_fine_classes_and_their_parents(falcon_config, tmp_path):
+def test_falcon_discovers_the_planted_fine_classes_and_their_parents(falcon_config, tmp_path, capsys):
   """3 coarse x 3 planted fine classes: the classifier finds them and M is the true relation."""
   config = falcon_config
   config.train.num_epochs = 6
@@ -187,6 +188,12 @@ def test_falcon_discovers_the_planted_fine_classes_and_their_parents(falcon_conf
   assert solves == [16 * e + s for e in range(6) for s in (5, 9, 13)]
   betas = [l["relation/beta"] for l in lines if "relation/beta" in l]
   assert betas[:6] == [0.1] * 6 and set(betas[6:]) == {0.0}  # beta = 0 after soft_label_epochs = 2
+  # The terminal: a line for each solve that changed parents, and for the first solve of each epoch.
+  changed = {l["step"]: l["relation/changed_rows"] for l in lines if "relation/changed_rows" in l}
+  epoch = {s: (s - 1) // 16 for s in solves}
+  expected = [s for i, s in enumerate(solves) if changed[s] > 0 or i == 0 or epoch[solves[i - 1]] != epoch[s]]
+  shown = [int(m) for m in re.findall(r"FALCON relation solve after step (\d+) ", capsys.readouterr().out)]
+  assert shown == expected and len(shown) < len(solves), (shown, changed)
 
 
 def test_two_taxonomies_on_two_halves_recover_both_relations(falcon_config, tmp_path):
