@@ -365,4 +365,5 @@ def test_build_encoder_forwards_kwargs_and_rejects_unknown_names():
     build_encoder("vgg")
   with pytest.raises(ValueError, match="Unknown encoder"):
     encoder_features_dim("vgg")
-  assert set(models.ENCODERS) == {"convnet", "resnet18", "resnet34", "resnet50", "resnet12", "mlp", "records"}
+  assert set(models.ENCODERS) == {"convnet", "resnet18", "resnet34", "resnet50", "resnet12", "mlp", "records",
+                                  "smallcnn"}
