@@ -356,8 +356,7 @@ class Model:
     self.anndata = anndata
     self.report = report
     self._data, self._mesh = run.data, run.mesh
-    self._evaluator = Evaluator(run.method, run.data, run.mesh, config,
-                                show_progress=jax.process_index() == 0 and config.logging.get("progress", True))
+    self._evaluator = Evaluator(run.method, run.data, run.mesh, config)
 
   @property
   def input_shape(self) -> tuple[int, ...]:

@@ -137,7 +137,7 @@ def _train_and_evaluate_locked(config: ml_collections.ConfigDict, workdir: str, 
     write_json_atomically(storage.join(workdir, "config.json"), run.config.to_dict())
 
   train_step = jax.jit(make_train_step(method, schedule, augment), donate_argnums=(0,))
-  evaluator = Evaluator(method, data, mesh, run.config, show_progress=is_main and config.logging.progress)
+  evaluator = Evaluator(method, data, mesh, run.config)
   hooks = method.host_hooks()
   writer = MetricWriter(workdir, enabled=is_main, resume_step=start_step)
   # TensorBoard text and hyper-parameters: the run's config, without the other methods' sections
@@ -237,8 +237,8 @@ def _train_and_evaluate_locked(config: ml_collections.ConfigDict, workdir: str, 
     print(f"\n{config.method} on {config.data.name} ({data.taxonomy.name}), {total_steps} steps:")
     print(metrics_table(metrics, method.headline_metrics), flush=True)
     write_json_atomically(storage.join(workdir, "results.json"), results)
-    # a stage line only where figures are drawn (not without matplotlib, as after the README's plain install)
-    with stage("drawing the run's figures for TensorBoard", enabled=figures_wanted(config)):  # a t-SNE fit: many seconds
+    # a t-SNE fit: many seconds; no stage line where nothing is drawn (no matplotlib after the plain install)
+    with stage("drawing the run's figures for TensorBoard", enabled=figures_wanted(config)):
       write_figures(writer, workdir, config, total_steps)  # plot_run's PNGs as TensorBoard images
   writer.close()
   return results

@@ -282,8 +282,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict
   run = setup_run(config, for_training=False, recorded_estimate=read_estimate(workdir), workdir=workdir)
   check_protocols(config, run.data, type(run.method))
   state = restore_newest(workdir, run.config, run.state)  # the checkpoint records a count's "estimate" resolved
-  show_progress = jax.process_index() == 0 and config.logging.get("progress", True)
-  metrics = Evaluator(run.method, run.data, run.mesh, run.config, show_progress)(state, config.eval.split)
+  metrics = Evaluator(run.method, run.data, run.mesh, run.config)(state, config.eval.split)
   step = int(jax.device_get(state.step))
   results = {"method": config.method, "dataset": config.data.name, "taxonomy": run.data.taxonomy.name,
              "step": step, "metrics": metrics}

@@ -99,12 +99,15 @@ class Evaluator:
   """Evaluates a state with the protocols in `config.eval.protocols`.
 
   Holds the jitted predict step, so repeated evaluations during training compile once.
-  `show_progress`: bars of the batches predicted and the few-shot episodes solved, on a terminal.
+  `show_progress`: bars of the batches predicted and the few-shot episodes solved, on a terminal;
+  by default as `config.logging.progress` says, on the main process.
   """
 
   def __init__(self, method, data: HierarchicalData, mesh, config: ml_collections.ConfigDict,
-               show_progress: bool = False):
+               show_progress: bool | None = None):
     check_names(config.eval)  # what the data allow is checked where the run is set up (`check_protocols`)
+    if show_progress is None:
+      show_progress = jax.process_index() == 0 and config.logging.get("progress", True)
     self.show_progress = show_progress
     self.method = method
     self.data = data
