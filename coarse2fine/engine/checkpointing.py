@@ -38,8 +38,8 @@ RESUMABLE_CHANGES = ("checkpoint", "logging", "eval", "data.num_workers", "train
 
 
 def comparable_config(config: ml_collections.ConfigDict) -> dict:
-  """The config as a dict without the entries that may change on resumption."""
-  flat = json.loads(config.to_json_best_effort())
+  """The config as a dict without the entries that may change on resumption, nor other methods' sections."""
+  flat = without_other_methods(json.loads(config.to_json_best_effort()))
   for dotted in RESUMABLE_CHANGES:
     node, *rest = dotted.split(".")
     if not rest:
@@ -47,6 +47,23 @@ def comparable_config(config: ml_collections.ConfigDict) -> dict:
     else:
       flat.get(node, {}).pop(rest[0], None)
   return flat
+
+
+def without_other_methods(flat: dict) -> dict:
+  """`flat` (a config as a dict) without the sections of method families other than its `method`'s.
+
+  The schema has a section for every registered method, so which sections a config holds depends
+  on what its process imported (a plugin method, another test); a run never reads the others, and
+  they must not make two configs of the same run differ.
+  """
+  from coarse2fine.methods import METHODS, method_config_sections  # the registry imports the engine
+
+  if flat.get("method") not in METHODS:
+    return flat
+  method_sections = set(method_config_sections())
+  general = set(base_config()) - method_sections
+  own = set(METHODS[flat["method"]].config_sections())
+  return {key: value for key, value in flat.items() if key in general or key in own}
 
 
 MISSING = "<missing>"
@@ -159,7 +176,8 @@ class Checkpointer:
     meta = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
     if not isinstance(meta, dict) or "config" not in meta or "host_state" not in meta:
       raise UnusableCheckpoint(f"meta has no config or host state: {str(meta)[:100]}")
-    diffs = self._without_added_fields(config_differences(meta["config"], comparable_config(self.config)))
+    saved = without_other_methods(meta["config"])  # older checkpoints saved every registered section
+    diffs = self._without_added_fields(config_differences(saved, comparable_config(self.config)))
     if diffs:
       raise ConfigMismatch(
           f"{self.directory} holds a checkpoint (step {step}) of another config:\n  "

@@ -182,3 +182,33 @@ def test_a_field_added_after_the_checkpoint_takes_its_default(runs, tmp_path, ca
   assert any("data.device_prefetch is newer than the checkpoint" in r.getMessage() for r in caplog.records)
   with open(root / "whole" / "results.json") as f:
     assert results["metrics"] == json.load(f)["metrics"]
+
+
+def test_sections_of_other_method_families_do_not_refuse_a_resume(runs, tmp_path):
+  """Which method sections a config holds depends on what its process registered (a plugin's tests, a notebook).
+
+  The checkpoint was saved by a process that knew one more family; the resuming config also
+  changes another family's section: neither is read by this run, so it resumes exactly. A change
+  to a field the run reads is still refused.
+  """
+  config, root = runs
+  workdir = tmp_path / "run"
+  shutil.copytree(root / "stopped", workdir)
+  for step in ("8", "12"):
+    path = os.path.join(workdir, "checkpoints", step, "meta", "metadata")
+    with open(path) as f:
+      meta = json.load(f)
+    meta["config"]["plugin_family"] = {"num_clusters": 6}
+    with open(path, "w") as f:
+      json.dump(meta, f)
+  other = config.copy_and_resolve_references()
+  assert config.method not in ("falcon", "scan", "scan_c")
+  other.falcon.num_fine = 17
+  other.scan.num_clusters = 3
+  changed = other.copy_and_resolve_references()
+  changed.train.batch_size = config.train.batch_size // 2
+  with pytest.raises(ValueError, match=r"another config:\n  train.batch_size: checkpoint has"):
+    loop.train_and_evaluate(changed, str(workdir))
+  results = loop.train_and_evaluate(other, str(workdir))
+  with open(root / "whole" / "results.json") as f:
+    assert results["metrics"] == json.load(f)["metrics"]
