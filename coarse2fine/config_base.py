@@ -108,6 +108,10 @@ def base_config() -> ml_collections.ConfigDict:
   model.encoder_args = ml_collections.ConfigDict()  # keyword arguments of the encoder
   model.embedder = "none"  # "none", "fc" or "mlp" (D-D-e)
   model.embedding_dim = 128  # e
+  # Init of the heads' linear layers (embedder, classifier): "flax" (lecun_normal weights, zero bias), "torch"
+  # (torch.nn.Linear's U(-1/sqrt(fan_in), 1/sqrt(fan_in)) weights and bias) or "auto": "torch" for the smallcnn,
+  # whose reference is PyTorch code, else "flax".
+  model.linear_init = "auto"
   model.dtype = "float32"  # computation dtype ("bfloat16" on accelerators); params stay float32
   # Pretrained encoder (docs/pretrained.md): torchvision:/timm:/moco_v3:<file>, checkpoint:<workdir>, npz:<file>;
   # "" = random weights. Read once, when a run starts; a resumed run restores its checkpoint instead.

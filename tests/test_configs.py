@@ -2,6 +2,8 @@
 
 import glob
 import importlib.util
+import json
+import math
 import os
 
 import jax
@@ -12,7 +14,7 @@ import pytest
 from coarse2fine import config_base
 from coarse2fine.data import load_dataset
 from coarse2fine.data.augmentation import presets as augment
-from coarse2fine.engine import runs
+from coarse2fine.engine import loop, runs
 from coarse2fine.methods import METHODS, build_method
 from coarse2fine.methods.common.network import build_encoder
 from coarse2fine.models import ENCODERS
@@ -156,3 +158,22 @@ def test_every_fashion_mnist_config_takes_the_smallcnn(name, arg):
   assert sum(leaf.size for leaf in jax.tree_util.tree_leaves(encoder)) == 139_168
   outputs = jax.eval_shape(lambda v: model.apply(v, x, train=False), variables)
   assert outputs["features"].shape == (4, 7 * 7 * 128 if config.model.encoder_args.get("pool") == "flatten" else 128)
+
+
+def test_a_fashion_mnist_config_trains_on_the_smallcnn(tmp_path):
+  """A few real steps with `--config.model.encoder=smallcnn` (PyTorch-initialised heads): the run finishes and
+  its loss and metrics are finite."""
+  config = _load(os.path.join(CONFIG_DIR, "coarse_plus_fashion_mnist.py"))
+  config.model.encoder = "smallcnn"
+  config.data.name = "synthetic"  # small images, without Fashion-MNIST's files
+  config.data.synthetic.update(kind="images", image_shape=(8, 8, 1), num_train=96, num_test=32, dim=8)
+  config.train.update(num_epochs=1, batch_size=32, log_every_steps=1)  # 3 steps
+  config.eval.update(protocols=("classification",), batch_size=32)
+  config.logging.progress = False
+  results = loop.train_and_evaluate(config, str(tmp_path))
+  assert results["steps"] == 3
+  with open(tmp_path / "metrics.jsonl") as f:
+    losses = [row["train/loss"] for row in map(json.loads, f) if "train/loss" in row]
+  assert losses and all(math.isfinite(loss) for loss in losses)
+  accuracy = [value for name, value in results["metrics"].items() if name.endswith("coarse_top1")]
+  assert accuracy and all(0.0 <= value <= 100.0 for value in accuracy)  # percent

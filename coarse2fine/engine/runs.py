@@ -45,6 +45,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
       ("data.name", config.data.name, DATASETS),
       ("model.encoder", config.model.encoder, models.ENCODERS),
       ("model.embedder", config.model.embedder, EMBEDDERS),
+      ("model.linear_init", config.model.get("linear_init", "auto"), models.LINEAR_INITS),
       ("optimizer.name", config.optimizer.name, optim.OPTIMIZERS),
       ("optimizer.schedule", config.optimizer.schedule, optim.SCHEDULES),
   ]

@@ -13,7 +13,7 @@ from typing import Callable
 import flax.linen as nn
 
 from coarse2fine.models.convnet import ConvNet, batch_norm, max_pool_2x2, space_to_depth
-from coarse2fine.models.heads import Classifier, Embedder
+from coarse2fine.models.heads import LINEAR_INITS, Classifier, Embedder, resolve_linear_init
 from coarse2fine.models.mlp import MLP
 from coarse2fine.models.records import DCCN, split_records
 from coarse2fine.models.resnet import BasicBlock, BottleneckBlock, ResNet, ResNet18, ResNet34, ResNet50
@@ -51,6 +51,7 @@ def encoder_features_dim(name: str, **kwargs) -> int:
 
 __all__ = [
   "ENCODERS",
+  "LINEAR_INITS",
   "BasicBlock",
   "BottleneckBlock",
   "Classifier",
@@ -71,4 +72,5 @@ __all__ = [
   "space_to_depth",
   "split_records",
   "encoder_features_dim",
+  "resolve_linear_init",
 ]

@@ -7,7 +7,8 @@ beside other implementations' on an identical network (the ConvNet, `convnet`, i
 
 3x3 convolutions with padding 1, stride 1 and no bias (the BN shift replaces it): 139,168
 parameters for one input channel. Initialised as the reference does in PyTorch: Kaiming-normal
-convolutions (fan_out, ReLU gain), BatchNorm scale 1 and bias 0.
+convolutions (fan_out, ReLU gain), BatchNorm scale 1 and bias 0; the heads on it take torch.nn.Linear's
+default (`model.linear_init="auto"`, models/heads.py).
 """
 
 from typing import Any

@@ -13,7 +13,7 @@ from coarse2fine import models
 
 
 class ClassifierNet(nn.Module):
-  """encoder -> optional embedder -> linear classifier.
+  """encoder -> optional embedder -> linear classifier (initialised as `linear_init`, "flax" or "torch").
 
   Returns {"features": [b, D], "embedding": [b, e] (= features without embedder),
   "logits": [b, num_classes]}.
@@ -22,12 +22,14 @@ class ClassifierNet(nn.Module):
   encoder: nn.Module
   embedder: Optional[nn.Module]
   num_classes: int
+  linear_init: str = "flax"
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> dict[str, jax.Array]:
     features = self.encoder(x, train=train)
     embedding = self.embedder(features, train=train) if self.embedder is not None else features
-    logits = models.Classifier(self.num_classes, name="classifier")(embedding, train=train)
+    classifier = models.Classifier(self.num_classes, linear_init=self.linear_init, name="classifier")
+    logits = classifier(embedding, train=train)
     return {"features": features, "embedding": embedding, "logits": logits}
 
 
@@ -56,4 +58,4 @@ def build_embedder(model_config: ml_collections.ConfigDict) -> Optional[nn.Modul
   if model_config.embedder == "none":
     return None
   return models.Embedder(kind=model_config.embedder, dim=model_config.embedding_dim,
-                         dtype=jnp.dtype(model_config.dtype))
+                         linear_init=models.resolve_linear_init(model_config), dtype=jnp.dtype(model_config.dtype))

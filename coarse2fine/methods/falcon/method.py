@@ -57,6 +57,7 @@ from coarse2fine.methods.common.network import (
 from coarse2fine.methods.falcon import losses
 from coarse2fine.methods.falcon.config import falcon_section
 from coarse2fine.methods.falcon.relation_solver import BACKENDS, solve_relation
+from coarse2fine.models import resolve_linear_init
 
 INITIAL_RELATION_STREAM = 0xFA1C  # random stream: the random relation before the first solve
 
@@ -115,7 +116,8 @@ class Falcon(Method):
     if hp.solve_every < 1 or hp.soft_label_epochs < 1:
       raise ValueError("falcon.solve_every and falcon.soft_label_epochs must be positive.")
     self._views = views_checked(config.data.views, 2, config.method)
-    self._model = ClassifierNet(encoder=build_encoder(config.model), embedder=None, num_classes=self.num_fine)
+    self._model = ClassifierNet(encoder=build_encoder(config.model), embedder=None, num_classes=self.num_fine,
+                                linear_init=resolve_linear_init(config.model))
     self.num_coarse = tuple(t.num_coarse for t in data.taxonomies)  # C_d of each taxonomy d
     self.num_datasets, self.max_coarse = len(self.num_coarse), max(self.num_coarse)
     if self.num_fine < self.max_coarse:

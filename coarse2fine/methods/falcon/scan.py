@@ -36,6 +36,7 @@ from coarse2fine.methods.common.network import (
 )
 from coarse2fine.methods.falcon import losses
 from coarse2fine.methods.falcon.config import scan_section
+from coarse2fine.models import resolve_linear_init
 
 
 class Scan(Method):
@@ -65,7 +66,8 @@ class Scan(Method):
     self.hp = config.scan
     self.num_clusters = self.hp.num_clusters or data.num_fine
     self._views = views_checked(config.data.views, 1, config.method)
-    self._model = ClassifierNet(encoder=build_encoder(config.model), embedder=None, num_classes=self.num_clusters)
+    self._model = ClassifierNet(encoder=build_encoder(config.model), embedder=None, num_classes=self.num_clusters,
+                                linear_init=resolve_linear_init(config.model))
     self._neighbours: Optional[pipeline.NeighbourSampling] = None
 
   def neighbour_sampling(self, run_features: Optional[neighbour_mining.RunFeatures] = None

@@ -39,7 +39,7 @@ from coarse2fine.methods.base import Discovered, LossAux, Method, coarse_logits_
 from coarse2fine.methods.common.network import build_encoder, train_forward
 from coarse2fine.methods.fsc import losses
 from coarse2fine.methods.fsc.config import fsc_section
-from coarse2fine.models import Classifier
+from coarse2fine.models import Classifier, resolve_linear_init
 
 SUB_CENTRES_STREAM = 0xF5C  # random stream: the fixed sub-centres
 
@@ -65,20 +65,23 @@ class HeadNet(nn.Module):
   """encoder -> features [b, d], and the trainable part of the head, if any.
 
   Returns {"features": [b, d]} plus "logits" [b, C] (softmax, centre) or "centres"
-  [C, K, d] (softtriple). The F-SC head has nothing trainable: its sub-centres are state.
+  [C, K, d] (softtriple). The F-SC head has nothing trainable: its sub-centres are state. The
+  classifier is initialised as `linear_init` ("flax" or "torch").
   """
 
   encoder: nn.Module
   head: str
   num_classes: int
   num_sub: int
+  linear_init: str = "flax"
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> dict[str, jax.Array]:
     features = self.encoder(x, train=train).astype(jnp.float32)
     outputs = {"features": features}
     if self.head in ("softmax", "centre"):
-      outputs["logits"] = Classifier(self.num_classes, name="classifier")(features, train=train)
+      classifier = Classifier(self.num_classes, linear_init=self.linear_init, name="classifier")
+      outputs["logits"] = classifier(features, train=train)
     elif self.head == "softtriple":
       outputs["centres"] = SoftTripleCentres(self.num_classes, self.num_sub, name="softtriple")(features)
     return outputs
@@ -116,7 +119,8 @@ class SubCentreClassifier(Method):
     if len(config.data.views) != 1:
       raise ValueError(f"Method 'fsc' trains on one view; set data.views to one kind, got {tuple(config.data.views)}.")
     self.num_classes = data.num_fine if hp.label == "fine" else data.num_coarse
-    self._model = HeadNet(build_encoder(config.model), hp.head, self.num_classes, hp.num_sub)
+    self._model = HeadNet(build_encoder(config.model), hp.head, self.num_classes, hp.num_sub,
+                          resolve_linear_init(config.model))
 
   @property
   def has_sub_centres(self) -> bool:

@@ -66,20 +66,22 @@ MODES = ("maskcon", "selfcon", "grafit", "supcon", "coins", "supce", "supfine")
 class MaskConNet(nn.Module):
   """encoder -> features [b, D]; projector D-hidden-ReLU-e -> embedding [b, e]; Linear(D, classes) -> logits.
 
-  The classifier is used only by the CoIns family; the others leave it untrained.
+  The classifier is used only by the CoIns family; the others leave it untrained. Both heads are
+  initialised as `linear_init` ("flax" or "torch").
   """
 
   encoder: nn.Module
   embedding_dim: int
   hidden: int
   num_classes: int
+  linear_init: str = "flax"
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> dict[str, jax.Array]:
     features = self.encoder(x, train=train)
     embedding = models.Embedder(kind="mlp", dim=self.embedding_dim, hidden=self.hidden or None,
-                                name="projector")(features, train=train)
-    logits = models.Classifier(self.num_classes, name="classifier")(features, train=train)
+                                linear_init=self.linear_init, name="projector")(features, train=train)
+    logits = models.Classifier(self.num_classes, linear_init=self.linear_init, name="classifier")(features, train=train)
     return {"features": features, "embedding": embedding, "logits": logits}
 
 
@@ -125,7 +127,8 @@ class MaskCon(Method):
     self._views = views_checked(config.data.views, 2, config.method)
     self.uses_fine = hp.mode == "supfine"
     num_classes = data.num_fine if self.uses_fine else data.num_coarse
-    self._model = MaskConNet(build_encoder(config.model), hp.embedding_dim, hp.projector_hidden, num_classes)
+    self._model = MaskConNet(build_encoder(config.model), hp.embedding_dim, hp.projector_hidden, num_classes,
+                             models.resolve_linear_init(config.model))
 
   def init_extra(self, variables: dict) -> dict:
     copy = lambda tree: jax.tree.map(jnp.array, tree)

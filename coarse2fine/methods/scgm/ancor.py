@@ -32,7 +32,7 @@ from coarse2fine.methods.scgm.config import contrast_section
 
 
 class AncorNet(nn.Module):
-  """encoder -> embedder -> v; coarse logits = fc2(relu(v)).
+  """encoder -> embedder -> v; coarse logits = fc2(relu(v)), fc2 initialised as `linear_init` ("flax" or "torch").
 
   Returns {"features": [b, D], "embedding": v [b, e], "logits": [b, C]}.
   """
@@ -40,12 +40,14 @@ class AncorNet(nn.Module):
   encoder: nn.Module
   embedder: nn.Module
   num_coarse: int
+  linear_init: str = "flax"
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> dict[str, jax.Array]:
     features = self.encoder(x, train=train)
     v = self.embedder(features, train=train)
-    logits = models.Classifier(self.num_coarse, name="classifier")(jax.nn.relu(v), train=train)
+    classifier = models.Classifier(self.num_coarse, linear_init=self.linear_init, name="classifier")
+    logits = classifier(jax.nn.relu(v), train=train)
     return {"features": features, "embedding": v, "logits": logits}
 
 
@@ -73,7 +75,8 @@ class Ancor(Method):
     self._views = views_checked(config.data.views, 2, config.method)
     self.contrast = config.contrast
     queues.check_queue_size(config.contrast.queue_size, config.train.batch_size)
-    self._model = AncorNet(build_encoder(config.model), build_embedder(config.model), data.num_coarse)
+    self._model = AncorNet(build_encoder(config.model), build_embedder(config.model), data.num_coarse,
+                           models.resolve_linear_init(config.model))
 
   def init_extra(self, variables: dict) -> dict:
     return {"momentum": queues.init_momentum_state(

@@ -24,6 +24,7 @@ from coarse2fine.methods.common.network import (
   build_encoder,
   train_forward,
 )
+from coarse2fine.models import resolve_linear_init
 
 
 class Supervised(Method):
@@ -44,7 +45,7 @@ class Supervised(Method):
     self._model = ClassifierNet(
         encoder=build_encoder(config.model),
         embedder=build_embedder(config.model) if with_embedder else None,
-        num_classes=self.num_classes)
+        num_classes=self.num_classes, linear_init=resolve_linear_init(config.model))
 
   def loss(self, params, state: TrainState, batch: Batch, rng: jax.Array):
     outputs, batch_stats = train_forward(self._model, params, state.batch_stats, batch.views[:, 0], rng)
