@@ -33,6 +33,9 @@ def base_config() -> ml_collections.ConfigDict:
   data.variant = ""  # dataset variant, e.g. "si" for CIFAR-SI
   data.image_size = 224  # cars196, sop: images are resized to image_size x image_size (MaskCon's Resize((224, 224)))
   # (image_folder too; there 0 keeps the images' own size)
+  # cub2011, cars196: "official" (the dataset's train/test split) or "unseen_classes" (train = every image of the
+  # first half of the classes, test = every image of the second half: SoftTriple's zero-shot retrieval protocol)
+  data.split_protocol = "official"
   data.split_file = ""  # sop: JSON {"train": [paths], "test": [paths]} (or a folder of MaskCon's *_path.json)
   data.path = ""  # data.name="arrays": the .npz file; "h5ad", "pbmc": the .h5ad file
   data.list = ""  # data.name="image_folder": a .csv/.tsv of path, coarse[, fine][, split] (instead of data.dir)

@@ -113,6 +113,21 @@ def _flat(config, prefix=""):
   return out
 
 
+@pytest.mark.parametrize("name", ["fsc_cub2011.py", "fsc_cars196.py"])
+def test_fsc_retrieval_argument_sets_only_the_unseen_class_protocol(name):
+  """`:retrieval` / `:<head>,retrieval`: SoftTriple's zero-shot protocol, the recipe otherwise unchanged."""
+  path = os.path.join(CONFIG_DIR, name)
+  for head_arg, retrieval_arg in (("fsc", "retrieval"), ("softtriple", "softtriple,retrieval")):
+    default, chosen = _flat(_load(path, head_arg)), _flat(_load(path, retrieval_arg))
+    changed = {k: chosen[k] for k in default if default[k] != chosen[k]}
+    assert changed == {"data.split_protocol": "unseen_classes", "eval.protocols": ("retrieval",)}
+    assert chosen["eval.retrieval_ks"] == (1, 2, 4, 8) and chosen["fsc.head"] == head_arg
+    runs.validate_config(_load(path, retrieval_arg))
+  for bad in ("retrieval,retrieval", "softmax,fsc", "triplet,retrieval"):
+    with pytest.raises(ValueError, match=rf"{name} takes '<head>', 'retrieval' or '<head>,retrieval'"):
+      _load(path, bad)
+
+
 def test_scgm_breeds_names_a_bad_dataset():
   with pytest.raises(ValueError, match="dataset in"):
     _load(os.path.join(CONFIG_DIR, "scgm_breeds.py"), "living18")

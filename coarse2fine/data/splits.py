@@ -17,6 +17,24 @@ from coarse2fine.engine import random_streams
 
 UNKNOWN_FINE = -1  # fine label of examples whose fine class is not known
 
+# data.split_protocol: "official" = the dataset's own train/test split; "unseen_classes" = the zero-shot
+# retrieval protocol of deep metric learning (Oh Song et al. 2016, SoftTriple, F-SC): every image of the first
+# half of the classes (by class index) trains, every image of the second half tests (docs/datasets.md#splits).
+SPLIT_PROTOCOLS = ("official", "unseen_classes")
+UNSEEN_CLASSES_DATASETS = ("cub2011", "cars196")  # the loaders that implement "unseen_classes"
+
+
+def split_protocol(data_config) -> str:
+  """`data.split_protocol` ("official" when the config has no such field), checked against the dataset."""
+  protocol = data_config.get("split_protocol", "official") or "official"
+  if protocol not in SPLIT_PROTOCOLS:
+    raise ValueError(f"Unknown data.split_protocol {protocol!r}; choose one of {SPLIT_PROTOCOLS}.")
+  if protocol == "unseen_classes" and data_config.get("name") not in UNSEEN_CLASSES_DATASETS:
+    raise ValueError(f"data.split_protocol='unseen_classes' is implemented for {UNSEEN_CLASSES_DATASETS}, not "
+                     f"data.name={data_config.get('name')!r}; use 'official' (SOP's class-disjoint split is "
+                     "data.variant='split1').")
+  return protocol
+
 
 @dataclasses.dataclass(frozen=True)
 class Split:
@@ -64,6 +82,8 @@ class HierarchicalData:
     train, test: the splits; `val` is None unless `data.val_fraction > 0`.
     mean, std: per-channel (images, in [0, 1] units) or per-feature (vectors)
       statistics used to normalise inputs.
+    unseen_test_classes: True when no test fine class has a training example (`data.split_protocol =
+      "unseen_classes"`): the test split is scored by retrieval, not by the classifier.
   """
 
   name: str
@@ -74,6 +94,7 @@ class HierarchicalData:
   mean: Optional[np.ndarray] = None
   std: Optional[np.ndarray] = None
   extra_taxonomies: tuple[Taxonomy, ...] = ()
+  unseen_test_classes: bool = False
 
   @property
   def taxonomies(self) -> tuple[Taxonomy, ...]:

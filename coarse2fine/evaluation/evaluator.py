@@ -3,7 +3,9 @@
 Protocols (`eval.protocols`), each adding flat metrics in percent:
   classification: `test/coarse_top1`, `test/fine_top1` (and top-5 with more than 5 classes),
   fewshot: SCGM's cross-granularity episodes, `fewshot/5way_1shot`, `..._ci95`, ...,
-  retrieval: MaskCon's Recall@K on fine labels, `retrieval/recall@1`, ...,
+  retrieval: MaskCon's Recall@K on fine labels, `retrieval/recall@1`, ... (on a test split of classes unseen in
+    training, `data.split_protocol="unseen_classes"`, the zero-shot retrieval score; `classification` is refused
+    there by `feasibility.check_protocols`),
   kmeans: k-means discovery on the embeddings: `discovery/kmeans_*` (overall, K clusters,
     parents by majority coarse label), `discovery/kmeans_within_*` (per coarse class), and
     `discovery/acc`, `discovery/ari`, ... = the overall ones,
@@ -178,8 +180,11 @@ class Evaluator:
     if "retrieval" in protocols:
       metrics.update(retrieval.recall_at_k(embeddings, split.fine, ks=tuple(cfg.retrieval_ks)))
     if "kmeans" in protocols:
+      # An unseen-class test split holds only part of the taxonomy's fine classes: one cluster per class it holds.
+      unseen = split_name == "test" and self.data.unseen_test_classes
+      default_clusters = len(np.unique(split.fine)) if unseen else taxonomy.num_fine
       found = kmeans.kmeans_metrics(embeddings, split.coarse, split.fine, taxonomy.fine_to_coarse,
-                                    num_clusters=cfg.kmeans_clusters or taxonomy.num_fine, seed=self.config.seed)
+                                    num_clusters=cfg.kmeans_clusters or default_clusters, seed=self.config.seed)
       metrics.update(found)
       # The headline discovery/* figures of an embedding-only method are those of overall
       # k-means with K clusters, as in FALCON's tables (e.g. "ANCOR + K-Means").

@@ -41,6 +41,11 @@ def check_protocols(config: ml_collections.ConfigDict, data: HierarchicalData, m
     raise ValueError(f"eval.protocols {needing} need fine labels on the {cfg.split} split, but "
                      f"{int((split.fine < 0).sum())} of its {len(split)} examples have none; drop them from "
                      "eval.protocols.")
+  if "classification" in protocols and cfg.split == "test" and data.unseen_test_classes:
+    raise ValueError("eval.protocols has 'classification', but data.split_protocol='unseen_classes' keeps every test "
+                     "class out of training, so a classifier cannot name them: score the test split with "
+                     "'retrieval' (Recall@K) instead, or classify the seen classes with data.val_fraction > 0 and "
+                     "eval.split='val'.")
   if "classification" in protocols and not method_class.has_classifier(config):
     raise ValueError(f"eval.protocols has 'classification', but method {config.method!r} learns no classifier; "
                      "evaluate its features with 'kmeans', 'retrieval' or 'fewshot' instead.")

@@ -1,7 +1,10 @@
 """Stanford Cars (Krause et al. 2013) with MaskCon's 8 car types as coarse labels (docs/datasets.md#cars196).
 
 tfds `cars196`: 8,144 train and 8,041 test images of 196 car models; `label` is the 0-based devkit class
-(= `CARS196_CLASSES` order), the official train/test split is kept. The default taxonomy is the
+(= `CARS196_CLASSES` order), the official train/test split is kept. With `data.split_protocol = "unseen_classes"`
+(the deep-metric-learning retrieval protocol of SoftTriple and F-SC) both splits are pooled instead: every image of
+models 1-98 (labels 0-97) trains, every image of models 99-196 tests (8,054 and 8,131 images, Oh Song et al. 2016's
+count), so the test models are unseen and are scored by Recall@K. The default taxonomy is the
 built-in `cars196_8` (0 cab 18, 1 sedan 50, 2 SUV 36, 3 convertible 30, 4 coupe 29, 5 hatchback 14, 6 wagon 6,
 7 van 13 fine classes; the official code's mapping); `data.taxonomy` may name another built-in or a file whose
 fine names are the Cars196 class names (classes it leaves out are dropped).
@@ -16,7 +19,7 @@ from __future__ import annotations
 import ml_collections
 
 from coarse2fine.data.datasets import resized
-from coarse2fine.data.splits import HierarchicalData
+from coarse2fine.data.splits import HierarchicalData, split_protocol
 from coarse2fine.data.taxonomy import CARS196_CLASSES, get_taxonomy
 
 NAME = "cars196"
@@ -32,4 +35,5 @@ def load(data_config: ml_collections.ConfigDict) -> HierarchicalData:
   splits = resized.load_tfds_classes(NAME, NAME, data_config, taxonomy, index_map, SETUP_HINT,
                                      class_names=CARS196_CLASSES, spec=spec)
   return HierarchicalData(name=NAME, taxonomy=taxonomy, train=splits["train"], test=splits["test"],
-                          mean=resized.IMAGENET_MEAN, std=resized.IMAGENET_STD)
+                          mean=resized.IMAGENET_MEAN, std=resized.IMAGENET_STD,
+                          unseen_test_classes=split_protocol(data_config) == "unseen_classes")

@@ -27,7 +27,14 @@ from coarse2fine.data.datasets import (
   tiered,
   tiered_union,
 )
-from coarse2fine.data.splits import HierarchicalData, carve_validation, relabel_with_taxonomies, subsample, without_fine
+from coarse2fine.data.splits import (
+  HierarchicalData,
+  carve_validation,
+  relabel_with_taxonomies,
+  split_protocol,
+  subsample,
+  without_fine,
+)
 
 DatasetLoader = Callable[[ml_collections.ConfigDict], HierarchicalData]
 
@@ -59,6 +66,7 @@ def load_dataset(data_config: ml_collections.ConfigDict) -> HierarchicalData:
   forgets every fine label."""
   if data_config.name not in DATASETS:
     raise ValueError(f"Unknown dataset {data_config.name!r}; choose one of {sorted(DATASETS)}.")
+  split_protocol(data_config)  # before any file is opened
   data = DATASETS[data_config.name](data_config)
   train, val = carve_validation(data.train, data_config.val_fraction, data_config.split_seed)
   train = subsample(train, data_config.train_examples, data_config.split_seed)

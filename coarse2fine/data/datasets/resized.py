@@ -14,8 +14,8 @@ import ml_collections
 import numpy as np
 
 from coarse2fine.data import dropped
-from coarse2fine.data.files.lazy_images import LazyImages, TfdsReader
-from coarse2fine.data.splits import make_split
+from coarse2fine.data.files.lazy_images import ConcatReader, LazyImages, TfdsReader
+from coarse2fine.data.splits import make_split, split_protocol
 
 DEFAULT_IMAGE_SIZE = 224
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)  # torchvision's ImageNet statistics (MaskCon's)
@@ -56,26 +56,50 @@ def load_tfds_classes(builder: str, dataset: str, data_config: ml_collections.Co
 
   `label` is the 0-based class of `index_map` (tfds label -> fine id, -1 = left out by the taxonomy);
   labels outside it fail by name, and classes the taxonomy leaves out are dropped (with `class_names`, the
-  builder's, and `spec`, the taxonomy's name: refused or reported, `dropped`). Returns
-  `{"train": Split, "test": Split}` named `dataset/split`.
+  builder's, and `spec`, the taxonomy's name: refused or reported, `dropped`). `data.split_protocol`:
+  "official" keeps tfds's train and test splits; "unseen_classes" pools them (train records first, each in
+  record order) and re-splits by tfds label: labels below len(index_map) // 2 train, the others test
+  (`unseen_class_split`). Returns `{"train": Split, "test": Split}` named `dataset/split`.
   """
   size = image_size(data_config)
+  protocol = split_protocol(data_config)
   if class_names:
     dropped.check_allowed(data_config, spec, class_names, index_map)
-  splits, labels_of = {}, {}
+  readers, labels_of = {}, {}
   for split in ("train", "test"):
-    reader = tfds_reader(builder, split, data_config.dir or None, hint)
-    labels = reader.labels()
-    where = f"{dataset}/{split}"
+    readers[split] = tfds_reader(builder, split, data_config.dir or None, hint)
+    labels = readers[split].labels()
     bad = (labels < 0) | (labels >= len(index_map))
     if bad.any():
-      raise ValueError(f"{where}: {int(bad.sum())} labels are outside [0, {len(index_map)}) (e.g. "
+      raise ValueError(f"{dataset}/{split}: {int(bad.sum())} labels are outside [0, {len(index_map)}) (e.g. "
                        f"{np.unique(labels[bad])[:5].tolist()}); is this the {len(index_map)}-class tfds {builder}?")
-    fine = index_map[labels]
-    keep = np.flatnonzero(fine >= 0)
     labels_of[split] = labels
-    splits[split] = make_split(ResizedImages(reader, keep, size=size), fine=fine[keep], taxonomy=taxonomy,
+  if protocol == "official":
+    parts = {split: (readers[split], labels_of[split], np.arange(len(labels_of[split]))) for split in readers}
+  else:
+    pooled = ConcatReader([readers["train"], readers["test"]], [len(labels_of["train"]), len(labels_of["test"])])
+    labels = np.concatenate([labels_of["train"], labels_of["test"]])
+    train, test = unseen_class_split(labels, len(index_map))
+    parts = {"train": (pooled, labels, train), "test": (pooled, labels, test)}
+  splits = {}
+  for split, (reader, labels, rows) in parts.items():
+    fine = index_map[labels[rows]]
+    kept = fine >= 0
+    where = f"{dataset}/{split}" + ("" if protocol == "official" else f" ({protocol})")
+    splits[split] = make_split(ResizedImages(reader, rows[kept], size=size), fine=fine[kept], taxonomy=taxonomy,
                                where=where)
   if class_names:
-    dropped.report(dataset, spec, class_names, index_map, labels_of)
+    dropped.report(dataset, spec, class_names, index_map,
+                   {split: labels[rows] for split, (_, labels, rows) in parts.items()})
   return splits
+
+
+def unseen_class_split(labels: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+  """(train, test) positions of [N] class ids in [0, num_classes): the first num_classes // 2 classes train.
+
+  The deep-metric-learning split of CUB-200-2011 (classes 1-100 / 101-200) and Cars196 (1-98 / 99-196)
+  of Oh Song et al. 2016, used by SoftTriple and F-SC; each part keeps the order of `labels`.
+  """
+  labels = np.asarray(labels)
+  seen = labels < num_classes // 2
+  return np.flatnonzero(seen), np.flatnonzero(~seen)

@@ -8,7 +8,8 @@ input pipeline the encoded bytes and their header, and the view's own crop box i
 the DCT scale it needs (`image_codec.decode_box`, `data.augmentation.host.HostView`).
 
 Readers give encoded bytes: `FolderReader` (files under a root), `TfdsReader` (a tfds split,
-read without decoding). They are picklable, for grain's worker processes.
+read without decoding), `ConcatReader` (several readers end to end, e.g. a tfds dataset's train and
+test splits pooled and re-split by class). They are picklable, for grain's worker processes.
 """
 
 from __future__ import annotations
@@ -85,6 +86,40 @@ class TfdsReader:
       stop = min(start + chunk, len(source))
       labels[start:stop] = [r[key] for r in source.__getitems__(list(range(start, stop)))]
     return labels
+
+
+class ConcatReader:
+  """The records of `parts` (readers) end to end: record i of part p is record `offsets[p] + i` here.
+
+  sizes: the number of records of each part, [P] ints.
+  """
+
+  def __init__(self, parts, sizes):
+    if len(parts) != len(sizes) or not parts:
+      raise ValueError(f"ConcatReader needs one size per part, got {len(parts)} parts and {len(sizes)} sizes.")
+    self.parts = tuple(parts)
+    self.offsets = np.concatenate([[0], np.cumsum(np.asarray(sizes, np.int64))])
+
+  def _locate(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """([n] part, [n] record within it) of concatenated record numbers."""
+    indices = np.asarray(indices, np.int64).reshape(-1)
+    if indices.size and (indices.min() < 0 or indices.max() >= self.offsets[-1]):
+      raise IndexError(f"ConcatReader has {self.offsets[-1]} records; asked for {indices.min()}..{indices.max()}.")
+    part = np.searchsorted(self.offsets, indices, side="right") - 1
+    return part, indices - self.offsets[part]
+
+  def describe(self, i: int) -> str:
+    part, local = self._locate(np.array([i]))
+    return self.parts[part[0]].describe(int(local[0]))
+
+  def read(self, indices: np.ndarray) -> list[bytes]:
+    part, local = self._locate(indices)
+    out: list = [None] * len(part)
+    for p in np.unique(part):  # one read per part, results put back in the order asked
+      where = np.flatnonzero(part == p)
+      for j, encoded in zip(where, self.parts[p].read(local[where])):
+        out[j] = encoded
+    return out
 
 
 @dataclasses.dataclass(frozen=True)
