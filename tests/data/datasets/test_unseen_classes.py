@@ -2,6 +2,7 @@
 
 import collections
 import io
+import pickle
 
 import numpy as np
 import pytest
@@ -91,6 +92,8 @@ def test_unseen_classes_splits_every_image_by_class_half(monkeypatch, name, trai
     images = split.inputs[np.arange(len(split))]
     assert images.shape == (len(rows), 8, 8, 3)
     assert [_which(image) for image in images] == rows
+  again = pickle.loads(pickle.dumps(data.test.inputs))  # as grain's workers receive it
+  np.testing.assert_array_equal(np.asarray(again), data.test.inputs[np.arange(len(data.test))])
 
 
 def test_the_official_split_stays_the_default(monkeypatch):
