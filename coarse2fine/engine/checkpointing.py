@@ -89,6 +89,24 @@ def _lookup(tree: dict, dotted: str) -> Any:
   return tree
 
 
+def without_added_fields(diffs: list[tuple[str, Any, Any]], where: str) -> list[tuple[str, Any, Any]]:
+  """Drops the fields the library added after `where` (a checkpoint, a run) was written, when the config keeps
+  their default.
+
+  A run from before such a field behaved as its default does; any other value would change
+  the resumed run, so it stays a difference.
+  """
+  # A run from before data.normalization normalised with the dataset's statistics: "auto" resolved.
+  defaults = comparable_config(with_resolved_normalization(base_config()))
+  kept = []
+  for name, saved, current in diffs:
+    if saved == MISSING and current != MISSING and _lookup(defaults, name) == current:
+      logging.warning("Config field %s is newer than %s: taking its default %r.", name, where, current)
+    else:
+      kept.append((name, saved, current))
+  return kept
+
+
 class ConfigMismatch(ValueError):
   """The workdir's checkpoint was written by another config: a refusal, not a damaged checkpoint."""
 
@@ -177,7 +195,7 @@ class Checkpointer:
     if not isinstance(meta, dict) or "config" not in meta or "host_state" not in meta:
       raise UnusableCheckpoint(f"meta has no config or host state: {str(meta)[:100]}")
     saved = without_other_methods(meta["config"])  # older checkpoints saved every registered section
-    diffs = self._without_added_fields(config_differences(saved, comparable_config(self.config)))
+    diffs = without_added_fields(config_differences(saved, comparable_config(self.config)), self.directory)
     if diffs:
       raise ConfigMismatch(
           f"{self.directory} holds a checkpoint (step {step}) of another config:\n  "
@@ -191,23 +209,6 @@ class Checkpointer:
         raise UnusableCheckpoint(f"array {mismatch} does not match the digest saved with it (corrupt data file)")
     state = flax.serialization.from_state_dict(abstract_state, restored["state"])
     return state, meta["host_state"]
-
-  def _without_added_fields(self, diffs: list[tuple[str, Any, Any]]) -> list[tuple[str, Any, Any]]:
-    """Drops the fields the library added after the checkpoint was written, when the config keeps their default.
-
-    A run from before such a field behaved as its default does; any other value would change
-    the resumed run, so it stays a difference.
-    """
-    # A run from before data.normalization normalised with the dataset's statistics: "auto" resolved.
-    defaults = comparable_config(with_resolved_normalization(base_config()))
-    kept = []
-    for name, saved, current in diffs:
-      if saved == MISSING and current != MISSING and _lookup(defaults, name) == current:
-        logging.warning("Config field %s is newer than the checkpoint in %s: resuming with its default %r.", name,
-                        self.directory, current)
-      else:
-        kept.append((name, saved, current))
-    return kept
 
   def _unusable_directory(self) -> str:
     return storage.join(storage.dirname(self.directory), "checkpoints_unusable")

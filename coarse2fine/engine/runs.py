@@ -23,7 +23,7 @@ from jax.sharding import Mesh
 from coarse2fine import models, storage
 from coarse2fine.data import DATASETS, HierarchicalData, checks, load_dataset, pipeline
 from coarse2fine.engine import optim, sharding
-from coarse2fine.engine.checkpointing import Checkpointer, comparable_config, config_differences
+from coarse2fine.engine.checkpointing import Checkpointer, comparable_config, config_differences, without_added_fields
 from coarse2fine.engine.hooks import check_hooks_run
 from coarse2fine.engine.reporting import metrics_table, write_json_atomically, write_text_atomically
 from coarse2fine.engine.train_state import TrainState
@@ -323,4 +323,4 @@ def finished_run(config, workdir: str) -> Optional[dict]:
                               {"eval": json.loads(current.eval.to_json_best_effort())})
   count_field = method_class(config.method).fine_count_field  # "estimate" was recorded as the K it resolved to
   diffs = [d for d in diffs if not (d[0] == count_field and d[2] == "estimate")]
-  return None if diffs else results
+  return None if without_added_fields(diffs, paths["config.json"]) else results

@@ -179,7 +179,7 @@ def test_a_field_added_after_the_checkpoint_takes_its_default(runs, tmp_path, ca
     loop.train_and_evaluate(changed, str(workdir))
   with caplog.at_level(std_logging.WARNING):
     results = loop.train_and_evaluate(config, str(workdir))
-  assert any("data.device_prefetch is newer than the checkpoint" in r.getMessage() for r in caplog.records)
+  assert any("data.device_prefetch is newer than" in r.getMessage() for r in caplog.records)
   with open(root / "whole" / "results.json") as f:
     assert results["metrics"] == json.load(f)["metrics"]
 
@@ -212,3 +212,20 @@ def test_sections_of_other_method_families_do_not_refuse_a_resume(runs, tmp_path
   results = loop.train_and_evaluate(other, str(workdir))
   with open(root / "whole" / "results.json") as f:
     assert results["metrics"] == json.load(f)["metrics"]
+
+
+def test_a_finished_run_from_before_a_field_existed_is_still_finished(runs, tmp_path):
+  """config.json without `data.device_prefetch` (written before it existed): finished at its default, not otherwise."""
+  from coarse2fine.engine import runs as run_lib
+
+  config, root = runs
+  workdir = tmp_path / "run"
+  shutil.copytree(root / "whole", workdir)
+  saved = json.loads((workdir / "config.json").read_text())
+  assert run_lib.finished_run(config, str(workdir)) is not None
+  del saved["data"]["device_prefetch"]
+  (workdir / "config.json").write_text(json.dumps(saved))
+  assert run_lib.finished_run(config, str(workdir))["steps"] == 16
+  changed = config.copy_and_resolve_references()
+  changed.data.device_prefetch = config.data.device_prefetch + 3
+  assert run_lib.finished_run(changed, str(workdir)) is None
