@@ -142,6 +142,7 @@ def _params(workdir, config):
     checkpointer.close()
 
 
+@pytest.mark.slow  # three runs of the command (76 s); SIGINT's twin stays in the default suite
 def test_sigterm_saves_the_step_and_the_resumed_run_equals_an_uninterrupted_one(tmp_path):
   config_file = _config_file(tmp_path, epochs=250)  # 2000 steps of 8 per epoch
   config = load_config(config_file)

@@ -225,6 +225,7 @@ def test_figures_of_hand_made_outputs(fine_known, tmp_path):
   assert sorted(os.listdir(tmp_path)) == ["clusters.png", "embedding_tsne.png", "relation.png"]
 
 
+@pytest.mark.slow  # 80 s in the default suite: UMAP's numba compilation
 def test_umap_map(tmp_path):
   pytest.importorskip("umap")
   rng = np.random.default_rng(0)

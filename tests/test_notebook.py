@@ -151,6 +151,7 @@ def test_finds_the_repository_from_a_clone_from_the_package_or_says_what_to_do(t
 # ----------------------------------------------------------------------------- executed
 
 
+@pytest.mark.slow  # executes every cell (67 s); the static checks above stay in the default suite
 def test_runs_on_tiny_data(tmp_path, monkeypatch):
   """The whole notebook in seconds: 600 training images, one epoch, 20 episodes, run from notebooks/."""
   data_dir, workdir = tmp_path / "fmnist", tmp_path / "runs"

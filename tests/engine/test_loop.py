@@ -2,17 +2,21 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 
 import jax
 import numpy as np
 import pytest
 
-from coarse2fine.engine import loop
+from coarse2fine.engine import interrupt, loop
 from coarse2fine.engine.checkpointing import Checkpointer
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEFAULT_HANDLERS = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}  # at import
 
 
 def _params_of(workdir, config):
@@ -306,3 +310,32 @@ def test_results_reach_the_terminal_when_results_json_cannot_be_written(tiny_con
   with pytest.raises(OSError, match="No space left"):
     loop.train_and_evaluate(tiny_config, str(tmp_path))
   assert "| test/coarse_top1" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_saves_the_step_it_reached_and_stops(tiny_config, tmp_path, signum):
+  """In process (the command-line twin, with the resume, is slow): the step that was reached is checkpointed."""
+  tiny_config.train.num_epochs = 500  # 4000 steps: far more than the signal lets it run
+  tiny_config.checkpoint.every_steps = 1000
+  metrics = tmp_path / "metrics.jsonl"
+
+  def signal_after_the_first_log():
+    deadline = time.monotonic() + 120
+    while not (metrics.exists() and '"step": 8,' in metrics.read_text()) and time.monotonic() < deadline:
+      time.sleep(0.01)
+    os.kill(os.getpid(), signum)
+
+  sender = threading.Thread(target=signal_after_the_first_log, daemon=True)
+  sender.start()
+  with pytest.raises(interrupt.Interrupted) as stopped:
+    loop.train_and_evaluate(tiny_config, str(tmp_path))
+  sender.join()
+  assert stopped.value.exit_code == 128 + signum
+  assert 8 <= stopped.value.step < 4000
+  checkpointer = Checkpointer(str(tmp_path), tiny_config)
+  try:
+    assert checkpointer.latest_step() == stopped.value.step  # not a multiple of every_steps: saved for the stop
+  finally:
+    checkpointer.close()
+  assert not (tmp_path / "results.json").exists()
+  assert signal.getsignal(signum) is not None and signal.getsignal(signum) == DEFAULT_HANDLERS[signum]

@@ -12,8 +12,9 @@ from coarse2fine.data.taxonomy import Taxonomy
 from tests import multi_device
 
 
-@pytest.mark.parametrize("bad,problem", [(np.nan, "NaN or infinite"), (np.inf, "NaN or infinite"),
-                                         (1e30, "exceed 1e+15 in magnitude")])
+@pytest.mark.parametrize("bad,problem", [(np.nan, "NaN or infinite"),  # the other two: one command each (~40 s)
+                                         pytest.param(np.inf, "NaN or infinite", marks=pytest.mark.slow),
+                                         pytest.param(1e30, "exceed 1e+15 in magnitude", marks=pytest.mark.slow)])
 def test_bad_values_in_an_npz_stop_the_command_at_load(tmp_path, bad, problem):
   Taxonomy.from_groups("t", {"a": ["a1", "a2"], "b": ["b1", "b2"]}).save(str(tmp_path / "t.json"))
   rng = np.random.default_rng(0)

@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from coarse2fine.methods.falcon import relation_solver
 
@@ -66,6 +67,7 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
+@pytest.mark.slow  # two processes (50 s)
 def test_process_zero_solves_and_every_process_gets_its_relation():
   address = f"localhost:{_free_port()}"
   env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}

@@ -160,6 +160,7 @@ print("RESULT" + json.dumps(out))
 """
 
 
+@pytest.mark.slow  # a subprocess with 8 host devices (66 s)
 def test_rows_sharded_over_eight_devices_match_one_device():
   # One process with 8 host devices runs the solve twice: on one device, and sharded over all.
   result = multi_device.run_script(SHARDED_SCRIPT, devices=8, timeout=120)
