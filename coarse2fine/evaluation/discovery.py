@@ -234,6 +234,19 @@ def relation_from_clusters(pred, coarse, num_clusters: int, num_coarse: int) -> 
   return m
 
 
+def predict_within_coarse(logits, coarse, relation) -> np.ndarray:
+  """[N] the highest-scoring class among the children of each example's coarse label.
+
+  logits: [N, K]; coarse: [N] ints; relation: [K, C] 0/1 (row k marks class k's parent). An
+  example whose coarse class has no child in `relation` keeps its plain argmax. This is how a
+  user with coarse labels reads the discovered classes (and how `kmeans_within` clusters).
+  """
+  logits, coarse, relation = np.asarray(logits), _labels(coarse), np.asarray(relation).astype(bool)
+  allowed = relation.T[coarse]  # [N, K]
+  allowed[~allowed.any(1)] = True
+  return np.where(allowed, logits, -np.inf).argmax(1)
+
+
 def fine_to_coarse_matrix(fine_to_coarse, num_coarse: int | None = None) -> np.ndarray:
   """[K, C] one-hot relation matrix of a [K] fine -> coarse map."""
   fine_to_coarse = _labels(fine_to_coarse)

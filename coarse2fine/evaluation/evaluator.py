@@ -11,7 +11,9 @@ Protocols (`eval.protocols`), each adding flat metrics in percent:
     `discovery/acc`, `discovery/ari`, ... = the overall ones,
   clusters: the method's own discovered classes (`cluster_logits` and `relation`, e.g.
     SCGM's sub-classes): `discovery/clusters_*` plus `discovery/clusters_purity`
-    (homogeneity, as SCGM's code reports it); these become the headline `discovery/*`.
+    (homogeneity, as SCGM's code reports it); these become the headline `discovery/*`. With
+    the method's own relation, also `discovery/clusters_within_{acc,macro_acc,ari,nmi}`: each
+    example's class chosen among its coarse label's children (`kmeans_within`'s setting).
 Embeddings come from the method's `predict` (`eval.features`: "embedding" or "features"),
 computed sharded over the mesh.
 """
@@ -221,6 +223,11 @@ class Evaluator:
                                         tag="clusters_")
     found["discovery/clusters_purity"] = 100.0 * float(homogeneity_score(split.fine, pred))
     found.update({"discovery/" + k[len("discovery/clusters_"):]: v for k, v in found.items()})
+    if discovered is not None:  # with the coarse labels known, as kmeans_within clusters: a class of its children
+      within = discovery.predict_within_coarse(predictions["cluster_logits"], split.coarse, relation)
+      found.update({k: v for k, v in discovery.discovery_metrics(
+          within, split.fine, relation, self.data.taxonomy.fine_to_coarse, tag="clusters_within_").items()
+                    if k.endswith(("_acc", "_ari", "_nmi")) and not k.endswith("relation_acc")})
     # Several taxonomies: the other taxonomies' M against their true parents, same class matching.
     for d in range(1, len(relations)):
       other = discovery.discovery_metrics(pred, split.fine, relations[d], self.data.taxonomies[d].fine_to_coarse,

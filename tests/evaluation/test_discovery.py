@@ -293,3 +293,19 @@ def test_discovery_metrics_keys_and_perfect_scores():
   assert metrics["discovery/ged"] == metrics["discovery/ged_invariant"] == 0
   tagged = d.discovery_metrics(pred, true, m, fine_to_coarse, prefix="val", tag="x_")
   assert "val/x_acc" in tagged
+
+
+def test_predict_within_coarse_matches_a_loop_over_examples():
+  rng = np.random.default_rng(0)
+  logits = rng.normal(size=(200, 7))
+  coarse = rng.integers(0, 3, size=200)
+  relation = np.zeros((7, 3), np.int64)
+  relation[np.arange(7), [0, 0, 1, 1, 1, 0, 0]] = 1  # coarse class 2 has no child: plain argmax there
+  expected = []
+  for row, c in zip(logits, coarse):
+    children = [k for k in range(7) if relation[k, c]] or list(range(7))
+    expected.append(max(children, key=lambda k: row[k]))
+  got = d.predict_within_coarse(logits, coarse, relation)
+  np.testing.assert_array_equal(got, expected)
+  assert (relation[got[coarse < 2], coarse[coarse < 2]] == 1).all()
+  assert not np.array_equal(got, logits.argmax(1))  # the restriction changed something
