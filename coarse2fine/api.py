@@ -4,6 +4,7 @@
   model = c2f.fit(x, coarse, workdir="runs/mine", num_fine=9)  # method=: a name in coarse2fine.methods.METHODS
   z = model.embed(x_new)                       # [n, e] embeddings
   ids, relation = model.discover(x_new)        # [n] discovered fine classes, [r, C] their coarse parents
+  ids, _ = model.discover(x_new, coarse_new)   # ... each among its known coarse class's children
   clf = model.adapt(support_x, support_y)      # few-shot logistic regression on the embeddings
   clf.predict(query_x), clf.predict_proba(query_x)
   model.save("runs/mine_copy", overwrite=True); model = c2f.load("runs/mine_copy")
@@ -73,6 +74,7 @@ from coarse2fine.data.taxonomy import Taxonomy
 from coarse2fine.engine import loop, runs
 from coarse2fine.engine.reporting import write_json_atomically
 from coarse2fine.evaluation import baselines, logistic
+from coarse2fine.evaluation.discovery import predict_within_coarse
 from coarse2fine.evaluation.evaluator import Evaluator, predict_split
 from coarse2fine.methods import DEFAULT_METHOD, discovering_methods, method_class
 from coarse2fine.methods.common.estimate_k import ESTIMATE
@@ -395,18 +397,45 @@ class Model:
     return np.concatenate([np.asarray(self._evaluator.embed(self.state, inputs[start:start + rows]), np.float32)
                            for start in range(0, len(inputs), rows)])
 
-  def discover(self, x) -> tuple[np.ndarray, np.ndarray]:
-    """([n] int64 discovered class of each input, [r, C] int64 0/1 coarse parent of each class)."""
+  def discover(self, x, coarse=None) -> tuple[np.ndarray, np.ndarray]:
+    """([n] int64 discovered class of each input, [r, C] int64 0/1 coarse parent of each class).
+
+    coarse: optional [n] coarse labels of x (ids, or the names `fit` saw): each input's class is
+    then the best among its coarse class's children, as the coarse labels are known (the setting
+    of `discovery/clusters_within_*` and of the k-means baselines); without, the best of all r.
+    """
     discovered = self.method.discovered(self.state)
     if discovered is None:
       raise ValueError(f"Method {self.config.method!r} (as configured) discovers no classes with coarse parents "
                        f"of its own; methods that can: {', '.join(discovering_methods())}. Cluster model.embed(x) "
                        "instead, e.g. with coarse2fine.evaluation.kmeans.kmeans_discovery.")
     inputs = self._inputs(x, "x")
+    coarse_ids = None if coarse is None else self._coarse_ids(coarse, len(inputs))
     split = Split(inputs, np.zeros(len(inputs), np.int32), np.full(len(inputs), UNKNOWN_FINE, np.int32))
     logits = predict_split(self._evaluator.predict_step, self.state, split, self._mesh,
                            self.config.eval.batch_size, keys=("cluster_logits",))["cluster_logits"]
-    return logits.argmax(1).astype(np.int64), np.asarray(discovered.relation, np.int64)
+    relation = np.asarray(discovered.relation, np.int64)
+    if coarse_ids is None:
+      return logits.argmax(1).astype(np.int64), relation
+    return predict_within_coarse(logits, coarse_ids, relation).astype(np.int64), relation
+
+  def _coarse_ids(self, coarse, n: int) -> np.ndarray:
+    """[n] int coarse ids of labels given as ids in 0..C-1 or as the taxonomy's coarse names."""
+    labels = np.asarray(coarse)
+    names = list(self.taxonomy.coarse_names)
+    if labels.shape != (n,):
+      raise ValueError(f"coarse: expected {n} labels, one per input, got shape {labels.shape}.")
+    if np.issubdtype(labels.dtype, np.integer):
+      bad = labels[(labels < 0) | (labels >= len(names))]
+      if len(bad):
+        raise ValueError(f"coarse: id {int(bad[0])} is not one of the model's {len(names)} coarse classes (0.."
+                         f"{len(names) - 1}: {names}).")
+      return labels.astype(np.int64)
+    index = {str(name): i for i, name in enumerate(names)}
+    unknown = sorted({str(v) for v in labels.tolist()} - set(index))
+    if unknown:
+      raise ValueError(f"coarse: {unknown[:5]} not among the model's coarse classes {names}.")
+    return np.asarray([index[str(v)] for v in labels.tolist()], np.int64)
 
   def annotate(self, adata, key: str = "c2f") -> None:
     """Writes the model's results into an AnnData, as scanpy's tools do (docs/datasets.md#anndata-h5ad-files).
@@ -421,8 +450,12 @@ class Model:
       raise ValueError(f"annotate writes into an AnnData; got {type(adata).__name__}. For arrays use embed and "
                        "discover.")
     embeddings = self.embed(adata)
-    ids, relation = self.discover(adata)
     source = self.anndata or {}
+    coarse_key = source.get("coarse_key", "")
+    coarse = adata.obs[coarse_key].astype(str).to_numpy() if coarse_key in adata.obs else None
+    if coarse is not None and not set(coarse) <= {str(name) for name in self.taxonomy.coarse_names}:
+      coarse = None  # other (or missing) coarse labels than the model's: each cell's best class of all
+    ids, relation = self.discover(adata, coarse)
     info = {"method": str(self.config.method), "workdir": str(self.workdir), "use_rep": source.get("use_rep", "X"),
             "coarse_key": source.get("coarse_key", ""), "fine_key": source.get("fine_key", ""),
             "seed": int(self.config.seed), "num_classes": int(len(relation)),

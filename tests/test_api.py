@@ -344,7 +344,7 @@ def test_fit_on_anndata_and_annotate(cells, cells_model, tmp_path):
   adata = cells.copy()
   model.annotate(adata, key="c2f")
   np.testing.assert_array_equal(adata.obsm["X_c2f"], model.embed(X))  # the AnnData's X is the dense X's CSR
-  ids, relation = model.discover(X)
+  ids, relation = model.discover(X, NAMES[COARSE])  # annotate reads each cell within its obs coarse label
   parents = np.array(model.taxonomy.coarse_names)[relation.argmax(1)]
   rank = [int((parents[:j] == parents[j]).sum()) for j in range(len(relation))]  # k-th class under its coarse
   expected = [f"{parents[j]}/{rank[j]}" for j in ids]
@@ -375,7 +375,7 @@ def test_report_equals_sklearn(cells_model):
   assert report["examples"] == int(known.sum()) and report["transductive"]
   coarse = np.array([{"Bags": 0, "Shoes": 1, "Tops": 2}[name] for name in NAMES[COARSE]])[known]
   fine = FINE[known]
-  ids, relation = cells_model.discover(X[known])
+  ids, relation = cells_model.discover(X[known], coarse)  # as the report reads them: within the coarse class
   per_coarse = relation.sum(0)
   assert report["clusters_per_coarse"] == dict(zip(["Bags", "Shoes", "Tops"], per_coarse.tolist()))
 
@@ -423,3 +423,22 @@ def test_anndata_errors_are_named(cells, cells_model, tmp_path):
   with pytest.raises(ValueError, match="annotate writes into an AnnData"):
     cells_model.annotate(X)
   assert list(tmp_path.iterdir()) == []  # refused before anything was written
+
+
+def test_discover_given_coarse_labels_picks_among_their_children(cells_model):
+  """With coarse labels: every class is a child of the example's coarse class, and where the best class of all
+  already was one, it is the same (the argmax of a subset that holds the overall maximum)."""
+  coarse_names = NAMES[COARSE]
+  plain, relation = cells_model.discover(X)
+  within, same_relation = cells_model.discover(X, coarse_names)
+  np.testing.assert_array_equal(relation, same_relation)
+  coarse = np.array([list(cells_model.taxonomy.coarse_names).index(name) for name in coarse_names])
+  has_children = relation.sum(0)[coarse] > 0
+  assert (relation[within, coarse] == 1)[has_children].all()
+  agrees = relation[plain, coarse] == 1
+  np.testing.assert_array_equal(within[agrees], plain[agrees])
+  np.testing.assert_array_equal(cells_model.discover(X, coarse)[0], within)  # ids work as names do
+  with pytest.raises(ValueError, match="not among the model's coarse classes"):
+    cells_model.discover(X[:2], np.array(["Bags", "Hats"]))
+  with pytest.raises(ValueError, match="one per input"):
+    cells_model.discover(X[:3], coarse[:2])

@@ -2,7 +2,8 @@
 
 On the evaluation examples whose fine label is known, three clusterings are scored against
 the fine labels:
-  * the method's own discovered classes (`Model.discover`), when it discovers classes;
+  * the method's own discovered classes (`Model.discover`, each example's among its coarse class's
+    children, as the two k-means are), when it discovers classes;
   * k-means inside each coarse class on the inputs, standardised per feature (or channel)
     with the training statistics, as the model sees them;
   * k-means inside each coarse class on the model's features (`Model.embed`), L2-normalised
@@ -79,7 +80,7 @@ def discovery_report(model, data: HierarchicalData) -> Optional[dict]:
   taxonomy, seed = data.taxonomy, int(model.config.seed)
   rows = {}
   if model.method.discovered(model.state) is not None:
-    ids, relation = model.discover(part.inputs)
+    ids, relation = model.discover(part.inputs, coarse)  # each among its coarse class's children, as k-means below
     clusters = np.asarray(relation, np.int64).sum(0)  # classes the method found under each coarse class
     rows[f"{model.config.method} (its discovered classes)"] = scores(ids, fine)
   else:
