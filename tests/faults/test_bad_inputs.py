@@ -27,7 +27,8 @@ def test_bad_values_in_an_npz_stop_the_command_at_load(tmp_path, bad, problem):
        f"--workdir={tmp_path / 'run'}", "--config.data.name=arrays", "--config.model.encoder=mlp",
        f"--config.data.path={tmp_path / 'd.npz'}",
        f"--config.data.taxonomy={tmp_path / 't.json'}"],
-      capture_output=True, text=True, cwd=multi_device.REPO, env={**os.environ, "JAX_PLATFORMS": "cpu"}, timeout=120)
+      capture_output=True, text=True, cwd=multi_device.REPO, env={**os.environ, "JAX_PLATFORMS": "cpu"},
+      timeout=600)  # ~20 s alone, minutes on a loaded machine: it fails at load, so time is no risk
   assert done.returncode != 0
   last = done.stderr.strip().splitlines()[-1]
   assert "d.npz (x): 1 values" in last and problem in last and "(17, 4)" in last, last

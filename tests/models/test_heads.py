@@ -11,7 +11,7 @@ import pytest
 from coarse2fine import config_base
 from coarse2fine.data import load_dataset
 from coarse2fine.engine import runs
-from coarse2fine.engine.checkpointing import MISSING, Checkpointer
+from coarse2fine.engine.checkpointing import MISSING, without_added_fields
 from coarse2fine.methods import build_method
 from coarse2fine.models import ENCODERS, Classifier, Embedder, resolve_linear_init
 
@@ -96,11 +96,9 @@ def test_auto_resolves_per_encoder(encoder):
 
 def test_a_checkpoint_from_before_the_field_resumes_at_auto_only():
   """Its default "auto" is what an older run did on every encoder but the smallcnn, whose heads the checkpoint holds."""
-  checkpointer = Checkpointer.__new__(Checkpointer)  # only the comparison, no directory
-  checkpointer.directory = "old_run/checkpoints"
-  assert checkpointer._without_added_fields([("model.linear_init", MISSING, "auto")]) == []
+  assert without_added_fields([("model.linear_init", MISSING, "auto")], "old_run/checkpoints") == []
   kept = [("model.linear_init", MISSING, "torch")]
-  assert checkpointer._without_added_fields(kept) == kept
+  assert without_added_fields(kept, "old_run/checkpoints") == kept
 
 
 # Each network class that holds heads: ClassifierNet (with and without embedder), AncorNet, MaskConNet,
