@@ -1,0 +1,300 @@
+"""Do the wins hold? Each seed method against its baselines across seeds, taxonomies and data sizes.
+
+  python benchmarks/robustness.py --cells="fmnist3 2k,pbmc" --seeds=0,1,2,3,4    # some cells
+  python benchmarks/robustness.py --cells="fmnist3 2k" --families=falcon          # one family (others' rows kept)
+  python benchmarks/robustness.py --stage=table                                  # the saved rows again
+
+Cells (data): `fmnist3` and `fmnist_seasons` are Fashion-MNIST under its two built-in taxonomies
+(3 and 4 coarse classes), each on the recipe's own training set ("full": 60k images, or the
+20k subset of the recipes that train on one) and on a 2,000-image subset (` 2k`, drawn with
+`data.split_seed` = the seed, so seeds differ in data as well as in initialisation); `pbmc` is
+scanpy's 700 cells in 5 lineages, transductive, where a method applies (FALCON's family).
+Every run is its config's recipe (configs/*_fashion_mnist.py, whose settings were chosen on a
+validation split of fmnist3 by benchmarks/{scgm,discovery,retrieval,fsc}_quality.py), the
+taxonomy and size swapped in; evaluation on the 10k test images (PBMC: its 700 cells).
+
+Families, seed method(s) first, each scored on its own metrics:
+  scgm:    scgm_g, scgm_a vs coarse, coarse_plus: all-way 1-shot accuracy; sub-classes: SCGM's own
+           (r = 30, the recipe's; and `scgm_g r=10`, as many as the fine classes, as `fit` sets r),
+           each example's among its coarse class's children
+           (`discovery/clusters_within_acc`), against k-means inside each coarse class with the true
+           number of children on the baselines' features (Hungarian accuracy);
+  falcon:  falcon (its classes within the coarse class, as for SCGM) vs scan_c, k-means inside each
+           coarse class on `coarse` features and on the raw (standardised) inputs, with the true
+           numbers of children: discovery accuracy; FALCON's budget (benchmarks/discovery_quality.py);
+  maskcon: maskcon vs coins, supce: Recall@1 on the fine labels;
+  fsc:     fsc vs softmax, softtriple on fine labels: top-1; on coarse labels: discovery by the
+           sub-centres (fsc, softtriple; within the coarse class) against k-means inside each coarse
+           class on softmax's features.
+Each comparison row: the seed method's mean lead over one baseline, the larger of the two seed
+spreads (sd), and a paired t-test over seeds (scipy.stats.ttest_rel, same seed = same data and
+init); `beyond spread` when the lead exceeds the spread. Runs are kept in `--workdir` and
+reused. Writes benchmarks/results/robustness{,_runs}.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks import common, discovery_quality  # noqa: E402
+from coarse2fine.engine import loop  # noqa: E402
+
+SUBSET = 2000
+# cell -> overrides every Fashion-MNIST run of the cell takes ("{seed}" is the run's seed)
+FMNIST_CELLS = {
+    "fmnist3": {"data.taxonomy": "fmnist3"},
+    "fmnist3 2k": {"data.taxonomy": "fmnist3", "data.train_examples": SUBSET, "data.split_seed": "{seed}"},
+    "fmnist_seasons": {"data.taxonomy": "fmnist_seasons"},
+    "fmnist_seasons 2k": {"data.taxonomy": "fmnist_seasons", "data.train_examples": SUBSET,
+                          "data.split_seed": "{seed}"},
+}
+CELLS = (*FMNIST_CELLS, "pbmc")
+
+RAW_KMEANS = "k-means on inputs"  # no training: k-means inside each coarse class on the standardised test inputs
+WITHIN = "discovery/kmeans_within_acc"
+OWN_WITHIN = "discovery/clusters_within_acc"  # the method's own classes, each example's among its coarse children
+DISCOVERY = discovery_quality.BUDGET
+KMEANS_ONLY = {"eval.protocols": ("classification", "kmeans")}
+
+# family -> {"seed": seed methods, "runs": {name: (config, overrides)}, "metrics": {metric: {run: key}}}.
+# A metric maps each run that has it to its key in results.json ("{split}" = test); RAW_KMEANS is computed here.
+FAMILIES = {
+    "scgm": {
+        "seed": ("scgm_g", "scgm_a", "scgm_g r=10"),
+        "runs": {"scgm_g": ("scgm_fashion_mnist.py", {}), "scgm_a": ("scgm_a_fashion_mnist.py", {}),
+                 "scgm_g r=10": ("scgm_fashion_mnist.py", {"scgm.num_subclasses": 10}),  # as many as fine classes
+                 "coarse": ("coarse_fashion_mnist.py", {}), "coarse_plus": ("coarse_plus_fashion_mnist.py", {})},
+        "metrics": {
+            "all-way 1-shot": {name: "fewshot/allway_1shot" for name in ("scgm_g", "scgm_a", "coarse", "coarse_plus")},
+            "sub-classes acc": {"scgm_g": OWN_WITHIN, "scgm_a": OWN_WITHIN, "scgm_g r=10": OWN_WITHIN,
+                                "coarse": WITHIN, "coarse_plus": WITHIN},
+        },
+    },
+    "falcon": {
+        "seed": ("falcon",),
+        "runs": {"falcon": ("falcon_fashion_mnist.py", DISCOVERY), "scan_c": ("scan_fashion_mnist.py:c", DISCOVERY),
+                 "coarse": ("coarse_fashion_mnist.py", {**DISCOVERY, **KMEANS_ONLY})},
+        "metrics": {"discovery acc": {"falcon": OWN_WITHIN, "scan_c": "discovery/acc", "coarse": WITHIN,
+                                      RAW_KMEANS: RAW_KMEANS}},
+    },
+    "maskcon": {
+        "seed": ("maskcon",),
+        "runs": {"maskcon": ("maskcon_fashion_mnist.py", {}), "coins": ("maskcon_fashion_mnist.py:coins", {}),
+                 "supce": ("maskcon_fashion_mnist.py:supce", {})},
+        "metrics": {"Recall@1": {name: "retrieval/recall@1" for name in ("maskcon", "coins", "supce")}},
+    },
+    "fsc": {
+        "seed": ("fsc", "fsc (coarse)"),
+        "runs": {"fsc": ("fsc_fashion_mnist.py:fsc,fine", {}), "softmax": ("fsc_fashion_mnist.py:softmax,fine", {}),
+                 "softtriple": ("fsc_fashion_mnist.py:softtriple,fine", {}),
+                 "fsc (coarse)": ("fsc_fashion_mnist.py:fsc,coarse", {}),
+                 "softmax (coarse)": ("fsc_fashion_mnist.py:softmax,coarse", {}),
+                 "softtriple (coarse)": ("fsc_fashion_mnist.py:softtriple,coarse", {})},
+        "metrics": {
+            "fine top-1": {name: "{split}/fine_top1" for name in ("fsc", "softmax", "softtriple")},
+            "sub-centre acc": {"fsc (coarse)": OWN_WITHIN, "softtriple (coarse)": OWN_WITHIN,
+                               "softmax (coarse)": WITHIN},
+        },
+    },
+}
+# PBMC (transductive, 700 cells): FALCON's family on configs/falcon_pbmc.py's recipe (benchmarks/discovery_quality.py).
+PBMC_FAMILIES = {
+    "falcon": {
+        "seed": ("falcon",),
+        "runs": {"falcon": discovery_quality.PBMC_RUNS["falcon (official)"][:2],
+                 "scan_c": discovery_quality.PBMC_RUNS["scan_c"][:2],
+                 "coarse": discovery_quality.PBMC_RUNS["coarse + k-means"][:2]},
+        "metrics": {"discovery acc": {"falcon": OWN_WITHIN, "scan_c": "discovery/acc", "coarse": WITHIN,
+                                      RAW_KMEANS: RAW_KMEANS}},
+    },
+}
+
+
+# What the saved table rests on, printed above it (updated with the runs).
+STATUS = """Status (2026-12-03): cells `fmnist3 2k`, `fmnist_seasons 2k` and `pbmc`, seeds 0-4. The full-size
+cells (`fmnist3`, `fmnist_seasons`: 16 runs of 3-8 minutes per seed on this 2-core CPU, about 11 hours for
+both) are not run yet. Settings are the recipes' (chosen on validation at full size), not re-chosen per cell.
+F-SC's fine-label rows do not depend on the taxonomy: the two 2k cells hold the same runs' scores."""
+
+
+def families_of(cell: str) -> dict:
+  return PBMC_FAMILIES if cell == "pbmc" else FAMILIES
+
+
+def _slug(text: str) -> str:
+  return "".join(c if c.isalnum() else "_" for c in text).strip("_")
+
+
+# FALCON's hooks at 2,000 images (7 steps an epoch at its batch of 256, 10 epochs): the recipe's solve every 20
+# steps would never run, so they follow the API's rule for the data (`Falcon.api_derived`): a solve every
+# (7 - 1) // 2 = 3 steps and a warm-up of a 20th of the run.
+SMALL_FALCON = {"falcon.solve_every": 3, "falcon.warmup_steps": 3}
+
+
+def _config(cell: str, family: str, name: str, seed: int):
+  filename, overrides = families_of(cell)[family]["runs"][name]
+  cell_overrides = {} if cell == "pbmc" else FMNIST_CELLS[cell]
+  settings = {**overrides, **{k: (seed if v == "{seed}" else v) for k, v in cell_overrides.items()}, "seed": seed}
+  if cell.endswith(" 2k") and name == "falcon":
+    settings.update(SMALL_FALCON)
+  return common.load_config(filename, settings)
+
+
+def run_metrics(cell: str, family: str, name: str, seed: int, workdir: str) -> dict:
+  """results.json metrics of one run (trained here unless its folder has them)."""
+  rundir = os.path.join(workdir, _slug(cell), family, f"{_slug(name)}_seed{seed}")
+  path = os.path.join(rundir, "results.json")
+  if not os.path.exists(path):
+    loop.train_and_evaluate(_config(cell, family, name, seed), rundir)
+  with open(path) as f:
+    metrics = json.load(f)["metrics"]
+  if "discovery/clusters_acc" in metrics and OWN_WITHIN not in metrics:  # a run from before that metric
+    metrics.update(_own_classes_within_coarse(rundir))
+  return metrics
+
+
+def _own_classes_within_coarse(rundir: str) -> dict:
+  """`discovery/clusters_within_*` of a finished run (evaluation/evaluator.py), computed from its checkpoint and
+  kept in `rundir/clusters_within.json`."""
+  from coarse2fine.engine import runs
+  from coarse2fine.evaluation import discovery
+  from coarse2fine.evaluation.evaluator import make_predict_step, predict_split
+
+  path = os.path.join(rundir, "clusters_within.json")
+  if not os.path.exists(path):
+    config = runs.load_run_config(rundir)
+    run = runs.setup_run(config, for_training=False, recorded_estimate=runs.read_estimate(rundir), workdir=rundir)
+    state = runs.restore_newest(rundir, run.config, run.state)
+    test = run.data.test
+    logits = predict_split(make_predict_step(run.method, run.mesh, run.data), state, test, run.mesh,
+                           config.eval.batch_size, keys=("cluster_logits",))["cluster_logits"]
+    discovered = run.method.discovered(state)
+    found = {}
+    if discovered is not None:  # SCAN's clusters have no parents of their own: nothing to restrict to
+      pred = discovery.predict_within_coarse(logits, test.coarse, discovered.relation)
+      found = discovery.discovery_metrics(pred, test.fine, discovered.relation, run.data.taxonomy.fine_to_coarse,
+                                          tag="clusters_within_")
+    with open(path, "w") as f:
+      json.dump({k: v for k, v in found.items() if k.endswith(("_acc", "_ari", "_nmi"))}, f)
+  with open(path) as f:
+    return json.load(f)
+
+
+_RAW_CACHE: dict = {}
+
+
+def raw_kmeans_acc(cell: str, seed: int) -> float:
+  """Hungarian accuracy of k-means inside each coarse class (K_c = its true fine classes) on the standardised
+  evaluation inputs: the baseline that needs no training (evaluation/baselines.py)."""
+  from coarse2fine.data.datasets.registry import load_dataset
+  from coarse2fine.evaluation import baselines
+
+  key = (cell, seed)
+  if key not in _RAW_CACHE:
+    data = load_dataset(_config(cell, "falcon", "coarse", seed).data)
+    split = data.test
+    inputs = baselines.standardised(split.inputs, data.mean, data.std)
+    children = np.bincount(data.taxonomy.fine_to_coarse, minlength=data.taxonomy.num_coarse)
+    pred = baselines.within_coarse_kmeans(inputs, np.asarray(split.coarse), children, seed)
+    _RAW_CACHE[key] = baselines.scores(pred, np.asarray(split.fine))["acc"]
+  return _RAW_CACHE[key]
+
+
+def family_rows(cell: str, family: str, seeds: list[int], workdir: str) -> tuple[list[dict], list[dict]]:
+  """(per-run rows, comparison rows) of one family in one cell."""
+  spec = families_of(cell)[family]
+  metrics = {name: {seed: run_metrics(cell, family, name, seed, workdir) for seed in seeds} for name in spec["runs"]}
+  runs, comparisons = [], []
+  for metric, keys in spec["metrics"].items():
+    values = {}
+    for name, key in keys.items():
+      if key == RAW_KMEANS:
+        values[name] = [raw_kmeans_acc(cell, seed) for seed in seeds]
+      else:
+        values[name] = [metrics[name][seed][key.format(split="test")] for seed in seeds]
+      runs.append({"cell": cell, "family": family, "metric": metric, "method": name, "seeds": len(seeds),
+                   "mean": statistics.mean(values[name]), "sd": _sd(values[name]),
+                   "per_seed": " ".join(f"{v:.1f}" for v in values[name])})
+    for seed_method in (m for m in spec["seed"] if m in keys):
+      for baseline in (m for m in keys if m not in spec["seed"]):
+        comparisons.append(_compare(cell, family, metric, seed_method, baseline, values[seed_method],
+                                    values[baseline]))
+  return runs, comparisons
+
+
+def _sd(values: list[float]) -> float:
+  return statistics.stdev(values) if len(values) > 1 else float("nan")
+
+
+def _compare(cell, family, metric, seed_method, baseline, a, b) -> dict:
+  from scipy import stats
+
+  lead = statistics.mean(a) - statistics.mean(b)
+  spread = max(_sd(a), _sd(b))
+  p = float(stats.ttest_rel(a, b).pvalue) if len(a) > 1 and np.any(np.asarray(a) != np.asarray(b)) else float("nan")
+  beyond = bool(lead > spread) if not math.isnan(spread) else False
+  verdict = "ahead beyond spread" if beyond else ("ahead" if lead > 0 else "behind")
+  return {"cell": cell, "family": family, "metric": metric, "method": seed_method, "baseline": baseline,
+          "seeds": len(a), "method_mean": statistics.mean(a), "baseline_mean": statistics.mean(b), "lead": lead,
+          "spread": spread, "p_paired": p, "verdict": verdict}
+
+
+def _kept(name: str, ran: list[dict]) -> list[dict]:
+  """Saved rows of `name` whose (cell, family) did not run now, so that partial runs add up."""
+  path = os.path.join(common.RESULTS_DIR, f"{name}.json")
+  if not os.path.exists(path):
+    return []
+  keys = {(r["cell"], r["family"]) for r in ran}
+  with open(path) as f:
+    return [r for r in json.load(f)["rows"] if (r["cell"], r["family"]) not in keys]
+
+
+def _order(row: dict) -> tuple:
+  family_names = list(FAMILIES) + [f for f in PBMC_FAMILIES if f not in FAMILIES]
+  return (family_names.index(row["family"]), CELLS.index(row["cell"]), row["metric"])
+
+
+def main():
+  parser = argparse.ArgumentParser()
+  parser.add_argument("--stage", choices=("final", "table"), default="final")
+  parser.add_argument("--cells", default=",".join(CELLS))
+  parser.add_argument("--families", default=",".join(FAMILIES))
+  parser.add_argument("--seeds", default="0,1,2,3,4")
+  parser.add_argument("--workdir", default="workdirs/robustness")
+  args = parser.parse_args()
+  cells = [c for c in args.cells.split(",") if c]
+  families = [f for f in args.families.split(",") if f]
+  if set(cells) - set(CELLS):
+    raise SystemExit(f"Unknown cells {sorted(set(cells) - set(CELLS))}; choose from {list(CELLS)}.")
+  if set(families) - set(FAMILIES):
+    raise SystemExit(f"Unknown families {sorted(set(families) - set(FAMILIES))}; choose from {list(FAMILIES)}.")
+  seeds = [int(s) for s in args.seeds.split(",")]
+  runs, comparisons = [], []
+  if args.stage == "final":
+    for cell in cells:
+      for family in (f for f in families if f in families_of(cell)):
+        family_runs, family_comparisons = family_rows(cell, family, seeds, args.workdir)
+        runs += family_runs
+        comparisons += family_comparisons
+        for row in family_comparisons:
+          print(json.dumps(row), flush=True)
+  runs = sorted(_kept("robustness_runs", runs) + runs, key=_order)  # read after the runs: a parallel one may have saved
+  comparisons = sorted(_kept("robustness", comparisons) + comparisons, key=_order)
+  notes = STATUS + "\n\n" + __doc__.split("\n\n", 2)[2].strip()
+  common.save("robustness_runs", runs, ["cell", "family", "metric", "method", "seeds", "mean", "sd", "per_seed"],
+              notes=notes)
+  common.save("robustness", comparisons, ["cell", "family", "metric", "method", "baseline", "seeds", "method_mean",
+                                          "baseline_mean", "lead", "spread", "p_paired", "verdict"], notes=notes)
+
+
+if __name__ == "__main__":
+  main()
