@@ -73,7 +73,8 @@ def jpeg_tree(tmp_path_factory):
   return root
 
 
-@pytest.mark.parametrize("exit_mode", ["normal", "interrupt", "stop"])
+@pytest.mark.parametrize("exit_mode", ["normal", pytest.param("interrupt", marks=pytest.mark.slow),
+                                       pytest.param("stop", marks=pytest.mark.slow)])  # ~25 s each: worker processes
 def test_no_leaked_shared_memory(jpeg_tree, tmp_path, exit_mode):
   script = tmp_path / "run.py"
   script.write_text(SCRIPT)

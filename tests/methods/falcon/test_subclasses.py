@@ -51,6 +51,7 @@ def test_the_ten_classes_are_the_coarse_ones_and_no_fine_label_is_known(tiny_fas
     assert (split.fine == -1).all()
 
 
+@pytest.mark.slow  # a run with figures (54 s)
 def test_a_few_steps_write_the_relation_and_the_clusters_grid(tiny_fashion_mnist, tmp_path):
   pytest.importorskip("matplotlib")
   from coarse2fine import figures

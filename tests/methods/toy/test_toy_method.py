@@ -52,6 +52,7 @@ def _run(*args, cwd):
   return done.stdout
 
 
+@pytest.mark.slow  # four commands (64 s); the API half below stays in the default suite
 @pytest.mark.usefixtures("toy_registered")
 def test_toy_method_runs_through_main_evaluate_and_plot(tmp_path):
   config_file = tmp_path / "toy_config.py"
