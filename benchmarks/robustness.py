@@ -5,7 +5,7 @@
   python benchmarks/robustness.py --stage=table                                  # the saved rows again
 
 Cells (data): `fmnist3` and `fmnist_seasons` are Fashion-MNIST under its two built-in taxonomies
-(3 and 4 coarse classes), each on the recipe's own training set ("full": 60k images, or the
+(3 coarse classes each: by kind, and by season), each on the recipe's own training set ("full": 60k images, or the
 20k subset of the recipes that train on one) and on a 2,000-image subset (` 2k`, drawn with
 `data.split_seed` = the seed, so seeds differ in data as well as in initialisation); `pbmc` is
 scanpy's 700 cells in 5 lineages, transductive, where a method applies (FALCON's family).
