@@ -180,11 +180,10 @@ def _own_classes_within_coarse(rundir: str) -> dict:
     discovered = run.method.discovered(state)
     found = {}
     if discovered is not None:  # SCAN's clusters have no parents of their own: nothing to restrict to
-      pred = discovery.predict_within_coarse(logits, test.coarse, discovered.relation)
-      found = discovery.discovery_metrics(pred, test.fine, discovered.relation, run.data.taxonomy.fine_to_coarse,
-                                          tag="clusters_within_")
+      found = discovery.within_coarse_metrics(logits, test.coarse, test.fine, discovered.relation,
+                                              run.data.taxonomy.fine_to_coarse)
     with open(path, "w") as f:
-      json.dump({k: v for k, v in found.items() if k.endswith(("_acc", "_ari", "_nmi"))}, f)
+      json.dump(found, f)
   with open(path) as f:
     return json.load(f)
 

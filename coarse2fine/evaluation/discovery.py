@@ -277,3 +277,14 @@ def discovery_metrics(pred, true_fine, m_learned, fine_to_coarse_true, prefix: s
       "relation_acc": relation_accuracy(pred, true_fine, m_learned, fine_to_coarse_true),
   }
   return {f"{prefix}/{tag}{name}": float(value) for name, value in values.items()}
+
+
+WITHIN_NAMES = ("acc", "macro_acc", "ari", "nmi")  # the relation is the plain clustering's: its scores repeat
+
+
+def within_coarse_metrics(logits, coarse, true_fine, m_learned, fine_to_coarse_true,
+                          prefix: str = "discovery") -> dict[str, float]:
+  """`{prefix}/clusters_within_{acc, macro_acc, ari, nmi}` of `predict_within_coarse(logits, coarse, m_learned)`."""
+  pred = predict_within_coarse(logits, coarse, m_learned)
+  found = discovery_metrics(pred, true_fine, m_learned, fine_to_coarse_true, prefix, tag="clusters_within_")
+  return {f"{prefix}/clusters_within_{name}": found[f"{prefix}/clusters_within_{name}"] for name in WITHIN_NAMES}

@@ -224,10 +224,8 @@ class Evaluator:
     found["discovery/clusters_purity"] = 100.0 * float(homogeneity_score(split.fine, pred))
     found.update({"discovery/" + k[len("discovery/clusters_"):]: v for k, v in found.items()})
     if discovered is not None:  # with the coarse labels known, as kmeans_within clusters: a class of its children
-      within = discovery.predict_within_coarse(predictions["cluster_logits"], split.coarse, relation)
-      found.update({k: v for k, v in discovery.discovery_metrics(
-          within, split.fine, relation, self.data.taxonomy.fine_to_coarse, tag="clusters_within_").items()
-                    if k.endswith(("_acc", "_ari", "_nmi")) and not k.endswith("relation_acc")})
+      found.update(discovery.within_coarse_metrics(predictions["cluster_logits"], split.coarse, split.fine, relation,
+                                                   self.data.taxonomy.fine_to_coarse))
     # Several taxonomies: the other taxonomies' M against their true parents, same class matching.
     for d in range(1, len(relations)):
       other = discovery.discovery_metrics(pred, split.fine, relations[d], self.data.taxonomies[d].fine_to_coarse,
