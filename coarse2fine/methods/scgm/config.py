@@ -17,6 +17,7 @@ def scgm_section() -> ml_collections.ConfigDict:
   scgm.num_subclasses = fine_count_field(100)
   scgm.sigma2 = 0.1  # sigma^2, sub-class temperature ("tau" in the reference code)
   scgm.sigmabar2 = 1.0  # sigmabar^2, super-class temperature
+  scgm.ce_scale = 1.0  # s, multiplies L_ce's logits s * relu(n(v)) @ mu_y.T (reference code: 1, no scale)
   scgm.gamma = 0.5  # weight of the mixture terms ("alpha" in the reference code)
   scgm.lam = 25.0  # lambda, inverse entropic regularisation of the E-step transport problem
   scgm.estep_every_epochs = 5  # E-step cadence (before epochs 1, 6, 11, ... as in the reference code)

@@ -82,9 +82,9 @@ def cosine(a: jax.Array, b: jax.Array) -> jax.Array:
   return l2_normalize(a) @ l2_normalize(b).T
 
 
-def superclass_logits(v: jax.Array, mu_y: jax.Array) -> jax.Array:
-  """relu(n(v)) @ mu_y.T, [B, C]: the super-class means as classifier weights (no bias, mu_y unnormalised)."""
-  return jax.nn.relu(l2_normalize(v)) @ mu_y.T
+def superclass_logits(v: jax.Array, mu_y: jax.Array, scale: float = 1.0) -> jax.Array:
+  """scale * relu(n(v)) @ mu_y.T, [B, C]: the super-class means as classifier weights (no bias, mu_y unnormalised)."""
+  return scale * (jax.nn.relu(l2_normalize(v)) @ mu_y.T)
 
 
 def subclass_logits(v, mu_y, mu_z, coarse, *, sigma2: float, sigmabar2: float, use_pi: bool) -> jax.Array:
@@ -185,7 +185,7 @@ class SCGM(Method):
     v, mu_y, mu_z = outputs["embedding"], outputs["mu_y"], outputs["mu_z"]
     coarse = batch.coarse
     codes = state.extra["codes"][batch.index]
-    coarse_logits = superclass_logits(v, mu_y)
+    coarse_logits = superclass_logits(v, mu_y, hp.ce_scale)
     l_ce = optax.softmax_cross_entropy_with_integer_labels(coarse_logits, coarse).mean()
     extra = state.extra
     if self.variant == "g":
@@ -295,7 +295,7 @@ class SCGM(Method):
     return {
         "features": outputs["features"],
         "embedding": v,
-        "coarse_logits": superclass_logits(v, outputs["mu_y"]),
+        "coarse_logits": superclass_logits(v, outputs["mu_y"], self.hp.ce_scale),
         # argmax_k p(z=k|v) without the label-dependent pi: the discovered sub-class.
         "cluster_logits": cosine(v, outputs["mu_z"]) / self.hp.sigma2,
     }

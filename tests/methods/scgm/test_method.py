@@ -77,9 +77,10 @@ def _query_outputs_and_keys(method, state, batch, m):
   return out, _forward(method, key_vars, batch.views[:, 1])["embedding"]
 
 
-@pytest.mark.parametrize("use_pi", [False, True])
-def test_scgm_g_loss_matches_numpy(scgm_config, use_pi):
+@pytest.mark.parametrize("use_pi,ce_scale", [(False, 1.0), (True, 1.0), (False, 10.0)])
+def test_scgm_g_loss_matches_numpy(scgm_config, use_pi, ce_scale):
   scgm_config.scgm.use_pi = use_pi
+  scgm_config.scgm.ce_scale = ce_scale
   hp = scgm_config.scgm
   _, method, state, batch, z = _setup(scgm_config)
   loss, aux = method.loss(state.params, state, batch, jax.random.PRNGKey(0))
@@ -92,16 +93,20 @@ def test_scgm_g_loss_matches_numpy(scgm_config, use_pi):
   l_sub = _ce(sub, z)
   l_rel = np.mean([-np.log(np.exp(_n(mu_y)[y[i]] @ _n(mu_z)[z[i]])
                            / np.exp(_n(mu_y) @ _n(mu_z)[z[i]]).sum()) for i in range(len(y))])
-  l_ce = _ce(np.maximum(_n(v), 0) @ mu_y.T, y)  # mu_y not normalised, no bias
+  l_ce = _ce(ce_scale * (np.maximum(_n(v), 0) @ mu_y.T), y)  # mu_y not normalised, no bias
   assert float(loss) == pytest.approx(hp.gamma * (l_sub + l_rel) + l_ce, rel=1e-5)
   assert float(aux.metrics["train/subclass"]) == pytest.approx(l_sub, rel=1e-5)
+  predicted = method.predict(state, batch.views[:, 0])["coarse_logits"]  # eval mode: the running statistics
+  v_eval = np.asarray(method.predict(state, batch.views[:, 0])["embedding"], np.float64)
+  np.testing.assert_allclose(predicted, ce_scale * (np.maximum(_n(v_eval), 0) @ mu_y.T), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("detach_means", [True, False])
-def test_scgm_a_loss_matches_numpy(scgm_config, detach_means):
+@pytest.mark.parametrize("detach_means,ce_scale", [(True, 1.0), (False, 1.0), (True, 3.0)])
+def test_scgm_a_loss_matches_numpy(scgm_config, detach_means, ce_scale):
   scgm_config.method = "scgm_a"
   scgm_config.data.views = ("none", "none")
   scgm_config.scgm.detach_means = detach_means
+  scgm_config.scgm.ce_scale = ce_scale
   hp, m, temperature = scgm_config.scgm, scgm_config.contrast.momentum, scgm_config.contrast.temperature
   _, method, state, batch, z = _setup(scgm_config)
   loss, aux = method.loss(state.params, state, batch, jax.random.PRNGKey(0))
@@ -110,7 +115,7 @@ def test_scgm_a_loss_matches_numpy(scgm_config, detach_means):
   momentum = state.extra["momentum"]
   v, mu_y, mu_z, y = out["embedding"], out["mu_y"], out["mu_z"], np.asarray(batch.coarse)
   queue = np.asarray(momentum.queues.keys, np.float64)
-  l1 = _ce(np.maximum(_n(v), 0) @ mu_y.T, y)
+  l1 = _ce(ce_scale * (np.maximum(_n(v), 0) @ mu_y.T), y)
   l2 = []
   for i in range(len(y)):
     w = mu_y[y[i]]

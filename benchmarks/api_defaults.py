@@ -1,0 +1,100 @@
+"""`coarse2fine.fit` with its defaults on the robustness datasets: are its discovered classes at least k-means?
+
+  python benchmarks/api_defaults.py                          # both methods, every dataset, seeds 0-2
+  python benchmarks/api_defaults.py --methods=falcon --datasets=pbmc --seeds=0
+
+What a user gets from `fit(x, coarse, fine=fine, method=M)` with no other argument, on the datasets of
+benchmarks/robustness.py that fit on this machine: Fashion-MNIST under `fmnist3` and `fmnist_seasons` on
+2,000 training images (drawn with the seed) and PBMC's 700 cells. Every fit is transductive (its report
+scores the training examples, `test_fraction=0`), and its report (evaluation/baselines.py) sets the
+method's own classes beside k-means inside each coarse class, with as many clusters per coarse class as
+the method found, on the standardised inputs and on the model's features. Methods: the default
+(`coarse2fine.methods.DEFAULT_METHOD`) and FALCON. Runs are kept in `--workdir` and reused. Writes
+benchmarks/results/api_defaults.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks import common  # noqa: E402
+from coarse2fine import api  # noqa: E402
+from coarse2fine.data.datasets.registry import load_dataset  # noqa: E402
+from coarse2fine.evaluation import baselines  # noqa: E402
+from coarse2fine.methods import DEFAULT_METHOD  # noqa: E402
+
+SUBSET = 2000
+DATASETS = ("fmnist3 2k", "fmnist_seasons 2k", "pbmc")
+
+
+def arrays(dataset: str, seed: int):
+  """(x, coarse, fine, coarse_names) a user would hand to `fit`."""
+  if dataset == "pbmc":
+    data = load_dataset(common.load_config("falcon_pbmc.py", {}).data)
+  else:
+    taxonomy = dataset.split()[0]
+    data = load_dataset(common.load_config("coarse_fashion_mnist.py", {
+        "data.taxonomy": taxonomy, "data.train_examples": SUBSET, "data.split_seed": seed}).data)
+  split, taxonomy = data.train, data.taxonomy
+  return np.asarray(split.inputs), np.asarray(split.coarse), np.asarray(split.fine), list(taxonomy.coarse_names)
+
+
+def fit_report(dataset: str, method: str, seed: int, workdir: str, overrides: dict) -> dict:
+  tag = "".join(f"_{k.rsplit('.', 1)[-1]}{v}" for k, v in sorted(overrides.items()))
+  rundir = os.path.join(workdir, dataset.replace(" ", "_"), f"{method}{tag}_seed{seed}")
+  x, coarse, fine, names = arrays(dataset, seed)
+  model = api.fit(x, coarse, method=method, workdir=rundir, fine=fine, coarse_names=names, seed=seed,
+                  config_overrides=overrides)
+  rows = model.report["rows"]
+  own = next(v for k, v in rows.items() if k.endswith("(its discovered classes)"))
+  return {"dataset": dataset, "method": method, "seed": seed, "own_acc": own["acc"],
+          "inputs_acc": rows[baselines.INPUTS_ROW]["acc"], "features_acc": rows[baselines.FEATURES_ROW]["acc"],
+          "clusters_per_coarse": " ".join(str(k) for k in model.report["clusters_per_coarse"].values())}
+
+
+def main():
+  parser = argparse.ArgumentParser()
+  parser.add_argument("--datasets", default=",".join(DATASETS))
+  parser.add_argument("--methods", default=f"{DEFAULT_METHOD},falcon")
+  parser.add_argument("--seeds", default="0,1,2")
+  parser.add_argument("--workdir", default="workdirs/api_defaults")
+  parser.add_argument("--overrides", default="{}", help='JSON config_overrides, e.g. {"train.num_epochs": 40}: '
+                      "a candidate default, saved as api_defaults_candidate")
+  args = parser.parse_args()
+  rows = []
+  for dataset in args.datasets.split(","):
+    for method in args.methods.split(","):
+      for seed in [int(s) for s in args.seeds.split(",")]:
+        rows.append(fit_report(dataset, method, seed, args.workdir, json.loads(args.overrides)))
+        print(json.dumps(rows[-1]), flush=True)
+  table = []
+  for dataset in args.datasets.split(","):
+    for method in args.methods.split(","):
+      group = [r for r in rows if r["dataset"] == dataset and r["method"] == method]
+      lead = [r["own_acc"] - r["inputs_acc"] for r in group]
+      table.append({"dataset": dataset, "method": method, "seeds": len(group),
+                    "own_acc": statistics.fmean(r["own_acc"] for r in group),
+                    "inputs_acc": statistics.fmean(r["inputs_acc"] for r in group),
+                    "features_acc": statistics.fmean(r["features_acc"] for r in group),
+                    "lead_over_inputs": statistics.fmean(lead),
+                    "seeds_at_least_inputs": sum(v >= 0 for v in lead),
+                    "clusters_per_coarse": "; ".join(r["clusters_per_coarse"] for r in group)})
+  candidate = json.loads(args.overrides)
+  common.save("api_defaults_candidate" if candidate else "api_defaults", table, list(table[0]),
+              notes=f"coarse2fine.fit with its defaults{' and ' + args.overrides if candidate else ''}, "
+                    "transductive; Hungarian accuracy (%) of the method's "
+                    "classes (each example's among its coarse class's children) and of k-means inside each "
+                    "coarse class with the method's numbers of clusters, on the standardised inputs and on the "
+                    "model's features (fit's report, evaluation/baselines.py); means over seeds.")
+
+
+if __name__ == "__main__":
+  main()
