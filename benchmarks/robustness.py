@@ -125,9 +125,12 @@ PBMC_FAMILIES = {
 # What the saved table rests on, printed above it (updated with the runs).
 STATUS = """Status (2026-12-03): cells `fmnist3 2k`, `fmnist_seasons 2k` and `pbmc`, seeds 0-4. The full-size
 cells (`fmnist3`, `fmnist_seasons`: 16 runs of 3-8 minutes per seed on this 2-core CPU, about 11 hours for
-both) are not run yet. Settings are the recipes' (chosen on validation at full size), except SCGM-G's in the
-2k cells: `scgm.ce_scale` = 10, chosen on those cells' validation splits (benchmarks/scgm_small_data.py; with the
-recipe's 1, SCGM-G's all-way 1-shot was 40.5 on fmnist3 2k and 42.5 on fmnist_seasons 2k).
+both) are not run yet. Settings are the recipes' (chosen on validation at full size), except SCGM's in the 2k
+cells (SCGM-G, SCGM-A and `scgm_g r=10`): `scgm.ce_scale` = 10, chosen on those cells' validation splits
+(benchmarks/scgm_small_data.py; with the recipe's 1, all-way 1-shot was 40.5 / 42.5 for SCGM-G and 40.7 / 42.3 for
+SCGM-A on fmnist3 2k / fmnist_seasons 2k), and FALCON's on PBMC:
+BatchNorm in the MLP and soft labels over the whole run, chosen on seeds 100-102 (benchmarks/falcon_pbmc_counts.py;
+with the recipe's settings FALCON scored 63.9, one class per lineage).
 F-SC's fine-label rows do not depend on the taxonomy: the two 2k cells hold the same runs' scores."""
 
 

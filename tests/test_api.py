@@ -13,6 +13,7 @@ from sklearn.metrics import adjusted_rand_score
 
 import coarse2fine as c2f
 from coarse2fine import api
+from coarse2fine.config_base import base_config
 from coarse2fine.data.sparse_rows import SparseRows
 from coarse2fine.data.splits import HierarchicalData, Split, carve_validation
 from coarse2fine.data.taxonomy import Taxonomy
@@ -267,6 +268,12 @@ def test_config_defaults_overrides_and_derived_settings():
   assert config.falcon.neighbours == 7  # an override wins over the derived setting
   assert config.falcon.solve_every == 2  # 5 steps an epoch at batch 64: solves after steps 2 and 4
   assert config.eval.protocols == ("classification",)  # no fine labels: nothing else can be scored
+  assert config.falcon.soft_label_epochs == config.train.num_epochs  # vectors: soft labels over the whole run
+  images = api.build_data(np.random.default_rng(0).integers(0, 256, (360, 8, 8), np.uint8), COARSE)
+  image_config = api.make_config("falcon", images, overrides={"train.num_epochs": 10, "train.batch_size": 64})
+  assert image_config.falcon.soft_label_epochs == 3  # images: the Fashion-MNIST recipe's 3 of 10
+  # SCGM: the head's logits scaled in fit (docs/methods/scgm.md#small-data); the reference's 1 in configs
+  assert api.make_config("scgm_g", data).scgm.ce_scale == 10.0 and base_config().scgm.ce_scale == 1.0
   fine = np.where(np.arange(360) % 4 == 0, -1, FINE * 10 + 5)  # any ids, a quarter unknown
   with_fine = api.build_data(X, COARSE, fine=fine, test_fraction=0.25)
   assert with_fine.taxonomy.fine_names == tuple(str(v) for v in range(5, 90, 10))

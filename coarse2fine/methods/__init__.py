@@ -39,7 +39,9 @@ METHODS: dict[str, type[Method]] = {
     "fsc": SubCentreClassifier,  # and its comparison heads by fsc.head: softmax, centre, softtriple
     "moco_v3": MoCoV3,  # self-supervised pretraining of the encoder (no labels)
 }
-DEFAULT_METHOD = "scgm_g"  # what `coarse2fine.fit` trains unless told otherwise
+# What `coarse2fine.fit` trains unless told otherwise: the method whose discovered classes were best with fit's
+# defaults on every dataset measured (benchmarks/results/api_defaults.md, docs/fit_defaults.md).
+DEFAULT_METHOD = "falcon"
 
 
 def register_method(name: str, cls: type[Method]) -> None:

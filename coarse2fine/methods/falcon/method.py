@@ -101,7 +101,9 @@ class Falcon(Method):
     neighbours = neighbour_mining.within_coarse_count(data)
     return {
         "falcon.solve_every": max(1, min(20, (steps - 1) // 2)),  # at least one solve in each epoch
-        "falcon.soft_label_epochs": max(1, round(0.3 * epochs)),  # configs/falcon_fashion_mnist.py: 3 of 10
+        # images: configs/falcon_fashion_mnist.py's 3 of 10; vectors: soft labels over the whole run, where FALCON
+        # no longer collapses to one class per PBMC lineage (docs/methods/falcon.md#configs-and-results)
+        "falcon.soft_label_epochs": max(1, round(0.3 * epochs)) if data.is_image else max(1, epochs),
         "falcon.warmup_steps": epochs * steps // 20,  # ibid.: 40 of 780 steps
         "falcon.neighbours": neighbours,
         "falcon.neighbours_used": min(5, neighbours),
