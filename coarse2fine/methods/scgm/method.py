@@ -138,8 +138,8 @@ class SCGM(Method):
     config.scgm.num_subclasses = data.num_fine
     config.scgm.gamma = 0.25  # chosen on validation for configs/scgm_fashion_mnist.py
     config.scgm.estep_every_epochs = 1
-    # the super-class head's logits x10: better all-way 1-shot on validation at 2k and 54k images, both
-    # Fashion-MNIST taxonomies, SCGM-G and SCGM-A (docs/methods/scgm.md#small-data)
+    # the super-class head's logits x10: better all-way 1-shot on validation on both Fashion-MNIST taxonomies,
+    # SCGM-G and SCGM-A at 2k images, SCGM-G at 54k (docs/methods/scgm.md#small-data)
     config.scgm.ce_scale = 10.0
 
   @classmethod
