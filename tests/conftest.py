@@ -13,9 +13,11 @@ from absl import flags  # noqa: E402
 
 
 def pytest_configure(config):
-  # Multi-device, multi-process and notebook runs take minutes each: `.ci/run` runs them as a
-  # second step (`-m slow`), after the README's default suite (`-m "not slow"`).
-  config.addinivalue_line("markers", "slow: a multi-device, multi-process or notebook run of a minute or more")
+  # Multi-device, multi-process and notebook runs take minutes each, and some end-to-end checks 10-20 s:
+  # `.ci/run` runs them as a second step (`-m slow`), after the README's default suite (`-m "not slow"`),
+  # which has to stay under 10 minutes on a 2-core machine.
+  config.addinivalue_line("markers", "slow: a multi-device, multi-process or notebook run, or an end-to-end check "
+                                     "of 10 s or more")
   # Compile time dominates these tiny tests; optimised code is not needed to check values.
   jax.config.update("jax_disable_most_optimizations", True)
   # grain's worker processes read absl flags; under pytest nobody parses them.

@@ -67,30 +67,20 @@ MISTAKES = {
 }
 
 
-@pytest.fixture(scope="module")
-def mistakes(tmp_path_factory):
-  """Every mistake's command, run in parallel: {name: (CompletedProcess-like (returncode, stdout, stderr), expected)}."""
-  workdir = tmp_path_factory.mktemp("mistakes")
-  running = {}
-  for name, (args, expected) in MISTAKES.items():  # a folder each: the runs would wait for each other's lock
-    module, *flags = [a.format(w=workdir / name.replace(" ", "_")) for a in args]
-    running[name] = (subprocess.Popen(_command(module, *flags), cwd=REPO, env=ENV, text=True, stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE), expected)
-  done = {}
-  for name, (process, expected) in running.items():
-    out, err = process.communicate(timeout=600)
-    done[name] = ((process.returncode, out, err), expected)
-  return done, workdir
+# One of each kind in the default suite; the rest (a subprocess each, ~5 s of imports) in CI's slow step.
+QUICK_MISTAKES = ("config field", "method", "evaluate workdir", "embed flags")
 
 
-@pytest.mark.parametrize("name", sorted(MISTAKES))
-def test_a_mistake_ends_in_one_line_without_traceback(mistakes, name):
-  done, workdir = mistakes
-  (returncode, out, err), expected = done[name]
-  lines = err.strip().splitlines()
-  assert returncode == 2, err[-2000:]
-  assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], err[-2000:]
-  assert not os.path.exists(workdir / name.replace(" ", "_") / "config.json")  # refused before any run file
+@pytest.mark.parametrize("name", [n if n in QUICK_MISTAKES else pytest.param(n, marks=pytest.mark.slow)
+                                  for n in sorted(MISTAKES)])
+def test_a_mistake_ends_in_one_line_without_traceback(name, tmp_path):
+  args, expected = MISTAKES[name]
+  module, *flags = [a.format(w=tmp_path) for a in args]
+  done = subprocess.run(_command(module, *flags), cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
+  lines = done.stderr.strip().splitlines()
+  assert done.returncode == 2, done.stderr[-2000:]
+  assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], done.stderr[-2000:]
+  assert not os.path.exists(tmp_path / "config.json")  # refused before any run file
 
 
 def test_verbose_shows_the_traceback(tmp_path):
@@ -101,6 +91,7 @@ def test_verbose_shows_the_traceback(tmp_path):
   assert "Traceback (most recent call last)" in done.stderr and "Unknown method 'scgm'" in done.stderr
 
 
+@pytest.mark.slow  # 10-20 s of training or subprocesses: CI's second step
 def test_a_finished_run_is_not_evaluated_again(tmp_path):
   config_file = _config_file(tmp_path)
   workdir = tmp_path / "run"
@@ -122,6 +113,7 @@ def test_a_finished_run_is_not_evaluated_again(tmp_path):
   assert "finished at step" not in done.stdout and "| test/coarse_top1" in done.stdout
 
 
+@pytest.mark.slow  # 10-20 s of training or subprocesses: CI's second step
 def test_reevaluate_evaluates_a_finished_run_again(tmp_path):
   config_file = _config_file(tmp_path)
   workdir = tmp_path / "run"

@@ -142,6 +142,7 @@ def test_the_api_fits_saves_and_loads_gs_workdirs(gcs_dir, tmp_path):
   np.testing.assert_array_equal(here.embed(X), model.embed(X))
 
 
+@pytest.mark.slow  # 10-20 s of training or subprocesses: CI's second step
 def test_a_damaged_gs_checkpoint_is_set_aside_and_the_run_resumes_exactly(gcs_dir, local_run, tmp_path, caplog):
   """The newest step's OCDBT manifest is gone: the step is moved to checkpoints_unusable/ (copied, then deleted)."""
   import logging as std_logging

@@ -20,9 +20,13 @@ LEAK = "leaked shared_memory"
 
 SCRIPT = textwrap.dedent("""
     import os
+    import signal
     import sys
 
     os.environ["JAX_PLATFORMS"] = "cpu"
+    # Ctrl-C as in a terminal: a process started in the background by a non-interactive shell (a CI
+    # runner, nohup) inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
     def main(root, exit_mode):
@@ -46,7 +50,6 @@ SCRIPT = textwrap.dedent("""
         batch = next(iterator)
       print("batches", batch.views.shape, flush=True)
       if exit_mode == "interrupt":  # Ctrl-C in the middle of training: SIGINT to the whole process group
-        import signal
         import time
 
         os.killpg(os.getpgrp(), signal.SIGINT)
@@ -84,7 +87,7 @@ def test_no_leaked_shared_memory(jpeg_tree, tmp_path, exit_mode):
                         timeout=300, env=env, cwd=tmp_path, start_new_session=True)  # its own process group
   assert "batches (4, 1, 32, 32, 3)" in done.stdout, done.stderr[-3000:]  # the workers did produce batches
   # An uncaught KeyboardInterrupt ends Python by SIGINT, after the exit handlers ran.
-  assert done.returncode == (-signal.SIGINT if exit_mode == "interrupt" else 0), done.stderr[-3000:]
+  assert done.returncode == (-signal.SIGINT if exit_mode == "interrupt" else 0), (done.stdout, done.stderr[-3000:])
   assert LEAK not in done.stderr, done.stderr[-3000:]
 
 

@@ -200,6 +200,7 @@ print("RESULT", features.shape)
 """
 
 
+@pytest.mark.slow  # 10-20 s of training or subprocesses: CI's second step
 def test_checkpoint_features_work_under_the_command_line(tmp_path):
   """The library reads another run without importing a command-line module (no duplicate absl flags)."""
   done = subprocess.run([sys.executable, "-c", CLI_WITH_CHECKPOINT_FEATURES, str(tmp_path)], cwd=REPO,

@@ -38,6 +38,7 @@ def test_all_protocols_reach_results_json(all_protocols, tmp_path):
   assert 0 < metrics["fewshot/5way_1shot_ci95"] < 10
 
 
+@pytest.mark.slow  # 10-20 s of training or subprocesses: CI's second step
 def test_evaluate_entry_point_matches_training_results(all_protocols, tmp_path):
   all_protocols.eval.protocols = ("classification", "retrieval", "kmeans")
   results = loop.train_and_evaluate(all_protocols, str(tmp_path))
@@ -50,6 +51,7 @@ def test_evaluate_entry_point_matches_training_results(all_protocols, tmp_path):
   assert "retrieval/recall@1" in (tmp_path / "eval.md").read_text()
 
 
+@pytest.mark.slow  # 10-20 s of training or subprocesses: CI's second step
 def test_evaluate_takes_the_runs_config_file(all_protocols, tmp_path):
   """`--config` instead of config.json: the same checkpoint, the same metrics."""
   workdir = tmp_path / "run"

@@ -199,6 +199,7 @@ def test_falcon_discovers_the_planted_fine_classes_and_their_parents(falcon_conf
   assert shown == expected and len(shown) < len(solves), (shown, changed)
 
 
+@pytest.mark.slow  # 10-20 s of training or subprocesses: CI's second step
 def test_two_taxonomies_on_two_halves_recover_both_relations(falcon_config, tmp_path):
   """Half of train labelled 3 x 3 by c, the other half by j: one classifier, two inferred M."""
   from coarse2fine.engine.checkpointing import Checkpointer

@@ -143,6 +143,7 @@ def test_api_config_evaluates_features_only(moco_config):
   assert with_fine.eval.protocols == ("kmeans",)
 
 
+@pytest.mark.slow  # 10-20 s of training or subprocesses: CI's second step
 def test_short_run_lowers_the_loss(moco_config, tmp_path):
   moco_config.train.num_epochs = 3  # 96 steps of 16 vectors, two mask_noise views each
   moco_config.train.log_every_steps = 16

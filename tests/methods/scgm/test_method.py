@@ -132,6 +132,7 @@ def test_scgm_a_loss_matches_numpy(scgm_config, detach_means, ce_scale):
     assert int(new_queues.pointer[c]) == len(members)
 
 
+@pytest.mark.slow  # 10-20 s of training or subprocesses: CI's second step
 def test_scgm_a_reference_code_never_trains_the_subclass_means(scgm_config):
   scgm_config.method = "scgm_a"
   scgm_config.data.views = ("none", "none")
