@@ -8,7 +8,7 @@ import platform
 import statistics
 import tempfile
 import time
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -49,6 +49,24 @@ def _write_atomically(path: str, text: str) -> None:
   os.replace(tmp, path)
 
 
+def seed_summary(rows: list[dict], by: Sequence[str], keys: Sequence[str]) -> list[dict]:
+  """One row per group of `rows` sharing the values of `by` (in first-seen order): "seeds", and the mean and sd
+  ("<key>_sd", 0 for one seed) over the group of each of `keys` that has values (None skipped)."""
+  groups: dict[tuple, list[dict]] = {}
+  for row in rows:
+    groups.setdefault(tuple(row[k] for k in by), []).append(row)
+  out = []
+  for group_key, group in groups.items():
+    summary = {**dict(zip(by, group_key)), "seeds": len(group)}
+    for key in keys:
+      values = [r[key] for r in group if r.get(key) is not None]
+      if values:
+        summary[key] = statistics.fmean(values)
+        summary[f"{key}_sd"] = statistics.stdev(values) if len(values) > 1 else 0.0
+    out.append(summary)
+  return out
+
+
 def markdown_table(rows: list[dict], columns: Sequence[str]) -> str:
   def cell(v):
     if isinstance(v, float):
@@ -85,3 +103,24 @@ def load_config(name: str, overrides: dict):
   config.logging.progress = False
   config.logging.figures = False  # a t-SNE map per run would add to every timing and cost minutes per benchmark
   return config
+
+
+def kept_run(rundir: str, config_file: str, overrides: dict, train: bool = True) -> Optional[dict]:
+  """results.json's metrics of the run in `rundir`, trained there first from `configs/<config_file>` with
+  `overrides` unless it has finished; None where it has not and `train` is False."""
+  from coarse2fine.engine import loop
+
+  path = os.path.join(rundir, "results.json")
+  if not os.path.exists(path):
+    if not train:
+      return None
+    loop.train_and_evaluate(load_config(config_file, overrides), rundir)
+  with open(path) as f:
+    return json.load(f)["metrics"]
+
+
+def last_logged_step(rundir: str) -> dict:
+  """The last training step's record of `rundir/metrics.jsonl` ({} if none was logged)."""
+  with open(os.path.join(rundir, "metrics.jsonl")) as f:
+    logged = [json.loads(line) for line in f if '"train/loss"' in line]
+  return logged[-1] if logged else {}

@@ -23,14 +23,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 from typing import Optional
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks import common  # noqa: E402
-from coarse2fine.engine import loop  # noqa: E402
 
 SUBSET = 2000
 TAXONOMIES = ("fmnist3", "fmnist_seasons")
@@ -65,36 +63,20 @@ def run(name: str, taxonomy: str, seed: int, workdir: str, train: bool = True, s
               "logging.figures": False}
   size = "" if subset == SUBSET else f"_train{subset or 'all'}"
   rundir = os.path.join(workdir, taxonomy + size, f"{name.replace('/', '__')}_seed{seed}")
-  path = os.path.join(rundir, "results.json")
-  if not os.path.exists(path):
-    if not train:
-      return None
-    loop.train_and_evaluate(common.load_config(filename, settings), rundir)
-  with open(path) as f:
-    metrics = json.load(f)["metrics"]
-  logged = [json.loads(line) for line in open(os.path.join(rundir, "metrics.jsonl")) if '"train/loss"' in line]
-  last = logged[-1] if logged else {}
+  metrics = common.kept_run(rundir, filename, settings, train)
+  if metrics is None:
+    return None
+  last = common.last_logged_step(rundir)
   return {"taxonomy": taxonomy, "run": name, "seed": seed, "allway_1shot": metrics[ALLWAY],
           "subclasses_acc": metrics.get(OWN, metrics.get(KMEANS)), "coarse_top1": metrics.get("val/coarse_top1"),
           "final_ce": last.get("train/ce", last.get("train/loss"))}  # coarse's loss is its CE
 
 
 def summary(rows: list[dict]) -> list[dict]:
-  """Mean and sd over seeds per (taxonomy, run)."""
-  out = []
-  for taxonomy in TAXONOMIES:
-    for name in CANDIDATES:
-      group = [r for r in rows if r["taxonomy"] == taxonomy and r["run"] == name]
-      if not group:
-        continue
-      row = {"taxonomy": taxonomy, "run": name, "seeds": len(group)}
-      for key in ("allway_1shot", "subclasses_acc", "coarse_top1", "final_ce"):
-        values = [r[key] for r in group if r[key] is not None]
-        if values:
-          row[key] = statistics.fmean(values)
-          row[f"{key}_sd"] = statistics.stdev(values) if len(values) > 1 else 0.0
-      out.append(row)
-  return out
+  """Mean and sd over seeds per (taxonomy, run), in the order of TAXONOMIES and CANDIDATES."""
+  order = {(tax, name): i for i, (tax, name) in enumerate((t, n) for t in TAXONOMIES for n in CANDIDATES)}
+  rows = sorted(rows, key=lambda r: order[(r["taxonomy"], r["run"])])
+  return common.seed_summary(rows, ("taxonomy", "run"), ("allway_1shot", "subclasses_acc", "coarse_top1", "final_ce"))
 
 
 def main():

@@ -274,6 +274,8 @@ def test_config_defaults_overrides_and_derived_settings():
   assert image_config.falcon.soft_label_epochs == 3  # images: the Fashion-MNIST recipe's 3 of 10
   # SCGM: the head's logits scaled in fit (docs/methods/scgm.md#small-data); the reference's 1 in configs
   assert api.make_config("scgm_g", data).scgm.ce_scale == 10.0 and base_config().scgm.ce_scale == 1.0
+  # F-SC: sub-centres spread by sigma^2 0.1 in fit (docs/methods/fsc.md#small-data); the paper's 1e-3 in configs
+  assert api.make_config("fsc", data).fsc.sigma2 == 0.1 and base_config().fsc.sigma2 == 1e-3
   fine = np.where(np.arange(360) % 4 == 0, -1, FINE * 10 + 5)  # any ids, a quarter unknown
   with_fine = api.build_data(X, COARSE, fine=fine, test_fraction=0.25)
   assert with_fine.taxonomy.fine_names == tuple(str(v) for v in range(5, 90, 10))

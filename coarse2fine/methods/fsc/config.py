@@ -15,6 +15,7 @@ def fsc_section() -> ml_collections.ConfigDict:
   fsc.num_sub = 4  # s, sub-centres per class (fsc); K, centres per class (softtriple)
   fsc.sigma2 = 1e-3  # sigma^2, spread of the sub-centres around their class centre
   fsc.beta = 1e-4  # weight of the compactness term L_scc
+  fsc.logit_scale = 1.0  # multiplies F-SC's logits w.x (1: the paper's; docs/methods/fsc.md#small-data)
   fsc.assign = "logit"  # sub-centre L_scc pulls to: "logit" (argmax w.x in the true class) or "euclidean"
   # class centres U(-b, b): "kaiming_uniform" b = sqrt(6/d), "linear_default" b = 1/sqrt(d)
   fsc.centre_init = "kaiming_uniform"

@@ -41,9 +41,12 @@ def sample_sub_centres(rng: jax.Array, num_classes: int, num_sub: int, dim: int,
   return mu + math.sqrt(sigma2) * eps
 
 
-def sub_class_logits(features: jax.Array, centres: jax.Array) -> jax.Array:
-  """l_{b,i,k} = w_{i,k} . x_b: features [b, d], centres [C, s, d] -> [b, C, s]."""
-  return jnp.einsum("bd,csd->bcs", features.astype(jnp.float32), centres)
+def sub_class_logits(features: jax.Array, centres: jax.Array, scale: float = 1.0) -> jax.Array:
+  """l_{b,i,k} = scale * w_{i,k} . x_b: features [b, d], centres [C, s, d] -> [b, C, s].
+
+  `scale` 1 is the paper's; docs/methods/fsc.md#small-data says when a larger one helps.
+  """
+  return scale * jnp.einsum("bd,csd->bcs", features.astype(jnp.float32), centres)
 
 
 def class_log_probs(sub_logits: jax.Array) -> jax.Array:
@@ -73,15 +76,16 @@ def assigned_sub_centre(features: jax.Array, centres: jax.Array, labels: jax.Arr
 
 
 def fsc_loss(features: jax.Array, centres: jax.Array, labels: jax.Array, beta: float,
-             assign: str = "logit") -> tuple[jax.Array, dict]:
+             assign: str = "logit", scale: float = 1.0) -> tuple[jax.Array, dict]:
   """L = L_sub + beta L_scc (docs/methods/fsc.md#compactness-term).
 
   L_sub = -(1/b) sum_b log sum_k ptilde_{b,y_b,k} (a mean); L_scc = 1/2 sum_b ||x_b - w_{y_b,k_b}||^2
   (a sum over the batch, as the paper writes it). features [b, d], centres [C, s, d] (constants),
-  labels [b] ints. Returns (L, {"sub_ce": L_sub, "compactness": L_scc}).
+  labels [b] ints; `scale` multiplies the logits of L_sub (not L_scc, a distance).
+  Returns (L, {"sub_ce": L_sub, "compactness": L_scc}).
   """
   x = features.astype(jnp.float32)
-  log_p = class_log_probs(sub_class_logits(x, centres))
+  log_p = class_log_probs(sub_class_logits(x, centres, scale))
   sub_ce = -jnp.mean(jnp.take_along_axis(log_p, labels[:, None], axis=1))
   k = assigned_sub_centre(x, centres, labels, assign)
   pulled_to = centres[labels, k]  # [b, d]

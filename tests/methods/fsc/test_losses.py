@@ -20,12 +20,12 @@ def _problem(seed=0, spread=1.0):
   return x, centres, labels
 
 
-def fsc_reference(x, centres, labels, beta, assign):
-  """L_sub as a mean over examples of -log sum_k ptilde; L_scc as a sum; k by the rule named."""
+def fsc_reference(x, centres, labels, beta, assign, scale=1.0):
+  """L_sub as a mean over examples of -log sum_k ptilde (logits scale * w.x); L_scc as a sum; k by the rule named."""
   num_classes, num_sub, _ = centres.shape
   sub_ce, compact = 0.0, 0.0
   for i in range(len(x)):
-    logits = {(j, m): float(np.dot(centres[j, m], x[i])) for j in range(num_classes) for m in range(num_sub)}
+    logits = {(j, m): scale * float(np.dot(centres[j, m], x[i])) for j in range(num_classes) for m in range(num_sub)}
     top = max(logits.values())
     denom = sum(math.exp(v - top) for v in logits.values())
     p_class = sum(math.exp(logits[(labels[i], m)] - top) for m in range(num_sub)) / denom
@@ -38,11 +38,12 @@ def fsc_reference(x, centres, labels, beta, assign):
   return sub_ce + beta * compact, sub_ce, compact
 
 
-@pytest.mark.parametrize("assign", ["logit", "euclidean"])
-def test_fsc_loss_matches_transcription(assign):
+@pytest.mark.parametrize("assign,scale", [("logit", 1.0), ("euclidean", 1.0), ("logit", 7.0), ("euclidean", 0.5)])
+def test_fsc_loss_matches_transcription(assign, scale):
   x, centres, labels = _problem(seed=1)
-  loss, parts = fl.fsc_loss(jnp.asarray(x), jnp.asarray(centres), jnp.asarray(labels), beta=0.3, assign=assign)
-  want, want_sub, want_scc = fsc_reference(x, centres, labels, 0.3, assign)
+  loss, parts = fl.fsc_loss(jnp.asarray(x), jnp.asarray(centres), jnp.asarray(labels), beta=0.3, assign=assign,
+                            scale=scale)
+  want, want_sub, want_scc = fsc_reference(x, centres, labels, 0.3, assign, scale)
   np.testing.assert_allclose(float(parts["sub_ce"]), want_sub, rtol=1e-5)
   np.testing.assert_allclose(float(parts["compactness"]), want_scc, rtol=1e-5)
   np.testing.assert_allclose(float(loss), want, rtol=1e-5)

@@ -87,15 +87,16 @@ def _with(config, **fields):
   return config
 
 
-@pytest.mark.parametrize("assign", ["logit", "euclidean"])
-def test_fsc_step_loss_matches_numpy(fsc_config, assign):
+@pytest.mark.parametrize("assign,scale", [("logit", 1.0), ("euclidean", 1.0), ("logit", 10.0)])
+def test_fsc_step_loss_matches_numpy(fsc_config, assign, scale):
   fsc_config.fsc.assign = assign
+  fsc_config.fsc.logit_scale = scale
   data, method, state = _setup(fsc_config)
   batch = _batch(data)
   loss, aux = method.loss(state.params, state, batch, jax.random.key(0))
   x = np.asarray(_features(method, state, batch.views[:, 0])["features"], np.float64)
   centres = np.asarray(state.extra["sub_centres"], np.float64)
-  want, want_sub, want_scc = fsc_reference(x, centres, np.asarray(batch.coarse), 0.01, assign)
+  want, want_sub, want_scc = fsc_reference(x, centres, np.asarray(batch.coarse), 0.01, assign, scale)
   assert float(aux.metrics["train/sub_ce"]) == pytest.approx(want_sub, rel=1e-5)
   assert float(aux.metrics["train/compactness"]) == pytest.approx(want_scc, rel=1e-5)
   assert float(loss) == pytest.approx(want, rel=1e-5)
@@ -146,16 +147,21 @@ def test_softtriple_step_loss_matches_numpy(fsc_config):
   assert float(loss) == pytest.approx(want, rel=1e-4)
 
 
-def test_coarse_predictions_sum_their_sub_classes_and_name_their_parents(fsc_config):
+@pytest.mark.parametrize("scale", [1.0, 10.0])
+def test_coarse_predictions_sum_their_sub_classes_and_name_their_parents(fsc_config, scale):
+  fsc_config.fsc.logit_scale = scale
   data, method, state = _setup(fsc_config)
   out = method.predict(state, jnp.asarray(data.test.inputs[:20]))
   sub = np.asarray(out["cluster_logits"], np.float64)  # [b, C*s]
+  features = np.asarray(out["features"], np.float64)
+  centres = np.asarray(state.extra["sub_centres"], np.float64).reshape(-1, features.shape[1])
+  np.testing.assert_allclose(sub, scale * features @ centres.T, rtol=1e-4, atol=1e-4)
   relation = method.discovered(state).relation
   assert relation.shape == (data.num_coarse * 3, data.num_coarse)
   np.testing.assert_array_equal(relation.argmax(1), np.repeat(np.arange(data.num_coarse), 3))
   p_sub = np.exp(sub - sub.max(1, keepdims=True))
   p_sub /= p_sub.sum(1, keepdims=True)
-  np.testing.assert_allclose(np.exp(np.asarray(out["coarse_logits"])), p_sub @ relation, rtol=1e-5)
+  np.testing.assert_allclose(np.exp(np.asarray(out["coarse_logits"])), p_sub @ relation, rtol=1e-5, atol=1e-12)
 
 
 def test_fine_label_head_predicts_fine_classes_without_clusters(fsc_config):
@@ -173,7 +179,7 @@ def test_fine_label_head_predicts_fine_classes_without_clusters(fsc_config):
 @pytest.mark.parametrize("field,value,match", [("head", "arcface", "fsc.head"), ("label", "both", "fsc.label"),
                                                ("assign", "cosine", "fsc.assign"),
                                                ("centre_init", "xavier", "sub-centre init"),
-                                               ("num_sub", 0, "fsc.num_sub")])
+                                               ("num_sub", 0, "fsc.num_sub"), ("logit_scale", 0.0, "fsc.logit_scale")])
 def test_bad_settings_are_named(fsc_config, field, value, match):
   setattr(fsc_config.fsc, field, value)
   with pytest.raises(ValueError, match=match):
