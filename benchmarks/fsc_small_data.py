@@ -109,7 +109,8 @@ def main():
   common.save("fsc_small_data" + ("" if args.subset == SUBSET else f"_{args.subset or 'full'}"), summary(rows),
               columns,
               notes=f"Fashion-MNIST, {size} training images, validation split (6,000 images); val_top1: fine top-1 "
-                    "(%) of the heads trained on the 10 fine classes; subclasses_acc: of the heads trained on fmnist3's "
+                    "(%) of the heads trained on the 10 fine classes; subclasses_acc: of the heads trained on "
+                    "fmnist3's "
                     "3 coarse classes, the fine classes found within each coarse class (the sub-centres' for fsc and "
                     "softtriple, k-means with the true counts on softmax's features; Hungarian accuracy %); "
                     "train_loss and train_accuracy: the last logged step's (training batch accuracy, a fraction); "

@@ -373,6 +373,21 @@ def test_fit_on_anndata_and_annotate(cells, cells_model, tmp_path):
   np.testing.assert_array_equal(loaded.embed(cells), model.embed(X))
 
 
+def test_the_printed_report_keeps_its_order_after_a_save(cells_model):
+  """results.json sorts its keys; the printed report still lists the method's row first and the coarse classes
+  in the taxonomy's order (the fixture's names, not their alphabetical order)."""
+  from coarse2fine.evaluation.baselines import format_report
+
+  per_coarse = cells_model.report["clusters_per_coarse"]
+  report = dict(cells_model.report, coarse_names=["Tops", "Bags", "Shoes"])  # an order that sorting would change
+  saved = json.loads(json.dumps(report, sort_keys=True))
+  assert list(saved["clusters_per_coarse"]) == ["Bags", "Shoes", "Tops"]
+  lines = format_report(saved).splitlines()
+  method_row = next(name for name in report["rows"] if not name.startswith("k-means"))
+  assert [line[2:36].strip() for line in lines[2:5]] == [method_row, "k-means on the inputs", "k-means on its features"]
+  assert lines[-1].endswith(f"Tops {per_coarse['Tops']}, Bags {per_coarse['Bags']}, Shoes {per_coarse['Shoes']})")
+
+
 def test_report_equals_sklearn(cells_model):
   """fit's report against k-means and scores computed here with scikit-learn and scipy."""
   from scipy.optimize import linear_sum_assignment

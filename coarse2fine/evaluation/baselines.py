@@ -92,7 +92,7 @@ def discovery_report(model, data: HierarchicalData) -> Optional[dict]:
   rows[FEATURES_ROW] = scores(within_coarse_kmeans(features, coarse, clusters, seed), fine)
   return {"examples": int(len(known)), "transductive": data.test is data.train, "seed": seed,
           "clusters_per_coarse": {str(name): int(k) for name, k in zip(taxonomy.coarse_names, clusters)},
-          "rows": rows}
+          "coarse_names": [str(name) for name in taxonomy.coarse_names], "rows": rows}
 
 
 def format_report(report: dict) -> str:
@@ -100,8 +100,13 @@ def format_report(report: dict) -> str:
   where = "the training examples (transductive)" if report["transductive"] else "the held-out examples"
   lines = [f"Fine classes found on the {report['examples']} of {where} with a known fine label:",
            f"  {'':34s} {'acc %':>7s} {'ARI':>7s} {'NMI':>7s}"]
-  for name, row in report["rows"].items():
+  # results.json keeps its keys sorted: the method's row first, then the two k-means rows, coarse classes in order
+  baselines = (INPUTS_ROW, FEATURES_ROW)
+  for name, row in sorted(report["rows"].items(), key=lambda item: baselines.index(item[0]) + 1
+                          if item[0] in baselines else 0):
     lines.append(f"  {name:34s} {row['acc']:7.1f} {row['ari']:7.1f} {row['nmi']:7.1f}")
-  per_coarse = ", ".join(f"{name} {k}" for name, k in report["clusters_per_coarse"].items())
+  per_coarse = report["clusters_per_coarse"]
+  order = report.get("coarse_names", list(per_coarse))  # reports saved before coarse_names: as stored
+  per_coarse = ", ".join(f"{name} {per_coarse[name]}" for name in order)
   lines.append(f"  (k-means inside each coarse class, clusters per class: {per_coarse})")
   return "\n".join(lines)
