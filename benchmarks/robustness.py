@@ -153,21 +153,21 @@ def _slug(text: str) -> str:
 SMALL_FALCON = {"falcon.solve_every": 3, "falcon.warmup_steps": 3}
 
 
-# Settings re-chosen for a cell, (cell, run name) -> overrides; the run's folder name carries them, so runs of
-# the recipe's settings are never reused for them.
+# Settings re-chosen for a cell, (cell, family, run name) -> overrides; the run's folder name carries them, so
+# runs of the recipe's settings are never reused for them.
 # SCGM at 2,000 images: the super-class logits scaled by 10, chosen on the cells' validation splits
 # (benchmarks/scgm_small_data.py, docs/methods/scgm.md#small-data).
 CHOSEN_PER_CELL = {
-    (cell, name): {"scgm.ce_scale": 10.0} for cell in ("fmnist3 2k", "fmnist_seasons 2k")
+    (cell, "scgm", name): {"scgm.ce_scale": 10.0} for cell in ("fmnist3 2k", "fmnist_seasons 2k")
     for name in ("scgm_g", "scgm_a", "scgm_g r=10")
 }
 # FALCON on PBMC: BatchNorm in the MLP and soft labels over the whole run, chosen on seeds 100-102 (PBMC is
 # too small for a validation split; benchmarks/falcon_pbmc_counts.py, docs/methods/falcon.md#configs-and-results).
-CHOSEN_PER_CELL[("pbmc", "falcon")] = {"model.encoder_args.use_bn": True, "falcon.soft_label_epochs": 10}
+CHOSEN_PER_CELL[("pbmc", "falcon", "falcon")] = {"model.encoder_args.use_bn": True, "falcon.soft_label_epochs": 10}
 # F-SC at 2,000 images: sub-centres drawn with sigma^2 0.1 (the paper's 1e-3 leaves them 2.7x shorter and
 # nearly equal), chosen on a validation split (fine labels; coarse labels on fmnist3) by
 # benchmarks/fsc_small_data.py (docs/methods/fsc.md#small-data).
-CHOSEN_PER_CELL.update({(cell, name): {"fsc.sigma2": 0.1} for cell in ("fmnist3 2k", "fmnist_seasons 2k")
+CHOSEN_PER_CELL.update({(cell, "fsc", name): {"fsc.sigma2": 0.1} for cell in ("fmnist3 2k", "fmnist_seasons 2k")
                         for name in ("fsc", "fsc (coarse)")})
 
 
@@ -177,19 +177,19 @@ def _config(cell: str, family: str, name: str, seed: int):
   settings = {**overrides, **{k: (seed if v == "{seed}" else v) for k, v in cell_overrides.items()}, "seed": seed}
   if cell.endswith(" 2k") and name == "falcon":
     settings.update(SMALL_FALCON)
-  settings.update(CHOSEN_PER_CELL.get((cell, name), {}))
+  settings.update(CHOSEN_PER_CELL.get((cell, family, name), {}))
   return common.load_config(filename, settings)
 
 
-def _run_folder(cell: str, name: str, seed: int) -> str:
+def _run_folder(cell: str, family: str, name: str, seed: int) -> str:
   chosen = "".join(f"_{key.rsplit('.', 1)[-1]}{value:g}" for key, value in
-                   sorted(CHOSEN_PER_CELL.get((cell, name), {}).items()))
+                   sorted(CHOSEN_PER_CELL.get((cell, family, name), {}).items()))
   return f"{_slug(name)}{chosen}_seed{seed}"
 
 
 def run_metrics(cell: str, family: str, name: str, seed: int, workdir: str) -> dict:
   """results.json metrics of one run (trained here unless its folder has them)."""
-  rundir = os.path.join(workdir, _slug(cell), family, _run_folder(cell, name, seed))
+  rundir = os.path.join(workdir, _slug(cell), family, _run_folder(cell, family, name, seed))
   path = os.path.join(rundir, "results.json")
   if not os.path.exists(path):
     loop.train_and_evaluate(_config(cell, family, name, seed), rundir)
