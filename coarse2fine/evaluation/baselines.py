@@ -101,12 +101,12 @@ def format_report(report: dict) -> str:
   lines = [f"Fine classes found on the {report['examples']} of {where} with a known fine label:",
            f"  {'':34s} {'acc %':>7s} {'ARI':>7s} {'NMI':>7s}"]
   # results.json keeps its keys sorted: the method's row first, then the two k-means rows, coarse classes in order
-  baselines = (INPUTS_ROW, FEATURES_ROW)
-  for name, row in sorted(report["rows"].items(), key=lambda item: baselines.index(item[0]) + 1
-                          if item[0] in baselines else 0):
-    lines.append(f"  {name:34s} {row['acc']:7.1f} {row['ari']:7.1f} {row['nmi']:7.1f}")
-  per_coarse = report["clusters_per_coarse"]
-  order = report.get("coarse_names", list(per_coarse))  # reports saved before coarse_names: as stored
-  per_coarse = ", ".join(f"{name} {per_coarse[name]}" for name in order)
+  rows = report["rows"]
+  baselines = [name for name in (INPUTS_ROW, FEATURES_ROW) if name in rows]
+  for name in [name for name in rows if name not in baselines] + baselines:
+    lines.append(f"  {name:34s} {rows[name]['acc']:7.1f} {rows[name]['ari']:7.1f} {rows[name]['nmi']:7.1f}")
+  clusters = report["clusters_per_coarse"]
+  order = report.get("coarse_names", list(clusters))  # reports saved before coarse_names: as stored
+  per_coarse = ", ".join(f"{name} {clusters[name]}" for name in order)
   lines.append(f"  (k-means inside each coarse class, clusters per class: {per_coarse})")
   return "\n".join(lines)
