@@ -32,7 +32,6 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks import common  # noqa: E402
-from coarse2fine.engine import loop  # noqa: E402
 
 CANDIDATES = {
     "recipe": {},
@@ -57,14 +56,13 @@ CANDIDATES = {
 WITHIN, RELATION = "discovery/clusters_within_acc", "discovery/clusters_relation_acc"
 
 
-def run(name: str, seed: int, workdir: str) -> dict:
+def run(name: str, seed: int, workdir: str, train: bool = True) -> dict | None:
+  """The run's scores (trained unless its folder has them; None where it has not and `train` is False)."""
   rundir = os.path.join(workdir, f"{name}_seed{seed}")
-  path = os.path.join(rundir, "results.json")
-  if not os.path.exists(path):
-    config = common.load_config("falcon_pbmc.py", {**CANDIDATES[name], "seed": seed, "logging.figures": False})
-    loop.train_and_evaluate(config, rundir)
-  with open(path) as f:
-    metrics = json.load(f)["metrics"]
+  metrics = common.kept_run(rundir, "falcon_pbmc.py", {**CANDIDATES[name], "seed": seed, "logging.figures": False},
+                            train)
+  if metrics is None:
+    return None
   children = _children_per_lineage(rundir)
   return {"run": name, "seed": seed, "within_acc": metrics[WITHIN], "relation_acc": metrics[RELATION],
           "children": " ".join(map(str, children))}
@@ -86,15 +84,15 @@ def main():
   parser.add_argument("--seeds", default="100,101,102")
   parser.add_argument("--only", default="")
   args = parser.parse_args()
-  names = [n for n in CANDIDATES if not args.only or n in args.only.split(",")]
-  rows = []
-  for name in names:
-    for seed in [int(s) for s in args.seeds.split(",")]:
-      rows.append(run(name, seed, args.workdir))
-      print(json.dumps(rows[-1]), flush=True)
+  seeds = [int(s) for s in args.seeds.split(",")]
+  for name in (n for n in CANDIDATES if not args.only or n in args.only.split(",")):
+    for seed in seeds:
+      print(json.dumps(run(name, seed, args.workdir)), flush=True)
   table = []
-  for name in names:
-    group = [r for r in rows if r["run"] == name]
+  for name in CANDIDATES:  # every candidate whose runs all exist, so that `--only` adds to the table
+    group = [run(name, seed, args.workdir, train=False) for seed in seeds]
+    if None in group:
+      continue
     acc = [r["within_acc"] for r in group]
     table.append({"run": name, "overrides": json.dumps(CANDIDATES[name]), "seeds": len(group),
                   "within_acc": statistics.fmean(acc), "within_acc_sd": statistics.stdev(acc) if len(acc) > 1 else 0,

@@ -32,8 +32,8 @@ Families, seed method(s) first, each scored on its own metrics:
            class on softmax's features.
 Each comparison row: the seed method's mean lead over one baseline, the larger of the two seed
 spreads (sd), and a paired t-test over seeds (scipy.stats.ttest_rel, same seed = same data and
-init); `beyond spread` when the lead exceeds the spread. Runs are kept in `--workdir` and
-reused. Writes benchmarks/results/robustness{,_runs}.{json,md}.
+init); the verdict is `ahead` or `behind` when the lead is larger than that spread, `level` otherwise.
+Runs are kept in `--workdir` and reused. Writes benchmarks/results/robustness{,_runs}.{json,md}.
 """
 
 from __future__ import annotations
@@ -170,7 +170,6 @@ CHOSEN_PER_CELL[("pbmc", "falcon", "falcon")] = {"model.encoder_args.use_bn": Tr
 CHOSEN_PER_CELL.update({(cell, "fsc", name): {"fsc.sigma2": 0.1} for cell in ("fmnist3 2k", "fmnist_seasons 2k")
                         for name in ("fsc", "fsc (coarse)")})
 
-
 def _config(cell: str, family: str, name: str, seed: int):
   filename, overrides = families_of(cell)[family]["runs"][name]
   cell_overrides = {} if cell == "pbmc" else FMNIST_CELLS[cell]
@@ -272,14 +271,20 @@ def _sd(values: list[float]) -> float:
   return statistics.stdev(values) if len(values) > 1 else float("nan")
 
 
+def _verdict(lead: float, spread: float) -> str:
+  """`ahead` or `behind` when the lead is larger than the seed spread, `level` when it is not (or one seed)."""
+  if math.isnan(spread) or abs(lead) <= spread:
+    return "level"
+  return "ahead" if lead > 0 else "behind"
+
+
 def _compare(cell, family, metric, seed_method, baseline, a, b) -> dict:
   from scipy import stats
 
   lead = statistics.mean(a) - statistics.mean(b)
   spread = max(_sd(a), _sd(b))
   p = float(stats.ttest_rel(a, b).pvalue) if len(a) > 1 and np.any(np.asarray(a) != np.asarray(b)) else float("nan")
-  beyond = bool(lead > spread) if not math.isnan(spread) else False
-  verdict = "ahead beyond spread" if beyond else ("ahead" if lead > 0 else "behind")
+  verdict = _verdict(lead, spread)
   return {"cell": cell, "family": family, "metric": metric, "method": seed_method, "baseline": baseline,
           "seeds": len(a), "method_mean": statistics.mean(a), "baseline_mean": statistics.mean(b), "lead": lead,
           "spread": spread, "p_paired": p, "verdict": verdict}
@@ -326,6 +331,8 @@ def main():
           print(json.dumps(row), flush=True)
   runs = sorted(_kept("robustness_runs", runs) + runs, key=_order)  # read after the runs: a parallel one may have saved
   comparisons = sorted(_kept("robustness", comparisons) + comparisons, key=_order)
+  for row in comparisons:  # saved rows take today's rule too
+    row["verdict"] = _verdict(row["lead"], row["spread"])
   notes = STATUS + "\n\n" + __doc__.split("\n\n", 2)[2].strip()
   common.save("robustness_runs", runs, ["cell", "family", "metric", "method", "seeds", "mean", "sd", "per_seed"],
               notes=notes)
