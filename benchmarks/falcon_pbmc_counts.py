@@ -85,12 +85,14 @@ def main():
   parser.add_argument("--only", default="")
   args = parser.parse_args()
   seeds = [int(s) for s in args.seeds.split(",")]
+  ran = {}
   for name in (n for n in CANDIDATES if not args.only or n in args.only.split(",")):
     for seed in seeds:
-      print(json.dumps(run(name, seed, args.workdir)), flush=True)
+      ran[name, seed] = run(name, seed, args.workdir)
+      print(json.dumps(ran[name, seed]), flush=True)
   table = []
   for name in CANDIDATES:  # every candidate whose runs all exist, so that `--only` adds to the table
-    group = [run(name, seed, args.workdir, train=False) for seed in seeds]
+    group = [ran.get((name, seed)) or run(name, seed, args.workdir, train=False) for seed in seeds]
     if None in group:
       continue
     acc = [r["within_acc"] for r in group]

@@ -170,6 +170,7 @@ CHOSEN_PER_CELL[("pbmc", "falcon", "falcon")] = {"model.encoder_args.use_bn": Tr
 CHOSEN_PER_CELL.update({(cell, "fsc", name): {"fsc.sigma2": 0.1} for cell in ("fmnist3 2k", "fmnist_seasons 2k")
                         for name in ("fsc", "fsc (coarse)")})
 
+
 def _config(cell: str, family: str, name: str, seed: int):
   filename, overrides = families_of(cell)[family]["runs"][name]
   cell_overrides = {} if cell == "pbmc" else FMNIST_CELLS[cell]
