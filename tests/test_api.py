@@ -272,6 +272,9 @@ def test_config_defaults_overrides_and_derived_settings():
   images = api.build_data(np.random.default_rng(0).integers(0, 256, (360, 8, 8), np.uint8), COARSE)
   image_config = api.make_config("falcon", images, overrides={"train.num_epochs": 10, "train.batch_size": 64})
   assert image_config.falcon.soft_label_epochs == 3  # images: the Fashion-MNIST recipe's 3 of 10
+  # lambda3: PBMC's 0.5 for vectors (docs/fit_defaults.md#per-method), the paper's 2.0 for images
+  assert config.falcon.lambda_entropy == 0.5
+  assert image_config.falcon.lambda_entropy == base_config().falcon.lambda_entropy == 2.0
   # SCGM: the head's logits scaled in fit (docs/methods/scgm.md#small-data); the reference's 1 in configs
   assert api.make_config("scgm_g", data).scgm.ce_scale == 10.0 and base_config().scgm.ce_scale == 1.0
   # F-SC: sub-centres spread by sigma^2 0.1 in fit (docs/methods/fsc.md#small-data); the paper's 1e-3 in configs

@@ -91,6 +91,8 @@ class Falcon(Method):
   def api_defaults(cls, config: ml_collections.ConfigDict, data: HierarchicalData) -> None:
     config.optimizer.lr = 0.1
     config.optimizer.weight_decay = 0.0
+    if not data.is_image:  # lambda3 0.5 as configs/falcon_pbmc.py: with 2.0 FALCON trails k-means on PBMC's
+      config.falcon.lambda_entropy = 0.5  # inputs (chosen on seeds 100-102, docs/fit_defaults.md#per-method)
 
   @classmethod
   def api_derived(cls, config: ml_collections.ConfigDict, data: HierarchicalData) -> dict:
