@@ -69,16 +69,6 @@ def fit_report(dataset: str, method: str, seed: int, workdir: str, overrides: di
 _DATASET_ORDER = ("fmnist3 2k", "fmnist3", "fmnist_seasons 2k", "fmnist_seasons", "pbmc")
 
 
-def _kept(name: str, ran: list[dict]) -> list[dict]:
-  """Saved rows of `name` whose (dataset, method) did not run now."""
-  path = os.path.join(common.RESULTS_DIR, f"{name}.json")
-  if not os.path.exists(path):
-    return []
-  keys = {(r["dataset"], r["method"]) for r in ran}
-  with open(path) as f:
-    return [r for r in json.load(f)["rows"] if (r["dataset"], r["method"]) not in keys]
-
-
 def main():
   parser = argparse.ArgumentParser()
   parser.add_argument("--datasets", default=",".join(DATASETS))
@@ -109,7 +99,7 @@ def main():
   candidate = json.loads(args.overrides)
   name = "api_defaults_candidate" if candidate else "api_defaults"
   if not candidate:  # the saved rows of other datasets and methods stay, so that partial runs add up
-    table = _kept(name, table) + table
+    table = common.kept_rows(name, table, ("dataset", "method")) + table
     table.sort(key=lambda r: (_DATASET_ORDER.index(r["dataset"]) if r["dataset"] in _DATASET_ORDER else 99,
                               r["method"] != DEFAULT_METHOD))
   common.save(name, table, list(table[0]),

@@ -78,6 +78,16 @@ def markdown_table(rows: list[dict], columns: Sequence[str]) -> str:
   return "\n".join(lines)
 
 
+def kept_rows(name: str, ran: list[dict], key: Sequence[str]) -> list[dict]:
+  """Rows of the saved table `name` whose `key` fields match no row of `ran`, so that partial runs add up."""
+  path = os.path.join(RESULTS_DIR, f"{name}.json")
+  if not os.path.exists(path):
+    return []
+  done = {tuple(r[k] for k in key) for r in ran}
+  with open(path) as f:
+    return [r for r in json.load(f)["rows"] if tuple(r[k] for k in key) not in done]
+
+
 def save(name: str, rows: list[dict], columns: Sequence[str], notes: str = "", out_dir: str = RESULTS_DIR) -> str:
   """Writes `out_dir/name.json` and `out_dir/name.md`; prints and returns the table."""
   os.makedirs(out_dir, exist_ok=True)

@@ -220,16 +220,6 @@ def _add_margins(rows: list[dict]) -> None:
       seed_method["lead_beyond_spread"] = (seed_method["lead"] > spread) if not math.isnan(spread) else ""
 
 
-def _kept_rows(name: str, ran: list[dict]) -> list[dict]:
-  """Rows of the saved table `name` whose (family, method, init) was not run this time, so a partial run adds to it."""
-  path = os.path.join(common.RESULTS_DIR, f"{name}.json")
-  if not os.path.exists(path):
-    return []
-  keys = {(r["family"], r["method"], r["init"]) for r in ran}
-  with open(path) as f:
-    return [r for r in json.load(f)["rows"] if (r["family"], r["method"], r["init"]) not in keys]
-
-
 def _table_order(row: dict) -> tuple:
   return (list(FAMILIES).index(row["family"]), INITS.index(row["init"]),
           list(FAMILIES[row["family"]][1]).index(row["method"]))
@@ -258,7 +248,7 @@ def main():
   notes = STATUS + "\n\n" + __doc__.split("\n\n", 2)[2].strip()
   if args.stage == "select":
     rows = select(args.workdir, families, methods)
-    rows = _kept_rows("init_effect_select", rows) + rows  # read after the runs: a parallel invocation may have saved
+    rows = common.kept_rows("init_effect_select", rows, ("family", "method", "init")) + rows  # read after the runs: a parallel invocation may have saved
     rows.sort(key=lambda r: (list(FAMILIES).index(r["family"]), list(FAMILIES[r["family"]][1]).index(r["method"]),
                              INITS.index(r["init"])))
     columns = ["family", "method", "init", "chosen_lr_scale", *[f"val@lr x{s}" for s in LR_SCALES]]
@@ -266,7 +256,7 @@ def main():
   else:
     rows = [] if args.stage == "table" else final(args.workdir, families, [int(s) for s in args.seeds.split(",")],
                                                   inits, methods)
-    rows = _kept_rows("init_effect", rows) + rows  # read after the runs: another family's run may have saved meanwhile
+    rows = common.kept_rows("init_effect", rows, ("family", "method", "init")) + rows  # read after the runs: another family's run may have saved meanwhile
     rows.sort(key=_table_order)
     _add_margins(rows)
     columns = ["family", "metric", "init", "method", "seeds", "mean", "sd", "per_seed", "lead", "lead_beyond_spread",

@@ -300,16 +300,6 @@ def _compare(cell, family, metric, seed_method, baseline, a, b) -> dict:
           "spread": spread, "p_paired": p, "verdict": verdict}
 
 
-def _kept(name: str, ran: list[dict]) -> list[dict]:
-  """Saved rows of `name` whose (cell, family) did not run now, so that partial runs add up."""
-  path = os.path.join(common.RESULTS_DIR, f"{name}.json")
-  if not os.path.exists(path):
-    return []
-  keys = {(r["cell"], r["family"]) for r in ran}
-  with open(path) as f:
-    return [r for r in json.load(f)["rows"] if (r["cell"], r["family"]) not in keys]
-
-
 def _order(row: dict) -> tuple:
   family_names = list(FAMILIES) + [f for f in PBMC_FAMILIES if f not in FAMILIES]
   return (family_names.index(row["family"]), CELLS.index(row["cell"]), row["metric"])
@@ -339,8 +329,8 @@ def main():
         comparisons += family_comparisons
         for row in family_comparisons:
           print(json.dumps(row), flush=True)
-  runs = sorted(_kept("robustness_runs", runs) + runs, key=_order)  # read after the runs: a parallel one may have saved
-  comparisons = sorted(_kept("robustness", comparisons) + comparisons, key=_order)
+  runs = sorted(common.kept_rows("robustness_runs", runs, ("cell", "family")) + runs, key=_order)  # read after the runs: a parallel one may have saved
+  comparisons = sorted(common.kept_rows("robustness", comparisons, ("cell", "family")) + comparisons, key=_order)
   for row in comparisons:  # saved rows take today's rule too
     row["verdict"] = _verdict(row["lead"], row["spread"])
   notes = STATUS + "\n\n" + __doc__.split("\n\n", 2)[2].strip()
