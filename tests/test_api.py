@@ -275,6 +275,15 @@ def test_config_defaults_overrides_and_derived_settings():
   # lambda3: PBMC's 0.5 for vectors (docs/fit_defaults.md#per-method), the paper's 2.0 for images
   assert config.falcon.lambda_entropy == 0.5
   assert image_config.falcon.lambda_entropy == base_config().falcon.lambda_entropy == 2.0
+  # beta: the section's balance prior where coarse classes are of similar size, 0 where one holds over twice
+  # another's examples (docs/fit_defaults.md#unbalanced-coarse-classes)
+  assert config.falcon.beta == image_config.falcon.beta == base_config().falcon.beta > 0
+  keep = np.flatnonzero((COARSE != 0) | (np.arange(len(COARSE)) % 4 == 0))  # a quarter of coarse class 0
+  sizes = np.bincount(COARSE[keep])
+  unbalanced = api.make_config("falcon", api.build_data(X[keep], COARSE[keep]), num_fine=9)
+  assert sizes.max() > 2 * sizes.min() and unbalanced.falcon.beta == 0.0
+  nearly = np.flatnonzero((COARSE != 0) | (np.arange(len(COARSE)) % 3 != 0))  # two thirds: within a factor 2
+  assert api.make_config("falcon", api.build_data(X[nearly], COARSE[nearly]), num_fine=9).falcon.beta > 0
   # SCGM: the head's logits scaled in fit (docs/methods/scgm.md#small-data); the reference's 1 in configs
   assert api.make_config("scgm_g", data).scgm.ce_scale == 10.0 and base_config().scgm.ce_scale == 1.0
   # F-SC: sub-centres spread by sigma^2 0.1 in fit (docs/methods/fsc.md#small-data); the paper's 1e-3 in configs

@@ -75,6 +75,17 @@ def initial_relation(num_fine: int, num_coarse: int, beta: float, seed: int, bac
   return solve_relation(cost, beta, backend, time_limit=time_limit).matrix
 
 
+UNBALANCED_RATIO = 2.0  # largest / smallest coarse class in training examples above which fit sets beta = 0
+
+
+def coarse_classes_unbalanced(data: HierarchicalData) -> bool:
+  """Whether the largest coarse class of the training split holds over UNBALANCED_RATIO times the smallest's
+  examples (classes without training examples ignored)."""
+  sizes = np.bincount(np.asarray(data.train.coarse), minlength=data.taxonomy.num_coarse)
+  sizes = sizes[sizes > 0]
+  return bool(sizes.max() > UNBALANCED_RATIO * sizes.min())
+
+
 class Falcon(Method):
   """FALCON on one taxonomy; see the module docstring."""
 
@@ -95,6 +106,10 @@ class Falcon(Method):
       # lambda3 as configs/falcon_pbmc.py: with the images' 2.0 FALCON trails k-means on PBMC's inputs by 4.7
       # points, with 0.5 by 1.1 (chosen on seeds 100-102, docs/fit_defaults.md#pbmc-the-entropy-weight)
       config.falcon.lambda_entropy = 0.5
+    if coarse_classes_unbalanced(data):
+      # beta pulls every coarse class towards K / C fine classes; where coarse classes differ in size that prior
+      # is the wrong one (PBMC: 13 to 369 cells a lineage; docs/fit_defaults.md#unbalanced-coarse-classes)
+      config.falcon.beta = 0.0
 
   @classmethod
   def api_derived(cls, config: ml_collections.ConfigDict, data: HierarchicalData) -> dict:
