@@ -24,6 +24,9 @@ def falcon_section() -> ml_collections.ConfigDict:
   falcon.solve_every = 20  # steps between relation solves, counted within each epoch
   falcon.soft_label_epochs = 30  # tau anneals 1 -> 0 over these epochs; then beta = 0
   falcon.warmup_steps = 0  # first steps on lambda2 L_cons + lambda3 L_reg only (not official; docs/methods/falcon.md)
+  # fine classes each coarse class holds, where known (not the paper's: it discovers them): "" = discovered,
+  # "taxonomy" = the data's taxonomy's counts, or "5,1,1,2,1" (one count per coarse class, summing to K)
+  falcon.fine_per_coarse = ""
   falcon.solver = "exact"  # relation solver backend: "exact", "milp" (HiGHS) or "gurobi"
   falcon.solver_time_limit = 30.0  # seconds, for the milp and gurobi backends
   falcon.neighbours = 20  # within-coarse neighbours mined per example

@@ -63,7 +63,7 @@ INITIAL_RELATION_STREAM = 0xFA1C  # random stream: the random relation before th
 
 
 def initial_relation(num_fine: int, num_coarse: int, beta: float, seed: int, backend: str = "exact",
-                     time_limit: float = 30.0) -> np.ndarray:
+                     time_limit: float = 30.0, column_counts: Optional[np.ndarray] = None) -> np.ndarray:
   """[K, C] 0/1: the relation solved for a random cost softmax_rows(N(0, 1)).
 
   The initial M of docs/methods/falcon.md#relation-solver.
@@ -72,7 +72,7 @@ def initial_relation(num_fine: int, num_coarse: int, beta: float, seed: int, bac
       (num_fine, num_coarse))
   cost = np.exp(logits - logits.max(1, keepdims=True))
   cost /= cost.sum(1, keepdims=True)
-  return solve_relation(cost, beta, backend, time_limit=time_limit).matrix
+  return solve_relation(cost, beta, backend, time_limit=time_limit, column_counts=column_counts).matrix
 
 
 UNBALANCED_RATIO = 2.0  # largest / smallest coarse class in training examples above which fit sets beta = 0
@@ -144,6 +144,7 @@ class Falcon(Method):
     if self.num_fine < self.max_coarse:
       raise ValueError(f"falcon.num_fine={self.num_fine} is below the {self.max_coarse} coarse classes of a "
                        "taxonomy; every coarse class needs a fine class.")
+    self._column_counts = self._fixed_counts(str(hp.fine_per_coarse), data)
     self.steps_per_epoch = pipeline.steps_per_epoch(data, config.train.batch_size)
     total_steps = config.train.num_epochs * self.steps_per_epoch
     if not 0 <= hp.warmup_steps < total_steps:
@@ -151,11 +152,33 @@ class Falcon(Method):
                        "the run needs steps with the coarse loss.")
     self._neighbours: Optional[pipeline.NeighbourSampling] = None
 
+  def _fixed_counts(self, setting: str, data: HierarchicalData) -> list[Optional[np.ndarray]]:
+    """`falcon.fine_per_coarse` as [C_d] counts per taxonomy d (None: the relation's counts are discovered)."""
+    if not setting:
+      return [None] * self.num_datasets
+    if setting == "taxonomy":
+      counts = [np.bincount(t.fine_to_coarse, minlength=t.num_coarse) for t in data.taxonomies]
+    else:
+      try:
+        counts = [np.array([int(n) for n in setting.split(",")])]
+      except ValueError:
+        counts = [np.array([-1])]
+      if self.num_datasets > 1:
+        raise ValueError(f"falcon.fine_per_coarse={setting!r} gives one taxonomy's counts, but the data have "
+                         f"{self.num_datasets}; use 'taxonomy' or ''.")
+    for d, (count, num_coarse) in enumerate(zip(counts, self.num_coarse)):
+      if len(count) != num_coarse or count.min() < 1 or count.sum() != self.num_fine:
+        raise ValueError(f"falcon.fine_per_coarse={setting!r} gives {count.tolist()} fine classes per coarse class "
+                         f"for a taxonomy of {num_coarse} coarse classes and K={self.num_fine}: give {num_coarse} "
+                         f"integers >= 1 summing to K (or set falcon.num_fine to their sum).")
+    return counts
+
   def init_extra(self, variables: dict) -> dict:
     relations = np.zeros((self.num_datasets, self.num_fine, self.max_coarse), bool)  # columns past C_d stay False
     for d, num_coarse in enumerate(self.num_coarse):
       relations[d, :, :num_coarse] = initial_relation(self.num_fine, num_coarse, self.hp.beta, self.config.seed + d,
-                                                      self.hp.solver, self.hp.solver_time_limit)
+                                                      self.hp.solver, self.hp.solver_time_limit,
+                                                      self._column_counts[d])
     shape = (self.num_datasets, self.num_fine, self.max_coarse)
     return {
         "teacher": jax.tree.map(jnp.copy, variables["params"]),  # EMA of the parameters only
@@ -262,7 +285,7 @@ class Falcon(Method):
         if count[d] == 0:
           continue
         solution = solve_relation(cost[d, :, :num_coarse] / count[d], beta, hp.solver,
-                                  time_limit=hp.solver_time_limit)
+                                  time_limit=hp.solver_time_limit, column_counts=self._column_counts[d])
         solved = solution.matrix.astype(bool)
         figures += (np.sum(np.any(relations[d, :, :num_coarse] != solved, axis=1)), solution.objective)
         relations[d, :, :num_coarse] = solved

@@ -285,17 +285,44 @@ BACKENDS: dict[str, Callable[[np.ndarray, float, float], tuple[np.ndarray, bool]
 }
 
 
-def solve_relation(cost, beta: float, backend: str = "exact", *, time_limit: float = 30.0) -> RelationSolution:
+def _check_column_counts(column_counts, shape: tuple[int, int]) -> np.ndarray:
+  counts = np.asarray(column_counts)
+  num_fine, num_coarse = shape
+  if (counts.shape != (num_coarse,) or not np.issubdtype(counts.dtype, np.integer) or counts.min() < 1
+      or counts.sum() != num_fine):
+    raise ValueError(f"column_counts must be {num_coarse} integers >= 1 (fine classes per coarse class) summing to "
+                     f"K={num_fine}, got {counts.tolist()}; fix the counts or the number of fine classes.")
+  return counts.astype(np.int64)
+
+
+def _solve_fixed_counts(cost: np.ndarray, counts: np.ndarray) -> np.ndarray:
+  """n_c = counts[c] for every c: the balance penalty is a constant and M a max-gain assignment of the K fine
+  classes to K slots, counts[c] of them in column c (Hungarian on the columns repeated)."""
+  slot_column = np.repeat(np.arange(len(counts)), counts)  # [K] coarse class of each slot
+  rows, slots = linear_sum_assignment(cost[:, slot_column], maximize=True)
+  assignment = np.empty(cost.shape[0], np.int64)
+  assignment[rows] = slot_column[slots]
+  return assignment
+
+
+def solve_relation(cost, beta: float, backend: str = "exact", *, time_limit: float = 30.0,
+                   column_counts=None) -> RelationSolution:
   """Solves the problem of docs/methods/falcon.md#relation-problem for M. cost: [K, C] float (K >= C); beta >= 0.
 
   time_limit (seconds) bounds the "milp" and "gurobi" backends (the official code uses 30 s);
-  "exact" always finishes (608 x 34 takes milliseconds).
+  "exact" always finishes (608 x 34 takes milliseconds). column_counts: [C] ints summing to K, the number of
+  fine classes each coarse class must hold where it is known (not the paper's problem: its penalty becomes a
+  constant); then every backend gives way to an exact assignment solve (backend "fixed_counts").
   """
   if backend not in BACKENDS:
     raise ValueError(f"Unknown relation solver backend {backend!r}; choose one of {sorted(BACKENDS)}.")
   cost = _check_inputs(cost, beta)
   beta = float(beta)
-  assignment, optimal = BACKENDS[backend](cost, beta, time_limit)
+  if column_counts is not None:
+    assignment, optimal = _solve_fixed_counts(cost, _check_column_counts(column_counts, cost.shape)), True
+    backend = "fixed_counts"
+  else:
+    assignment, optimal = BACKENDS[backend](cost, beta, time_limit)
   assignment = np.asarray(assignment, np.int64)
   matrix = np.zeros(cost.shape, np.int64)
   matrix[np.arange(cost.shape[0]), assignment] = 1

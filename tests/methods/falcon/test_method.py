@@ -162,6 +162,34 @@ def test_initial_relation_is_a_valid_seeded_solve():
   assert not np.array_equal(a, falcon.initial_relation(12, 4, beta=0.1, seed=4))
 
 
+def test_fixed_counts_hold_from_the_first_relation_through_the_solves(falcon_config):
+  data = load_dataset(falcon_config.data)
+  k, c = data.num_fine, data.num_coarse
+  counts = [k - c + 1] + [1] * (c - 1)  # unlike the taxonomy's balanced counts
+  assert counts != np.bincount(data.taxonomy.fine_to_coarse).tolist()
+  falcon_config.falcon.fine_per_coarse = ",".join(map(str, counts))
+  data, method, state, schedule = _setup(falcon_config)
+  np.testing.assert_array_equal(np.asarray(state.extra["relations"][0]).sum(0), counts)
+  step = jax.jit(make_train_step(method, schedule, lambda batch: batch))
+  state, _ = step(state, _batch(data, method, np.random.default_rng(0)))
+  context = hooks.HookContext(config=falcon_config, data=data, mesh=sharding.make_mesh(), steps_per_epoch=64,
+                              host_state={})
+  solved = np.asarray(method.solve_relations(state, context).extra["relations"][0])
+  np.testing.assert_array_equal(solved.sum(0), counts)
+  np.testing.assert_array_equal(solved.sum(1), np.ones(k))
+  falcon_config.falcon.fine_per_coarse = "taxonomy"
+  _, method, state, _ = _setup(falcon_config)
+  np.testing.assert_array_equal(np.asarray(state.extra["relations"][0]).sum(0),
+                                np.bincount(data.taxonomy.fine_to_coarse, minlength=c))
+
+
+@pytest.mark.parametrize("setting", ["1,1", "x,y", "0,3,3,3"])
+def test_bad_fixed_counts_are_named_before_training(falcon_config, setting):
+  falcon_config.falcon.fine_per_coarse = setting
+  with pytest.raises(ValueError, match=r"falcon.fine_per_coarse=.* give \d+ integers >= 1 summing to K"):
+    build_method(falcon_config, load_dataset(falcon_config.data))
+
+
 def test_neighbours_share_the_coarse_class(falcon_config):
   data, method, _, _ = _setup(falcon_config)
   table = method.neighbour_sampling().table

@@ -98,6 +98,28 @@ def test_shortest_paths_at_beta_zero_equal_brute_force(kind):
                                                                                    abs=1e-12)
 
 
+def test_fixed_column_counts_equal_brute_force():
+  """With the fine classes per coarse class given, M is the best assignment among those with exactly these counts."""
+  rng = np.random.default_rng(11)
+  for trial in range(60):
+    k = int(rng.integers(3, 8))
+    c = int(rng.integers(1, min(k, 4) + 1))
+    counts = 1 + rng.multinomial(k - c, np.ones(c) / c)
+    cost, beta = _random_cost(rng, k, c, "normal"), BETAS[trial % len(BETAS)]
+    solution = relation_solver.solve_relation(cost, beta, column_counts=counts)
+    _check_feasible(solution, k, c)
+    np.testing.assert_array_equal(solution.matrix.sum(axis=0), counts)
+    exact_counts = lambda a: ((a[:, :, None] == np.arange(c)).sum(axis=1) == counts).all(axis=1)  # noqa: E731
+    assert solution.objective == pytest.approx(_brute_force(cost, beta, exact_counts), abs=1e-12)
+    assert solution.optimal and solution.backend == "fixed_counts"
+
+
+@pytest.mark.parametrize("counts", [[2, 3], [3, 1, 2], [4, 0, 1], [2.0, 1.0, 2.0]])
+def test_bad_column_counts_are_named(counts):
+  with pytest.raises(ValueError, match=r"column_counts must be 3 integers >= 1 .* summing to K=5"):
+    relation_solver.solve_relation(np.zeros((5, 3)), 0.1, column_counts=counts)
+
+
 def test_milp_equals_brute_force():
   """The MIP backend is the reference for the medium sizes below, so it is checked first."""
   rng = np.random.default_rng(9)
