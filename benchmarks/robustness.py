@@ -27,6 +27,8 @@ Families, seed method(s) first, each scored on its own metrics:
   falcon:  falcon (its classes within the coarse class, as for SCGM) vs scan_c, k-means inside each
            coarse class on `coarse` features and on the raw (standardised) inputs, with the true
            numbers of children: discovery accuracy; FALCON's budget (benchmarks/discovery_quality.py);
+           on PBMC also `falcon (true counts)`, told those numbers as the k-means are
+           (`falcon.fine_per_coarse`);
   maskcon: maskcon vs coins, supce: Recall@1 on the fine labels;
   fsc:     fsc vs softmax, softtriple on fine labels: top-1; on coarse labels: discovery by the
            sub-centres (fsc, softtriple; within the coarse class) against k-means inside each coarse
@@ -129,8 +131,8 @@ PBMC_FAMILIES = {
 
 # What the saved table rests on, printed above it (updated with the runs).
 STATUS = """Status (2026-12-04): cells `fmnist3 2k`, `fmnist_seasons 2k` and `pbmc`, seeds 0-4; of the full-size
-cells (`fmnist3`, `fmnist_seasons`), the FALCON family on `fmnist3` (3 runs of about 3 minutes per seed on this
-2-core CPU); the other full-size families (13 runs of 3-8 minutes per seed and taxonomy) are not run yet. On PBMC
+cells (`fmnist3`, `fmnist_seasons`), the FALCON and MaskCon families (3 runs of 2-3 minutes per seed on this
+2-core CPU); SCGM and F-SC at full size (11 runs of 3-8 minutes per seed and taxonomy) are not run yet. On PBMC
 `falcon (true counts)` is FALCON told each lineage's number of cell types (`falcon.fine_per_coarse`), as the
 k-means baselines are. Settings are the recipes' (chosen on validation at full size), except SCGM's in the 2k
 cells (SCGM-G, SCGM-A and `scgm_g r=10`): `scgm.ce_scale` = 10, chosen on those cells' validation splits
