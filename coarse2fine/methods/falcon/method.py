@@ -56,7 +56,7 @@ from coarse2fine.methods.common.network import (
 )
 from coarse2fine.methods.falcon import losses
 from coarse2fine.methods.falcon.config import falcon_section
-from coarse2fine.methods.falcon.relation_solver import BACKENDS, solve_relation
+from coarse2fine.methods.falcon.relation_solver import BACKENDS, check_column_counts, solve_relation
 from coarse2fine.models import resolve_linear_init
 
 INITIAL_RELATION_STREAM = 0xFA1C  # random stream: the random relation before the first solve
@@ -158,19 +158,21 @@ class Falcon(Method):
       return [None] * self.num_datasets
     if setting == "taxonomy":
       counts = [np.bincount(t.fine_to_coarse, minlength=t.num_coarse) for t in data.taxonomies]
+    elif self.num_datasets > 1:
+      raise ValueError(f"falcon.fine_per_coarse={setting!r} gives one taxonomy's counts, but the data have "
+                       f"{self.num_datasets}; use 'taxonomy' or ''.")
     else:
       try:
         counts = [np.array([int(n) for n in setting.split(",")])]
       except ValueError:
-        counts = [np.array([-1])]
-      if self.num_datasets > 1:
-        raise ValueError(f"falcon.fine_per_coarse={setting!r} gives one taxonomy's counts, but the data have "
-                         f"{self.num_datasets}; use 'taxonomy' or ''.")
-    for d, (count, num_coarse) in enumerate(zip(counts, self.num_coarse)):
-      if len(count) != num_coarse or count.min() < 1 or count.sum() != self.num_fine:
+        counts = [np.array([], np.int64)]  # not integers: refused below
+    for count, num_coarse in zip(counts, self.num_coarse):
+      try:
+        check_column_counts(count, (self.num_fine, num_coarse))
+      except ValueError:
         raise ValueError(f"falcon.fine_per_coarse={setting!r} gives {count.tolist()} fine classes per coarse class "
                          f"for a taxonomy of {num_coarse} coarse classes and K={self.num_fine}: give {num_coarse} "
-                         f"integers >= 1 summing to K (or set falcon.num_fine to their sum).")
+                         f"integers >= 1 summing to K (or set falcon.num_fine to their sum).") from None
     return counts
 
   def init_extra(self, variables: dict) -> dict:

@@ -285,7 +285,8 @@ BACKENDS: dict[str, Callable[[np.ndarray, float, float], tuple[np.ndarray, bool]
 }
 
 
-def _check_column_counts(column_counts, shape: tuple[int, int]) -> np.ndarray:
+def check_column_counts(column_counts, shape: tuple[int, int]) -> np.ndarray:
+  """column_counts as int64 [C] if they fit a [K, C] relation (C ints >= 1 summing to K); else ValueError."""
   counts = np.asarray(column_counts)
   num_fine, num_coarse = shape
   if (counts.shape != (num_coarse,) or not np.issubdtype(counts.dtype, np.integer) or counts.min() < 1
@@ -319,7 +320,7 @@ def solve_relation(cost, beta: float, backend: str = "exact", *, time_limit: flo
   cost = _check_inputs(cost, beta)
   beta = float(beta)
   if column_counts is not None:
-    assignment, optimal = _solve_fixed_counts(cost, _check_column_counts(column_counts, cost.shape)), True
+    assignment, optimal = _solve_fixed_counts(cost, check_column_counts(column_counts, cost.shape)), True
     backend = "fixed_counts"
   else:
     assignment, optimal = BACKENDS[backend](cost, beta, time_limit)
