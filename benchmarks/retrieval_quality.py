@@ -3,6 +3,7 @@
   python benchmarks/retrieval_quality.py --stage=select   # every candidate on a validation split
   python benchmarks/retrieval_quality.py                  # test: each method at its best validation setting
   python benchmarks/retrieval_quality.py --seeds=0,1,2    # the same over seeds: mean and spread
+  python benchmarks/retrieval_quality.py --stage=select --taxonomy=fmnist_seasons   # the grid on the other taxonomy
 
 Equal budgets: every run trains the same randomly initialised ConvNet for 10 epochs on the
 same fixed 20k-image subset of the training set (batch 256, SGD 0.05 with a 1-epoch warm-up
@@ -14,7 +15,8 @@ split (10% of the training set, stratified by coarse class; the 20k subset is dr
 the rest); each method then runs on test with its best validation setting by Recall@1, as
 the paper picks w per dataset. SupFINE (fine labels) is the upper reference; `raw pixels`
 retrieves with the L2-normalised pixels themselves, the floor. Runs are kept in `--workdir`
-and reused. Writes benchmarks/results/retrieval_quality{_select,}.{json,md}.
+and reused. Writes benchmarks/results/retrieval_quality{_select,}.{json,md} (fmnist3), or with
+`--taxonomy=fmnist_seasons` retrieval_quality{_select,}_fmnist_seasons.{json,md} (its own validation choice).
 """
 
 from __future__ import annotations
@@ -70,10 +72,20 @@ CANDIDATES = {
 VALIDATION = {"data.val_fraction": 0.1, "eval.split": "val"}
 
 
-def run(method: str, candidate: str, split: str, workdir: str, seed: int = 0) -> dict:
-  overrides = {**CANDIDATES[method][candidate], **(VALIDATION if split == "val" else {}), "seed": seed}
+DEFAULT_TAXONOMY = "fmnist3"  # the config's; runs and results of another taxonomy carry its name
+
+
+def _suffix(taxonomy: str) -> str:
+  return "" if taxonomy == DEFAULT_TAXONOMY else f"_{taxonomy}"
+
+
+def run(method: str, candidate: str, split: str, workdir: str, seed: int = 0,
+        taxonomy: str = DEFAULT_TAXONOMY) -> dict:
+  overrides = {**CANDIDATES[method][candidate], **(VALIDATION if split == "val" else {}), "seed": seed,
+               "data.taxonomy": taxonomy}
   config = common.load_config(f"{CONFIG}:{method}", overrides)
-  rundir = os.path.join(workdir, split, f"{method}__{candidate}" + (f"__seed{seed}" if seed else ""))
+  rundir = os.path.join(workdir + _suffix(taxonomy), split,
+                        f"{method}__{candidate}" + (f"__seed{seed}" if seed else ""))
   path = os.path.join(rundir, "results.json")
   if not os.path.exists(path):
     loop.train_and_evaluate(config, rundir)
@@ -82,11 +94,12 @@ def run(method: str, candidate: str, split: str, workdir: str, seed: int = 0) ->
   return {"method": method, "setting": candidate, **{f"R@{k}": metrics[f"retrieval/recall@{k}"] for k in KS}}
 
 
-def raw_pixels(split: str) -> dict:
-  """Recall@K of the L2-normalised raw pixels of the evaluation split."""
+def raw_pixels(split: str, taxonomy: str = DEFAULT_TAXONOMY) -> dict:
+  """Recall@K of the L2-normalised raw pixels of the evaluation split (the validation split depends on the
+  taxonomy: it is stratified by coarse class)."""
   from coarse2fine.data import load_dataset
   from coarse2fine.evaluation import retrieval
-  config = common.load_config(CONFIG, VALIDATION if split == "val" else {})
+  config = common.load_config(CONFIG, {**(VALIDATION if split == "val" else {}), "data.taxonomy": taxonomy})
   data = load_dataset(config.data)
   evaluated = data.val if split == "val" else data.test
   pixels = evaluated.inputs.reshape(len(evaluated), -1).astype(np.float32)
@@ -95,10 +108,11 @@ def raw_pixels(split: str) -> dict:
   return {"method": "raw pixels", "setting": "-", **{f"R@{k}": recalls[f"retrieval/recall@{k}"] for k in KS}}
 
 
-def chosen_on_validation() -> dict:
-  path = os.path.join(common.RESULTS_DIR, "retrieval_quality_select.json")
+def chosen_on_validation(taxonomy: str = DEFAULT_TAXONOMY) -> dict:
+  path = os.path.join(common.RESULTS_DIR, f"retrieval_quality_select{_suffix(taxonomy)}.json")
   if not os.path.exists(path):
-    raise SystemExit("Run the selection first: python benchmarks/retrieval_quality.py --stage=select")
+    raise SystemExit(f"Run the selection first: python benchmarks/retrieval_quality.py --stage=select "
+                     f"--taxonomy={taxonomy}")
   with open(path) as f:
     rows = [r for r in json.load(f)["rows"] if r["method"] in CANDIDATES]
   best = {}
@@ -114,7 +128,8 @@ def main():
   parser.add_argument("--workdir", default="workdirs/retrieval_quality")
   parser.add_argument("--only", default="", help="comma-separated methods")
   parser.add_argument("--seeds", default="0", help="final stage: comma-separated seeds (data order, init)")
-  parser.add_argument("--out", default="", help="results name (default retrieval_quality[_select])")
+  parser.add_argument("--out", default="", help="results name (default retrieval_quality[_select][_TAXONOMY])")
+  parser.add_argument("--taxonomy", default=DEFAULT_TAXONOMY, choices=("fmnist3", "fmnist_seasons"))
   args = parser.parse_args()
   methods = [m for m in CANDIDATES if not args.only or m in args.only.split(",")]
   if args.stage == "select":
@@ -122,12 +137,12 @@ def main():
     plan = [(m, c) for m in methods for c in CANDIDATES[m]]
   else:
     split, output = "test", "retrieval_quality"
-    chosen = chosen_on_validation()
+    chosen = chosen_on_validation(args.taxonomy)
     plan = [(m, chosen[m]) for m in methods if m in chosen]
   seeds = [int(x) for x in args.seeds.split(",")] if split == "test" else [0]
   rows = []
   for method, candidate in plan:
-    per_seed = [run(method, candidate, split, args.workdir, seed) for seed in seeds]
+    per_seed = [run(method, candidate, split, args.workdir, seed, args.taxonomy) for seed in seeds]
     row = {"method": method, "setting": candidate, "seeds": len(seeds)}
     for k in KS:
       values = [r[f"R@{k}"] for r in per_seed]
@@ -138,11 +153,12 @@ def main():
       row["per_seed_R@1"] = " ".join(f"{r['R@1']:.2f}" for r in per_seed)
     rows.append(row)
     print(json.dumps(rows[-1]), flush=True)
-  rows.append(raw_pixels(split))
+  rows.append(raw_pixels(split, args.taxonomy))
   columns = ["method", "setting", "seeds", *[c for k in KS for c in (f"R@{k}", f"R@{k}_sd")], "per_seed_R@1"]
   columns = [c for c in columns if any(c in r for r in rows)]
-  notes = (f"Split: {split}. " if split == "val" else "") + __doc__.split("\n\n", 2)[2].strip()
-  common.save(args.out or output, rows, columns, notes=notes)
+  notes = (f"Split: {split}. " if split == "val" else "") + f"Taxonomy: {args.taxonomy}. " + \
+      __doc__.split("\n\n", 2)[2].strip()
+  common.save(args.out or output + _suffix(args.taxonomy), rows, columns, notes=notes)
 
 
 if __name__ == "__main__":
