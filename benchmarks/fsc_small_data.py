@@ -52,6 +52,11 @@ CANDIDATES = {
     "fsc/s30": ("fsc", "fine", {"fsc.logit_scale": 30.0}),
     "fsc/s10_beta0": ("fsc", "fine", {"fsc.logit_scale": 10.0, "fsc.beta": 0.0}),
     "fsc/s3_beta0": ("fsc", "fine", {"fsc.logit_scale": 3.0, "fsc.beta": 0.0}),
+    # around sigma^2 0.1, for the full training set (--subset=0), where it still trails SoftMax and SoftTriple
+    "fsc/sigma2_0.3": ("fsc", "fine", {"fsc.sigma2": 0.3}),
+    "fsc/sigma2_1": ("fsc", "fine", {"fsc.sigma2": 1.0}),
+    "fsc/sigma2_0.1_s2": ("fsc", "fine", {"fsc.sigma2": 0.1, "fsc.logit_scale": 2.0}),
+    "fsc/sigma2_0.1_beta0": ("fsc", "fine", {"fsc.sigma2": 0.1, "fsc.beta": 0.0}),
     "softmax (coarse)": ("softmax", "coarse", {}),
     "softtriple (coarse)": ("softtriple", "coarse", {}),
     "fsc (coarse)": ("fsc", "coarse", {}),
