@@ -148,10 +148,10 @@ cells (SCGM-G, SCGM-A and `scgm_g r=10`): `scgm.ce_scale` = 10, chosen on those 
 (benchmarks/scgm_small_data.py; with the recipe's 1, all-way 1-shot was 40.5 / 42.5 for SCGM-G and 40.7 / 42.3 for
 SCGM-A on fmnist3 2k / fmnist_seasons 2k), and FALCON's on PBMC:
 BatchNorm in the MLP and soft labels over the whole run, chosen on seeds 100-102 (benchmarks/falcon_pbmc_counts.py;
-with the recipe's settings FALCON scored 63.9, one class per lineage), and F-SC's in the 2k cells: sub-centres
-drawn with sigma^2 = 0.1 in every cell, chosen on validation at 2,000, 20,000 and 54,000 images
-(benchmarks/fsc_small_data.py; at 2k with the paper's 1e-3, fine top-1 was 74.1 and sub-centre accuracy 35.5 /
-39.4; at full size the paper's setting is the `fsc paper sigma2` row), and the FALCON family's epochs in the 2k cells: 30 for FALCON
+with the recipe's settings FALCON scored 63.9, one class per lineage), and F-SC's: sub-centres drawn with
+sigma^2 = 0.1 in every cell, chosen on validation at 2,000, 20,000 and 54,000 images (benchmarks/fsc_small_data.py;
+at 2k with the paper's 1e-3, fine top-1 was 74.1 and sub-centre accuracy 35.5 / 39.4; at full size the paper's
+setting is the `fsc paper sigma2` row), and the FALCON family's epochs in the 2k cells: 30 for FALCON
 (warm-up 10 steps) and `coarse`, 30 / 60 for SCAN-C on fmnist3 / fmnist_seasons, chosen on validation
 (benchmarks/falcon_small_data.py; with the recipe's 10 epochs FALCON scored 49.0 / 60.6 and trailed `coarse` +
 k-means in both cells).
@@ -185,7 +185,7 @@ CHOSEN_PER_CELL = {
 CHOSEN_PER_CELL[("pbmc", "falcon", "falcon")] = {"model.encoder_args.use_bn": True, "falcon.soft_label_epochs": 10}
 CHOSEN_PER_CELL[("pbmc", "falcon", "falcon (true counts)")] = CHOSEN_PER_CELL[("pbmc", "falcon", "falcon")]
 # F-SC: sub-centres drawn with sigma^2 0.1 (the paper's 1e-3 leaves them 2.7x shorter and nearly equal), chosen
-# on validation splits at 2,000 and 20,000 images (fine labels; coarse labels on fmnist3) by
+# on validation splits at 2,000, 20,000 and 54,000 images (fine labels; coarse labels on fmnist3) by
 # benchmarks/fsc_small_data.py (docs/methods/fsc.md#small-data); "fsc paper sigma2" keeps the paper's.
 CHOSEN_PER_CELL.update({(cell, "fsc", name): {"fsc.sigma2": 0.1} for cell in FMNIST_CELLS
                         for name in ("fsc", "fsc (coarse)")})
@@ -358,7 +358,8 @@ def main():
         comparisons += family_comparisons
         for row in family_comparisons:
           print(json.dumps(row), flush=True)
-  runs = sorted(common.kept_rows("robustness_runs", runs, ("cell", "family")) + runs, key=_order)  # read after the runs: a parallel one may have saved
+  # the saved rows are read after the runs: a parallel invocation may have saved some meanwhile
+  runs = sorted(common.kept_rows("robustness_runs", runs, ("cell", "family")) + runs, key=_order)
   comparisons = sorted(common.kept_rows("robustness", comparisons, ("cell", "family")) + comparisons, key=_order)
   for row in comparisons:  # saved rows take today's rule too
     row["verdict"] = _verdict(row["lead"], row["spread"])
