@@ -75,10 +75,14 @@ def run(name: str, taxonomy: str, seed: int, workdir: str, train: bool = True, s
           "final_ce": last.get("train/ce", last.get("train/loss"))}  # coarse's loss is its CE
 
 
+def _order(row: dict) -> tuple:
+  """Rows in the order of TAXONOMIES, then CANDIDATES."""
+  return TAXONOMIES.index(row["taxonomy"]), list(CANDIDATES).index(row["run"])
+
+
 def summary(rows: list[dict]) -> list[dict]:
   """Mean and sd over seeds per (taxonomy, run), in the order of TAXONOMIES and CANDIDATES."""
-  order = {(tax, name): i for i, (tax, name) in enumerate((t, n) for t in TAXONOMIES for n in CANDIDATES)}
-  rows = sorted(rows, key=lambda r: order[(r["taxonomy"], r["run"])])
+  rows = sorted(rows, key=_order)
   return common.seed_summary(rows, ("taxonomy", "run"), ("allway_1shot", "subclasses_acc", "coarse_top1", "final_ce"))
 
 
@@ -102,8 +106,7 @@ def main():
           print(json.dumps(row), flush=True)
   table = summary(rows)
   name = "scgm_small_data" + ("" if args.subset == SUBSET else "_full" if not args.subset else f"_{args.subset}")
-  table = sorted(common.kept_rows(name, table, ("taxonomy", "run")) + table,  # the saved rows of runs not run now
-                 key=lambda r: (TAXONOMIES.index(r["taxonomy"]), list(CANDIDATES).index(r["run"])))
+  table = sorted(common.kept_rows(name, table, ("taxonomy", "run")) + table, key=_order)  # + saved rows not run now
   columns = ["taxonomy", "run", "seeds", "allway_1shot", "allway_1shot_sd", "subclasses_acc", "subclasses_acc_sd",
              "coarse_top1", "final_ce"]
   size = "2,000 training images" if args.subset == SUBSET else f"{args.subset or 'all 54,000'} training images"
