@@ -18,7 +18,8 @@ find within each coarse class, against SoftTriple's centres and k-means on SoftM
 Every run trains on a subset of the training set (`data.split_seed` = the seed) with 10% of the
 60k training images held out as a validation split, and is scored on that split, with the last
 logged training loss and batch accuracy (is the head underfitting?). Runs are kept in
-`--workdir` and reused. Writes benchmarks/results/fsc_small_data[_SUBSET].{json,md}.
+`--workdir` and reused; candidates not run keep their saved rows. Writes
+benchmarks/results/fsc_small_data[_SUBSET].{json,md}.
 """
 
 from __future__ import annotations
@@ -86,10 +87,14 @@ def _slug(name: str) -> str:
   return name.replace("/", "__").replace(" (coarse)", "_coarse")
 
 
+def _order(row: dict) -> int:
+  return list(CANDIDATES).index(row["run"])
+
+
 def summary(rows: list[dict]) -> list[dict]:
   """Mean and sd over seeds per candidate, in the order of CANDIDATES."""
-  rows = sorted(rows, key=lambda r: list(CANDIDATES).index(r["run"]))
-  return common.seed_summary(rows, ("run",), ("val_top1", "subclasses_acc", "train_loss", "train_accuracy"))
+  return common.seed_summary(sorted(rows, key=_order), ("run",),
+                             ("val_top1", "subclasses_acc", "train_loss", "train_accuracy"))
 
 
 def main():
@@ -111,8 +116,10 @@ def main():
   columns = ["run", "seeds", "val_top1", "val_top1_sd", "subclasses_acc", "subclasses_acc_sd", "train_loss",
              "train_accuracy"]
   size = f"{args.subset:,}" if args.subset else "all 54,000"
-  common.save("fsc_small_data" + ("" if args.subset == SUBSET else f"_{args.subset or 'full'}"), summary(rows),
-              columns,
+  name = "fsc_small_data" + ("" if args.subset == SUBSET else f"_{args.subset or 'full'}")
+  table = summary(rows)
+  table = sorted(common.kept_rows(name, table, ("run",)) + table, key=_order)  # + saved rows of candidates not run now
+  common.save(name, table, columns,
               notes=f"Fashion-MNIST, {size} training images, validation split (6,000 images); val_top1: fine top-1 "
                     "(%) of the heads trained on the 10 fine classes; subclasses_acc: of the heads trained on "
                     "fmnist3's "
