@@ -50,6 +50,9 @@ CANDIDATES = {
     # SCGM-A trails SCGM-G by 8 all-way points on the full training set: its settings that differ from SCGM-G's
     "scgm_a/gamma0.25": ("scgm_a_fashion_mnist.py", {"scgm.gamma": 0.25}),
     "scgm_a/learnt_means": ("scgm_a_fashion_mnist.py", {"scgm.detach_means": False}),
+    # ... and its one term SCGM-G lacks, the within-super-class InfoNCE, weighted down and off
+    "scgm_a/infonce0.25": ("scgm_a_fashion_mnist.py", {"scgm.infonce_weight": 0.25}),
+    "scgm_a/infonce0": ("scgm_a_fashion_mnist.py", {"scgm.infonce_weight": 0.0}),
     # the same 2,000 images for 5x the steps (30 epochs, 450 steps): is 90 steps too few for the mixture terms?
     "coarse/e30": ("coarse_fashion_mnist.py", {"train.num_epochs": 30}),
     "coarse_plus/e30": ("coarse_plus_fashion_mnist.py", {"train.num_epochs": 30}),

@@ -26,6 +26,7 @@ def scgm_section() -> ml_collections.ConfigDict:
   scgm.warm_start = True  # start each E-step's Sinkhorn from the previous column potential
   scgm.use_pi = False  # paper: super-class-conditional mixing weights pi in the sub-class posterior
   scgm.detach_means = True  # scgm_a: reference code (mu_z never trained, L4 constant); False = paper
+  scgm.infonce_weight = 1.0  # scgm_a: weight of the within-super-class InfoNCE (paper and reference code: 1)
   return scgm
 
 

@@ -206,7 +206,7 @@ class SCGM(Method):
       means_y, means_z = (jax.lax.stop_gradient((mu_y, mu_z)) if hp.detach_means else (mu_y, mu_z))
       l_sub, l_rel = mixture_terms(v, coarse, codes, means_y, means_z, sigma2=hp.sigma2,
                                    sigmabar2=hp.sigmabar2, use_pi=hp.use_pi)
-      loss = l_ce + l_nce + hp.gamma * extra["codes_ready"] * (l_sub + l_rel)
+      loss = l_ce + hp.infonce_weight * l_nce + hp.gamma * extra["codes_ready"] * (l_sub + l_rel)
       momentum = momentum.replace(queues=queues.enqueue(momentum.queues, keys, coarse))
       extra = {**extra, "momentum": momentum}
       metrics = {"train/infonce": l_nce}

@@ -101,12 +101,14 @@ def test_scgm_g_loss_matches_numpy(scgm_config, use_pi, ce_scale):
   np.testing.assert_allclose(predicted, ce_scale * (np.maximum(_n(v_eval), 0) @ mu_y.T), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("detach_means,ce_scale", [(True, 1.0), (False, 1.0), (True, 3.0)])
-def test_scgm_a_loss_matches_numpy(scgm_config, detach_means, ce_scale):
+@pytest.mark.parametrize("detach_means,ce_scale,infonce_weight", [(True, 1.0, 1.0), (False, 1.0, 1.0),
+                                                                     (True, 3.0, 1.0), (True, 1.0, 0.25)])
+def test_scgm_a_loss_matches_numpy(scgm_config, detach_means, ce_scale, infonce_weight):
   scgm_config.method = "scgm_a"
   scgm_config.data.views = ("none", "none")
   scgm_config.scgm.detach_means = detach_means
   scgm_config.scgm.ce_scale = ce_scale
+  scgm_config.scgm.infonce_weight = infonce_weight
   hp, m, temperature = scgm_config.scgm, scgm_config.contrast.momentum, scgm_config.contrast.temperature
   _, method, state, batch, z = _setup(scgm_config)
   loss, aux = method.loss(state.params, state, batch, jax.random.PRNGKey(0))
@@ -123,7 +125,7 @@ def test_scgm_a_loss_matches_numpy(scgm_config, detach_means, ce_scale):
     l2.append(_ce(logits[None], [0]))
   l3 = _ce(_n(v) @ _n(mu_z).T / hp.sigma2, z)
   l4 = _ce(_n(mu_z)[z] @ _n(mu_y).T / hp.sigmabar2, y)
-  assert float(loss) == pytest.approx(l1 + np.mean(l2) + hp.gamma * (l3 + l4), rel=1e-5)
+  assert float(loss) == pytest.approx(l1 + infonce_weight * np.mean(l2) + hp.gamma * (l3 + l4), rel=1e-5)
   # The batch's keys went into their classes' queues, in batch order.
   new_queues = aux.extra["momentum"].queues
   for c in range(3):
