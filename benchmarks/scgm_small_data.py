@@ -44,6 +44,7 @@ CANDIDATES = {
     "scgm_g/s5": ("scgm_fashion_mnist.py", {"scgm.ce_scale": 5.0}),
     "scgm_g/s10": ("scgm_fashion_mnist.py", {"scgm.ce_scale": 10.0}),
     "scgm_g/s10_gamma0": ("scgm_fashion_mnist.py", {"scgm.ce_scale": 10.0, "scgm.gamma": 0.0}),
+    "scgm_g/s10_gamma0.1": ("scgm_fashion_mnist.py", {"scgm.ce_scale": 10.0, "scgm.gamma": 0.1}),
     "scgm_g/s20": ("scgm_fashion_mnist.py", {"scgm.ce_scale": 20.0}),
     "scgm_a": ("scgm_a_fashion_mnist.py", {}),
     "scgm_a/s10": ("scgm_a_fashion_mnist.py", {"scgm.ce_scale": 10.0}),
@@ -53,6 +54,9 @@ CANDIDATES = {
     # ... and its one term SCGM-G lacks, the within-super-class InfoNCE, weighted down and off
     "scgm_a/infonce0.25": ("scgm_a_fashion_mnist.py", {"scgm.infonce_weight": 0.25}),
     "scgm_a/infonce0": ("scgm_a_fashion_mnist.py", {"scgm.infonce_weight": 0.0}),
+    # every setting SCGM-G's: what is left is SCGM-A's second view and momentum key encoder, unused by the loss
+    "scgm_a/as_g": ("scgm_a_fashion_mnist.py", {"scgm.infonce_weight": 0.0, "scgm.gamma": 0.25,
+                                                "scgm.detach_means": False}),
     # the same 2,000 images for 5x the steps (30 epochs, 450 steps): is 90 steps too few for the mixture terms?
     "coarse/e30": ("coarse_fashion_mnist.py", {"train.num_epochs": 30}),
     "coarse_plus/e30": ("coarse_plus_fashion_mnist.py", {"train.num_epochs": 30}),
