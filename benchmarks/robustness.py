@@ -154,7 +154,7 @@ PBMC_FAMILIES = {
 # What the saved table rests on, printed above it (updated with the runs).
 STATUS = """Status (2026-12-04): every cell, seeds 0-4 (full-size runs take 1-4 minutes each on this 2-core CPU).
 The `+ k-means` rows read a seed method's features out with k-means inside each coarse class, as the
-baselines' are (the same runs); F-SC's 2k cells lack them (those runs were not kept). On PBMC
+baselines' are (the same runs). On PBMC
 `falcon (true counts)` is FALCON told each lineage's number of cell types (`falcon.fine_per_coarse`), as the
 k-means baselines are. Settings are the recipes' (chosen on validation at full size), except SCGM's in the 2k
 cells (SCGM-G, SCGM-A and `scgm_g r=10`): `scgm.ce_scale` = 10, chosen on those cells' validation splits
