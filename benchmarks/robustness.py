@@ -309,11 +309,10 @@ def family_rows(cell: str, family: str, seeds: list[int], workdir: str) -> tuple
   metrics = {name: {seed: run_metrics(cell, family, name, seed, workdir) for seed in seeds} for name in names}
   runs, comparisons = [], []
   for metric, keys in spec["metrics"].items():
-    keys = {name: key for name, key in keys.items()
-            if (key[0] if isinstance(key, tuple) else name) in metrics or key == RAW_KMEANS}
+    reads = {name: key if isinstance(key, tuple) else (name, key) for name, key in keys.items()}  # row: (run, key)
+    reads = {name: (run, key) for name, (run, key) in reads.items() if run in metrics or key == RAW_KMEANS}
     values = {}
-    for name, key in keys.items():
-      run, key = key if isinstance(key, tuple) else (name, key)
+    for name, (run, key) in reads.items():
       if key == RAW_KMEANS:
         values[name] = [raw_kmeans_acc(cell, seed) for seed in seeds]
       else:
@@ -321,8 +320,8 @@ def family_rows(cell: str, family: str, seeds: list[int], workdir: str) -> tuple
       runs.append({"cell": cell, "family": family, "metric": metric, "method": name, "seeds": len(seeds),
                    "mean": statistics.mean(values[name]), "sd": _sd(values[name]),
                    "per_seed": " ".join(f"{v:.1f}" for v in values[name])})
-    for seed_method in (m for m in spec["seed"] if m in keys):
-      for baseline in (m for m in keys if m not in spec["seed"]):
+    for seed_method in (m for m in spec["seed"] if m in reads):
+      for baseline in (m for m in reads if m not in spec["seed"]):
         comparisons.append(_compare(cell, family, metric, seed_method, baseline, values[seed_method],
                                     values[baseline]))
   return runs, comparisons
